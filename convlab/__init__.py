@@ -1,0 +1,66 @@
+"""convlab: the "Convolutions for Images" chapter of Dive into Deep Learning, on any framework.
+
+One API (``corr2d``, ``conv2d``, the hand-written ``Conv2D``, ``train_kernel``,
+the chapter's data, kernels and exercises) dispatches to interchangeable
+backends: ``numpy`` (built in, the default), ``torch``, ``tensorflow``,
+``jax`` and ``mxnet``.
+
+>>> import convlab as cl
+>>> X, K = cl.data.fig_correlation()
+>>> cl.corr2d(X, K)
+array([[19., 25.],
+       [37., 43.]], dtype=float32)
+
+Select a backend with ``cl.set_backend("torch")``, for a block with
+``with cl.use_backend("jax"):``, by the ``CONVLAB_BACKEND`` environment
+variable, or import the API pinned to one backend, d2l-style:
+``from convlab import torch as cl``. Importing convlab imports no
+deep-learning framework; a backend's framework is imported when selected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convlab import data, kernels
+from convlab._registry import available_backends, backend_names, get_backend, set_backend, use_backend
+from convlab.errors import BackendNotInstalledError, DivergenceError
+from convlab.exercises import autograd_exercise
+from convlab.layers import Conv2D
+from convlab.ops import conv2d, corr2d, corr2d_matrix, receptive_field, tensor, to_numpy
+from convlab.training import TrainResult, max_stable_lr, train_kernel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendNotInstalledError",
+    "Conv2D",
+    "DivergenceError",
+    "TrainResult",
+    "autograd_exercise",
+    "available_backends",
+    "backend_names",
+    "conv2d",
+    "corr2d",
+    "corr2d_matrix",
+    "data",
+    "get_backend",
+    "kernels",
+    "max_stable_lr",
+    "receptive_field",
+    "set_backend",
+    "tensor",
+    "to_numpy",
+    "train_kernel",
+    "use_backend",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # `from convlab import torch as cl`: the API pinned to one backend, made on
+    # first access so that backends need no module of their own here.
+    from convlab._bound import bound_module, is_backend_name
+
+    if is_backend_name(name):
+        return bound_module(name)
+    raise AttributeError(f"module 'convlab' has no attribute {name!r}")

@@ -1,0 +1,160 @@
+"""The narrow protocol every backend adapter implements.
+
+An adapter translates a handful of primitives into one framework; everything
+the chapter *does* (validation, strict convolution, the layer's forward pass,
+the loss, the training loop, divergence checks) lives in the core and is
+written once in terms of these primitives.
+
+An adapter is one file in :mod:`convlab.backends` defining one subclass of
+:class:`Backend`. The file must not import its framework at module level:
+:meth:`Backend.import_framework` does that when the backend is selected, so
+that ``import convlab`` stays free of deep-learning frameworks.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+Tensor = Any
+"""A native tensor of some backend (``np.ndarray``, ``torch.Tensor``, ...)."""
+
+Forward = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
+"""``forward(X, weight, bias)``: the hand-written layer's forward pass (from the core)."""
+
+
+class Loss(abc.ABC):
+    """A loss written by the core in terms of native tensor operators."""
+
+    @abc.abstractmethod
+    def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
+        """The scalar loss, differentiable by the framework's autograd."""
+
+    @abc.abstractmethod
+    def grad(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
+        """``d loss / d Y_hat``, for backends without autograd."""
+
+
+class Backend(abc.ABC):
+    """One framework behind convlab's API.
+
+    Class attributes describe the backend without importing its framework.
+    """
+
+    name: ClassVar[str]
+    """Canonical name used by :func:`convlab.set_backend`."""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    """Other accepted names (``"pytorch"`` for ``"torch"``)."""
+    modules: ClassVar[tuple[str, ...]] = ()
+    """Top-level module names that native tensors' types come from."""
+    extra: ClassVar[str | None] = None
+    """The ``pip install "convlab[extra]"`` that installs the framework."""
+
+    def import_framework(self) -> None:  # noqa: B027 - optional hook
+        """Import the framework; raise ``ImportError`` if it is missing."""
+
+    # -- facts -------------------------------------------------------------
+    @abc.abstractmethod
+    def version(self) -> str:
+        """The framework's version string."""
+
+    def device(self) -> str:
+        """Where this backend computes, e.g. ``"cpu"``."""
+        return "cpu"
+
+    # -- tensors -----------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def tensor_types(self) -> tuple[type, ...]:
+        """Types recognised as native tensors of this backend."""
+
+    @abc.abstractmethod
+    def tensor(self, data: np.ndarray | Tensor) -> Tensor:
+        """A float32 native tensor from a NumPy array or a native tensor."""
+
+    @abc.abstractmethod
+    def to_numpy(self, x: Tensor) -> np.ndarray:
+        """A NumPy copy (or view) of a native tensor."""
+
+    def sum(self, x: Tensor) -> Tensor:
+        """Sum of all elements, as a native scalar."""
+        return x.sum()
+
+    def flip(self, K: Tensor) -> Tensor:
+        """``K`` reversed along both axes."""
+        return K[::-1, ::-1]
+
+    # -- cross-correlation -------------------------------------------------
+    @abc.abstractmethod
+    def corr2d_loop(self, X: Tensor, K: Tensor) -> Tensor:
+        """The book's double loop, written as the book's tab writes it."""
+
+    def corr2d_vectorized(self, X: Tensor, K: Tensor) -> Tensor:
+        """Shift-and-add: one scaled, shifted view of ``X`` per kernel element.
+
+        Uses only slicing, ``*`` and ``+``, so it is differentiable wherever
+        the framework's operators are, and it keeps one output-sized
+        accumulator (plus one output-sized temporary) beside the input.
+        """
+        h, w = K.shape
+        out_h, out_w = X.shape[0] - h + 1, X.shape[1] - w + 1
+        Y = X[0:out_h, 0:out_w] * K[0, 0]
+        for a in range(h):
+            for b in range(w):
+                if a or b:
+                    Y = Y + X[a : a + out_h, b : b + out_w] * K[a, b]
+        return Y
+
+    @abc.abstractmethod
+    def corr2d_native(self, X: Tensor, K: Tensor) -> Tensor:
+        """The framework's own convolution routine (valid mode, no flip)."""
+
+    def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
+        """Which of ``"vectorized"`` / ``"native"`` ``method="auto"`` uses."""
+        return "vectorized"
+
+    # -- layers and training -----------------------------------------------
+    @abc.abstractmethod
+    def conv2d_layer(
+        self,
+        kernel_size: tuple[int, int],
+        weight: np.ndarray | None,
+        bias: np.ndarray | None,
+        forward: Forward,
+    ) -> Any:
+        """The hand-written ``Conv2D`` as a module of this framework.
+
+        ``weight`` and ``bias`` hold the initial values; ``weight=None``
+        means "use this framework's own initialiser", ``bias=None`` means no
+        bias. The module's forward pass calls ``forward(X, weight, bias)``
+        with its parameters.
+        """
+
+    @abc.abstractmethod
+    def builtin_layer(self, kernel_size: tuple[int, int], weight: np.ndarray | None) -> Any:
+        """The framework's own conv layer: one channel in and out, no bias.
+
+        Calling the returned object maps a 2-D input to a 2-D output (the
+        adapter adds and removes the batch and channel axes).
+        """
+
+    @abc.abstractmethod
+    def parameters(self, layer: Any) -> dict[str, np.ndarray]:
+        """The layer's current parameters as NumPy arrays, e.g. ``{"weight": ...}``."""
+
+    @abc.abstractmethod
+    def value_and_grad(
+        self, layer: Any, X: Tensor, Y: Tensor, loss: Loss
+    ) -> tuple[float, dict[str, Tensor | None]]:
+        """``loss(layer(X), Y)`` and its gradient w.r.t. each parameter, by the framework's autograd.
+
+        A gradient the framework reports as missing is ``None``; errors the
+        framework raises while differentiating propagate unchanged.
+        """
+
+    @abc.abstractmethod
+    def sgd_update(self, layer: Any, grads: dict[str, Tensor], lr: float) -> None:
+        """``param -= lr * grad`` for every parameter of ``layer``, in place."""

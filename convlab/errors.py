@@ -1,0 +1,25 @@
+"""Exceptions raised by convlab."""
+
+from __future__ import annotations
+
+
+class BackendNotInstalledError(ImportError):
+    """The selected backend's framework cannot be imported in this environment."""
+
+
+class DivergenceError(RuntimeError):
+    """Gradient descent diverged: the loss became non-finite or kept growing.
+
+    Attributes
+    ----------
+    lr : float
+        The learning rate that was used.
+    max_stable_lr : float
+        ``2 / lambda_max`` of the loss's Hessian: plain gradient descent on the
+        quadratic loss converges exactly when ``lr < max_stable_lr``.
+    """
+
+    def __init__(self, message: str, *, lr: float, max_stable_lr: float) -> None:
+        super().__init__(message)
+        self.lr = lr
+        self.max_stable_lr = max_stable_lr

@@ -1,0 +1,186 @@
+"""Learning a kernel from input/output pairs, as the chapter does."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from convlab._checks import as_native, as_real_array, check_choice, check_kernel_size, check_matrix, check_positive
+from convlab._registry import get_backend
+from convlab.errors import DivergenceError
+from convlab.layers import INITS, SquaredError, initial_weights, make_forward
+
+LAYERS = ("builtin", "custom")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_kernel` learned and how the loss went."""
+
+    losses: list[float]
+    """The loss of every iteration, computed before that iteration's update."""
+    kernel: np.ndarray
+    """The learned kernel, shape ``kernel_size``."""
+    bias: float | None
+    """The learned bias (``layer="custom"``), else ``None``."""
+    max_stable_lr: float
+    """``2 / lambda_max`` of the loss's Hessian: larger learning rates diverge."""
+    backend: str
+    """The backend that trained."""
+    layer: Any = field(repr=False, default=None)
+    """The trained layer (a module of the backend's framework)."""
+
+
+def design_matrix(X: np.ndarray, kernel_size: tuple[int, int], bias: bool) -> np.ndarray:
+    """``A`` with ``A @ params == (corr2d(X, weight) + bias).ravel()``, ``params = [weight.ravel(), bias]``."""
+    kh, kw = kernel_size
+    out_h, out_w = X.shape[0] - kh + 1, X.shape[1] - kw + 1
+    columns = [X[a : a + out_h, b : b + out_w].ravel() for a in range(kh) for b in range(kw)]
+    if bias:
+        columns.append(np.ones(out_h * out_w))
+    return np.stack(columns, axis=1).astype(np.float64)
+
+
+def max_stable_lr(X: Any, kernel_size: Any, bias: bool = False) -> float:
+    """The largest learning rate at which SGD on the chapter's loss converges.
+
+    The summed squared error ``||A p - y||^2`` is quadratic in the parameters
+    ``p``, with Hessian ``H = 2 A^T A``; plain gradient descent converges iff
+    ``lr < 2 / lambda_max(H)``.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> round(cl.max_stable_lr(cl.data.edge_image(), (1, 2)), 4)
+    0.0333
+    """
+    A = design_matrix(as_real_array(X, "X"), check_kernel_size(kernel_size), bias)
+    lambda_max = float(np.linalg.eigvalsh(2 * A.T @ A)[-1])
+    return math.inf if lambda_max == 0 else 2 / lambda_max
+
+
+def _diverging(losses: list[float]) -> bool:
+    # Below the bound, gradient descent on a convex quadratic never raises the
+    # loss, so a loss above its start that rose twice in a row has left it.
+    if not math.isfinite(losses[-1]):
+        return True
+    return len(losses) >= 3 and losses[-1] > losses[-2] > losses[-3] and losses[-1] > losses[0]
+
+
+def train_kernel(
+    X: Any,
+    Y: Any,
+    kernel_size: Any = (1, 2),
+    lr: float = 3e-2,
+    num_epochs: int = 10,
+    log_every: int = 2,
+    layer: str = "builtin",
+    init: str = "zeros",
+    seed: int | None = None,
+    verbose: bool = True,
+) -> TrainResult:
+    """Learn the kernel that maps ``X`` to ``Y`` by plain SGD, as the chapter does.
+
+    Each iteration computes the squared error summed over all outputs,
+    differentiates it with the active framework's autograd (by hand on
+    NumPy) and takes one gradient step on the whole image.
+
+    Parameters
+    ----------
+    X, Y : array_like
+        Input image and target map, ``Y.shape == (n_h - k_h + 1, n_w - k_w + 1)``.
+    kernel_size : (int, int)
+        Shape of the kernel to learn.
+    lr : float
+        Learning rate, positive.
+    num_epochs : int
+        Number of iterations (each sees the whole image once).
+    log_every : int
+        Print ``epoch i, loss l`` every ``log_every`` iterations.
+    layer : {"builtin", "custom"}
+        ``"builtin"``: the framework's own conv layer without bias, as the
+        book trains; ``"custom"``: the hand-written :func:`convlab.Conv2D`
+        with bias.
+    init : {"zeros", "normal", "framework"}
+        Initial weights; ``"zeros"`` and ``"normal"`` (with ``seed``) are the
+        same on every backend, ``"framework"`` is the framework's default.
+    seed : int, optional
+        Seed for ``init="normal"``.
+    verbose : bool
+        Print the log.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    DivergenceError
+        If the loss becomes non-finite or keeps growing; the message gives
+        :func:`max_stable_lr`.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> X = cl.data.edge_image()
+    >>> Y = cl.corr2d(X, cl.kernels.edge())
+    >>> result = cl.train_kernel(X, Y, lr=3e-2, num_epochs=10)
+    epoch 2, loss 4.915
+    epoch 4, loss 0.825
+    epoch 6, loss 0.138
+    epoch 8, loss 0.023
+    epoch 10, loss 0.004
+    >>> result.kernel.round(3)
+    array([[ 0.989, -0.989]], dtype=float32)
+    """
+    size = check_kernel_size(kernel_size)
+    check_positive(lr, "lr")
+    check_positive(num_epochs, "num_epochs", integer=True)
+    check_positive(log_every, "log_every", integer=True)
+    check_choice(layer, "layer", LAYERS)
+    check_choice(init, "init", INITS)
+    backend = get_backend()
+    X_native, Y_native = as_native(X, "X", backend), as_native(Y, "Y", backend)
+    x_shape, y_shape = tuple(X_native.shape), tuple(Y_native.shape)
+    check_matrix(x_shape, "X")
+    expected = (x_shape[0] - size[0] + 1, x_shape[1] - size[1] + 1)
+    if y_shape != expected:
+        raise ValueError(
+            f"Y: expected shape {expected} (X {x_shape} cross-correlated with a {size} kernel), got {y_shape}"
+        )
+
+    use_bias = layer == "custom"
+    weight, bias = initial_weights(size, use_bias, init, seed)
+    if use_bias:
+        model = backend.conv2d_layer(size, weight, bias, make_forward("vectorized", backend))
+    else:
+        model = backend.builtin_layer(size, weight)
+    bound = max_stable_lr(backend.to_numpy(X_native), size, bias=use_bias)
+    loss = SquaredError(backend)
+
+    losses: list[float] = []
+    for epoch in range(1, num_epochs + 1):
+        value, grads = backend.value_and_grad(model, X_native, Y_native, loss)
+        losses.append(value)
+        if _diverging(losses):
+            raise DivergenceError(
+                f"training diverged at epoch {epoch}: loss {value:.4g} (started at {losses[0]:.4g}); "
+                f"lr={lr:g} is above the largest stable learning rate {bound:.4g} "
+                f"(2 / largest eigenvalue of the loss's Hessian) for this X and layer",
+                lr=lr,
+                max_stable_lr=bound,
+            )
+        missing = [name for name, grad in grads.items() if grad is None]
+        if missing:
+            raise RuntimeError(f"the {backend.name} backend returned no gradient for {', '.join(missing)}")
+        backend.sgd_update(model, grads, lr)
+        if verbose and epoch % log_every == 0:
+            print(f"epoch {epoch}, loss {value:.3f}")
+
+    params = backend.parameters(model)
+    kernel = np.asarray(params["weight"], dtype=np.float32).reshape(size)
+    learned_bias = float(np.asarray(params["bias"]).reshape(-1)[0]) if "bias" in params else None
+    return TrainResult(losses, kernel, learned_bias, bound, backend.name, model)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up the full development environment (every backend) in .venv and run the whole test suite.
+#   bash scripts/dev.sh            # set up, then run all tests
+#   bash scripts/dev.sh setup      # set up only
+# Extra arguments after "test" go to pytest: bash scripts/dev.sh test -k parity
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+setup() {
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    local pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+    # The constraints pin torch to the CPU build cached on our machines.
+    "${pip[@]}" install -c scripts/constraints.txt -e ".[all,dev]"
+    # mxnet 1.9.1 pins numpy<2; install it without its pins beside NumPy 2 (see convlab/backends/mxnet.py).
+    "${pip[@]}" install --no-deps mxnet==1.9.1
+}
+
+run_tests() {
+    export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-3}
+    "$VENV/bin/python" -m pytest "$@"
+}
+
+case "${1:-all}" in
+    setup) setup ;;
+    test) shift; run_tests "$@" ;;
+    all) shift || true; setup; run_tests "$@" ;;
+    *) echo "usage: bash scripts/dev.sh [setup|test|all] [pytest args]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,32 @@
+"""Fixtures shared by the test suites: one parametrisation over every backend convlab knows."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if importlib.util.find_spec("torch") is not None:
+    # torch must be imported before tensorflow when both load in one process.
+    import torch  # noqa: F401
+
+import convlab as cl
+from convlab._registry import backend_names
+
+
+def load_or_skip(name: str):
+    """The backend ``name``, or skip the test saying it is not installed."""
+    try:
+        return cl._registry.load_backend(name)
+    except cl.BackendNotInstalledError as exc:
+        pytest.skip(f"{name} backend not installed: {exc}")
+
+
+@pytest.fixture(params=backend_names())
+def backend(request):
+    """Each backend in turn, active for the test's duration."""
+    load_or_skip(request.param)
+    with cl.use_backend(request.param) as active:
+        yield active

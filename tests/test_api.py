@@ -1,0 +1,264 @@
+"""The backend mechanism, bad input, the chapter's data and kernels, the command line."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from reference import correlate
+
+import convlab as cl
+from convlab import _registry
+from convlab.backends.base import Backend
+
+FRAMEWORKS = ("torch", "tensorflow", "jax", "mxnet", "flax", "keras")
+
+
+def run_python(code: str, **env: str) -> str:
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, check=True
+    )
+    return result.stdout.strip()
+
+
+# -- backend selection -----------------------------------------------------------
+
+
+def test_import_loads_no_framework():
+    loaded = run_python(
+        "import sys, convlab as cl; cl.corr2d([[1.0, 2.0]], [[1.0]]); "
+        f"print(','.join(m for m in {FRAMEWORKS!r} if m in sys.modules))"
+    )
+    assert loaded == ""
+
+
+def test_default_is_numpy_and_env_var_selects():
+    assert run_python("import convlab as cl; print(cl.get_backend().name)", CONVLAB_BACKEND="") == "numpy"
+    assert run_python("import convlab as cl; print(cl.get_backend().name)", CONVLAB_BACKEND="NumPy") == "numpy"
+
+
+def test_unknown_env_var_is_an_error():
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        run_python("import convlab as cl; cl.get_backend()", CONVLAB_BACKEND="theano")
+    assert "unknown backend 'theano'" in info.value.stderr
+
+
+def test_set_and_use_backend_restore():
+    cl.set_backend("numpy")
+    with cl.use_backend("numpy") as backend:
+        assert backend.name == "numpy" and cl.get_backend() is backend
+    assert cl.get_backend().name == "numpy"
+
+
+def test_use_backend_is_per_thread():
+    seen = []
+    with cl.use_backend("numpy"):
+        thread = threading.Thread(target=lambda: seen.append(_registry._scoped_name.get()))
+        thread.start()
+        thread.join()
+    assert seen == [None]
+
+
+@pytest.mark.parametrize("alias, name", [("pytorch", "torch"), ("tf", "tensorflow"), ("mx", "mxnet"), ("JAX", "jax")])
+def test_aliases(alias, name):
+    assert _registry.canonical_name(alias) == name
+
+
+def test_unknown_backend_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown backend 'theano'.*numpy.*torch \(alias pytorch\)"):
+        cl.set_backend("theano")
+    with pytest.raises(TypeError, match="backend: expected a backend name"):
+        cl.set_backend(3)
+
+
+def test_every_framework_has_an_adapter():
+    assert set(cl.backend_names()) == {"numpy", "torch", "tensorflow", "jax", "mxnet"}
+
+
+def test_missing_framework_gives_install_hint(monkeypatch):
+    class GhostBackend(Backend):
+        name, extra = "ghost", "ghost"
+
+        def import_framework(self):
+            import convlab_no_such_framework  # noqa: F401
+
+    classes = {**_registry._adapter_classes(), "ghost": GhostBackend}
+    monkeypatch.setattr(_registry, "_adapter_classes", lambda: classes)
+    with pytest.raises(cl.BackendNotInstalledError, match=r'backend .ghost. is not installed.*pip install "convlab\[ghost\]"'):
+        cl.set_backend("ghost")
+    assert "ghost" not in cl.available_backends()
+
+
+def test_available_backends_includes_numpy():
+    names = cl.available_backends()
+    assert names[0] == "numpy" and set(names) <= set(cl.backend_names())
+
+
+def test_bound_module():
+    from convlab import numpy as np_cl
+
+    X, K = np_cl.data.fig_correlation()
+    np.testing.assert_array_equal(np_cl.corr2d(X, K), [[19, 25], [37, 43]])
+    assert np_cl.backend == "numpy" and "numpy" in sys.modules["convlab.numpy"].__doc__
+
+
+def test_foreign_tensor_is_rejected():
+    torch = pytest.importorskip("torch", reason="torch is not installed: no foreign tensor to pass")
+    with cl.use_backend("numpy"), pytest.raises(TypeError, match=r"X: .*got a torch tensor.*convlab.to_numpy\(X\)"):
+        cl.corr2d(torch.ones(3, 3), np.ones((2, 2)))
+    np.testing.assert_array_equal(cl.to_numpy(torch.ones(2)), [1, 1])
+
+
+# -- bad input -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "X, K, error, message",
+    [
+        (np.ones(3), np.ones((1, 1)), ValueError, r"X: expected a 2-D array .* got 1-D"),
+        (np.ones((3, 3, 1)), np.ones((1, 1)), ValueError, r"X: expected a 2-D array .* got 3-D"),
+        (np.ones((3, 3)), np.ones((4, 1)), ValueError, r"K: expected a kernel no larger than the input X \(3, 3\)"),
+        (np.ones((0, 3)), np.ones((1, 1)), ValueError, r"X: expected a non-empty 2-D array, got shape \(0, 3\)"),
+        ([["a", "b"]], np.ones((1, 1)), TypeError, r"X: expected an array of real numbers .* got dtype <U1"),
+        (np.ones((2, 2)), np.ones((1, 1), complex), TypeError, r"K: expected an array of real numbers .*complex128"),
+        ([[1, 2], [3]], np.ones((1, 1)), TypeError, r"X: expected an array of real numbers"),
+    ],
+)
+def test_corr2d_bad_input(X, K, error, message):
+    with pytest.raises(error, match=message):
+        cl.corr2d(X, K)
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match=r"method: expected one of 'auto', 'loop', 'vectorized', 'native', got 'fft'"):
+        cl.corr2d(np.ones((2, 2)), np.ones((1, 1)), method="fft")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"lr": 0}, ValueError, "lr: expected a positive number, got 0"),
+        ({"lr": -1e-2}, ValueError, "lr: expected a positive number"),
+        ({"lr": float("nan")}, ValueError, "lr: expected a positive number, got nan"),
+        ({"num_epochs": 0}, ValueError, "num_epochs: expected a positive int, got 0"),
+        ({"num_epochs": 2.5}, TypeError, "num_epochs: expected a positive int, got 2.5"),
+        ({"init": "xavier"}, ValueError, "init: expected one of 'normal', 'zeros', 'framework', got 'xavier'"),
+        ({"layer": "dense"}, ValueError, "layer: expected one of 'builtin', 'custom', got 'dense'"),
+        ({"kernel_size": (0, 2)}, ValueError, r"kernel_size: expected positive sizes, got \(0, 2\)"),
+        ({"kernel_size": (1, 2, 3)}, TypeError, r"kernel_size: expected a pair of positive ints"),
+        ({"kernel_size": (2, 2)}, ValueError, r"Y: expected shape \(5, 7\)"),
+    ],
+)
+def test_train_kernel_bad_input(kwargs, error, message):
+    X = cl.data.edge_image()
+    with pytest.raises(error, match=message):
+        cl.train_kernel(X, cl.corr2d(X, cl.kernels.edge()), verbose=False, **kwargs)
+
+
+def test_conv2d_layer_bad_input():
+    with pytest.raises(ValueError, match="kernel_size: expected positive sizes, got -1"):
+        cl.Conv2D(kernel_size=-1)
+    with pytest.raises(ValueError, match="init: expected one of"):
+        cl.Conv2D(kernel_size=2, init="uniform")
+
+
+# -- data, kernels, exercises ----------------------------------------------------
+
+
+def test_diagonal_image_and_exercise_1():
+    X = cl.data.diagonal_image(6)
+    K = cl.kernels.edge()
+    assert X.shape == (6, 6) and X[5, 0] == 1 and X[0, 5] == 0
+    Y = cl.to_numpy(cl.corr2d(X, K))
+    np.testing.assert_array_equal(Y, correlate(X, K))
+    assert set(np.unique(Y)) == {0.0, 1.0}  # one step per row, just right of the diagonal
+    # The transposed image's edge runs the other way; the transposed kernel sees the same diagonal.
+    np.testing.assert_array_equal(cl.to_numpy(cl.corr2d(X.T, K)), -Y)
+    np.testing.assert_array_equal(cl.to_numpy(cl.corr2d(X, K.T)), correlate(X, K.T))
+    with pytest.raises(ValueError, match="n: expected a positive int, got 0"):
+        cl.data.diagonal_image(0)
+
+
+@pytest.mark.parametrize("d", range(6))
+def test_finite_difference_differentiates_polynomials(d):
+    x = np.arange(12, dtype=np.float64)
+    for degree in range(d + 1):
+        row = (x**degree)[None, :]
+        expected = math.factorial(d) if degree == d else 0.0  # d-th difference of x^degree
+        np.testing.assert_allclose(correlate(row, cl.kernels.finite_difference(d)), expected, atol=1e-6)
+    assert cl.kernels.min_kernel_size(d) == d + 1
+
+
+@pytest.mark.parametrize("d", range(1, 6))
+def test_fewer_taps_cannot_take_the_derivative(d):
+    # A d-tap kernel k maps x^j to constants sum_t k_t (x+t)^j; giving d! for x^d and 0 for lower
+    # powers is a linear system in k with d unknowns and d+1 equations, which has no solution.
+    taps = d
+    V = np.array([[t**j for t in range(taps)] for j in range(d + 1)], dtype=np.float64)  # moments
+    target = np.zeros(d + 1)
+    target[d] = math.factorial(d)
+    k, *_ = np.linalg.lstsq(V, target, rcond=None)
+    assert np.linalg.norm(V @ k - target) > 1e-3
+
+
+def test_second_derivative_and_laplacian():
+    x = np.arange(8, dtype=np.float64)
+    np.testing.assert_allclose(correlate((x**2)[None], cl.kernels.second_derivative()), 2)
+    xx, yy = np.meshgrid(x, x, indexing="ij")
+    np.testing.assert_allclose(correlate(xx**2 + yy**2, cl.kernels.laplacian()), 4)
+    np.testing.assert_allclose(correlate(3 * xx - yy + 1, cl.kernels.laplacian()), 0, atol=1e-9)
+
+
+def test_integral_kernel_sums_windows():
+    X = np.random.default_rng(0).standard_normal((6, 7))
+    Y = cl.to_numpy(cl.corr2d(X, cl.kernels.integral(3)))
+    assert Y[2, 4] == pytest.approx(X[2:5, 4:7].sum(), rel=1e-5)
+    with pytest.raises(ValueError, match="n: expected an int >= 1, got 0"):
+        cl.kernels.integral(0)
+
+
+def test_receptive_field():
+    assert cl.receptive_field([(2, 2), (2, 2)]) == (3, 3)
+    assert cl.receptive_field([3, (1, 2), (5, 1)]) == (7, 4)
+    with pytest.raises(TypeError, match=r"kernel_sizes\[1\]: expected a pair of positive ints"):
+        cl.receptive_field([(2, 2), "ab"])
+
+
+def test_corr2d_matrix_shape_and_bad_input():
+    W = cl.to_numpy(cl.corr2d_matrix(np.arange(4).reshape(2, 2), (3, 4)))
+    assert W.shape == (2 * 3, 3 * 4)
+    with pytest.raises(ValueError, match=r"K: expected a kernel no larger than the input X \(1, 1\)"):
+        cl.corr2d_matrix([[1, 2]], (1, 1))
+
+
+# -- command line ----------------------------------------------------------------
+
+
+def test_demo_prints_the_books_numbers():
+    out = subprocess.run(
+        [sys.executable, "-m", "convlab", "demo", "--backend", "numpy"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "[[19. 25.]\n [37. 43.]]" in out
+    assert out.count("[ 0.  1.  0.  0.  0. -1.  0.]") == 6
+    assert "[0. 0. 0. 0. 0.]" in out
+    assert "epoch 2, loss 4.915" in out and "epoch 10, loss 0.004" in out
+    assert "[[ 0.9885 -0.9885]]" in out
+
+
+def test_demo_unknown_backend_exits_2():
+    result = subprocess.run([sys.executable, "-m", "convlab", "demo", "--backend", "theano"], capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown backend 'theano'" in result.stderr
+
+
+def test_info_lists_every_backend():
+    out = subprocess.run([sys.executable, "-m", "convlab", "info"], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0].split() == ["backend", "installed", "version", "device", "install", "with"]
+    assert {line.split()[0] for line in lines[1:]} == set(cl.backend_names())
+    assert lines[1].startswith("numpy") and f" {np.__version__} " in lines[1]

@@ -1,0 +1,197 @@
+"""Conformance: every installed backend against independent references.
+
+Each test runs once per backend (the ``backend`` fixture); a backend whose
+framework is not installed is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference import BOOK_KERNEL, BOOK_LOSSES, convolve, correlate, finite_difference_gradient
+
+import convlab as cl
+from convlab.layers import SquaredError
+
+METHODS = ["loop", "vectorized", "native", "auto"]
+SLOW_OK = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@st.composite
+def image_and_kernel(draw, max_side=9):
+    h, w = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
+    kh, kw = draw(st.integers(1, h)), draw(st.integers(1, w))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((h, w)).astype(np.float32), rng.standard_normal((kh, kw)).astype(np.float32)
+
+
+# -- the book's numbers --------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_first_figure(backend, method):
+    X, K = cl.data.fig_correlation()
+    Y = cl.corr2d(cl.tensor(X), cl.tensor(K), method=method)
+    assert isinstance(Y, backend.tensor_types)
+    np.testing.assert_array_equal(cl.to_numpy(Y), [[19, 25], [37, 43]])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_edge_detection(backend, method):
+    X = cl.data.edge_image()
+    Y = cl.to_numpy(cl.corr2d(X, cl.kernels.edge(), method=method))
+    np.testing.assert_array_equal(Y, np.tile([0, 1, 0, 0, 0, -1, 0], (6, 1)))
+    np.testing.assert_array_equal(cl.to_numpy(cl.corr2d(X.T, cl.kernels.edge(), method=method)), np.zeros((8, 5)))
+
+
+def test_book_training_trace(backend):
+    X = cl.data.edge_image()
+    Y = cl.corr2d(X, cl.kernels.edge())
+    result = cl.train_kernel(X, Y, kernel_size=(1, 2), lr=3e-2, num_epochs=10, init="zeros", verbose=False)
+    assert len(result.losses) == 10
+    assert result.losses[0] == pytest.approx(12.0)  # zero kernel: Y's 12 entries of +-1
+    for iteration, printed in BOOK_LOSSES.items():
+        assert round(result.losses[iteration - 1], 3) == printed
+    np.testing.assert_allclose(result.kernel, BOOK_KERNEL, atol=1e-4)
+    assert result.backend == backend.name
+
+
+def test_training_log_format(backend, capsys):
+    X = cl.data.edge_image()
+    cl.train_kernel(X, cl.corr2d(X, cl.kernels.edge()), num_epochs=4, log_every=2)
+    assert capsys.readouterr().out.splitlines() == ["epoch 2, loss 4.915", "epoch 4, loss 0.825"]
+
+
+def test_framework_init_learns_the_edge_kernel(backend):
+    X = cl.data.edge_image()
+    Y = cl.corr2d(X, cl.kernels.edge())
+    result = cl.train_kernel(X, Y, init="framework", num_epochs=60, verbose=False)
+    np.testing.assert_allclose(result.kernel, [[1, -1]], atol=2e-2)
+
+
+# -- against SciPy -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+@SLOW_OK
+@given(pair=image_and_kernel())
+def test_corr2d_matches_scipy(backend, method, pair):
+    X, K = pair
+    np.testing.assert_allclose(cl.to_numpy(cl.corr2d(X, K, method=method)), correlate(X, K), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@SLOW_OK
+@given(pair=image_and_kernel())
+def test_conv2d_matches_scipy(backend, method, pair):
+    X, K = pair
+    np.testing.assert_allclose(cl.to_numpy(cl.conv2d(X, K, method=method)), convolve(X, K), rtol=1e-4, atol=1e-4)
+
+
+@SLOW_OK
+@given(pair=image_and_kernel(max_side=7))
+def test_corr2d_matrix_matches_corr2d(backend, pair):
+    X, K = pair
+    W = cl.to_numpy(cl.corr2d_matrix(K, X.shape))
+    np.testing.assert_allclose(W @ X.ravel(), correlate(X, K).ravel(), rtol=1e-4, atol=1e-4)
+
+
+def test_nan_flows_through(backend):
+    X = np.ones((3, 3), np.float32)
+    X[0, 0] = np.nan
+    Y = cl.to_numpy(cl.corr2d(X, np.ones((2, 2), np.float32), method="vectorized"))
+    assert np.isnan(Y[0, 0]) and np.isfinite(Y[1, 1]) and Y[1, 1] == 4
+
+
+# -- the hand-written layer ------------------------------------------------------
+
+
+def test_conv2d_layer_forward(backend):
+    X = np.random.default_rng(1).standard_normal((5, 6)).astype(np.float32)
+    layer = cl.Conv2D(kernel_size=(2, 3), bias=True, init="normal", seed=3)
+    weight = np.random.default_rng(3).standard_normal((2, 3))
+    np.testing.assert_allclose(cl.to_numpy(layer(cl.tensor(X))), correlate(X, weight), rtol=1e-4, atol=1e-5)
+    params = backend.parameters(layer)
+    np.testing.assert_allclose(params["weight"], weight, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(params["bias"]).reshape(-1), [0.0])
+
+
+def test_conv2d_layer_gradients_match_finite_differences(backend):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((5, 6)).astype(np.float32)
+    Y = rng.standard_normal((4, 5)).astype(np.float32)
+    layer = cl.Conv2D(kernel_size=(2, 2), bias=True, init="normal", seed=11)
+    weight = backend.parameters(layer)["weight"]
+    value, grads = backend.value_and_grad(layer, cl.tensor(X), cl.tensor(Y), SquaredError(backend))
+    ref_w, ref_b = finite_difference_gradient(X, Y, weight, 0.0)
+    assert value == pytest.approx(float(((correlate(X, weight) - Y) ** 2).sum()), rel=1e-4)
+    np.testing.assert_allclose(cl.to_numpy(grads["weight"]), ref_w, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(cl.to_numpy(grads["bias"]).reshape(-1), [ref_b], rtol=1e-3, atol=1e-3)
+
+
+def test_custom_layer_trains_below_the_bound(backend):
+    X = cl.data.edge_image()
+    Y = cl.corr2d(X, cl.kernels.edge())
+    bound = cl.max_stable_lr(X, (1, 2), bias=True)
+    result = cl.train_kernel(X, Y, layer="custom", lr=0.9 * bound, num_epochs=300, verbose=False)
+    np.testing.assert_allclose(result.kernel, [[1, -1]], atol=1e-3)
+    assert abs(result.bias) < 1e-3
+
+
+def test_stable_learning_rate_bound_is_sharp(backend):
+    """Just below 2/lambda_max training converges; just above it diverges, with the bound in the error."""
+    X = cl.data.edge_image()
+    Y = cl.corr2d(X, cl.kernels.edge())
+    bound = cl.max_stable_lr(X, (1, 2), bias=True)
+    cl.train_kernel(X, Y, layer="custom", lr=0.97 * bound, num_epochs=200, init="normal", seed=0, verbose=False)
+    with pytest.raises(cl.DivergenceError, match=f"{bound:.4g}") as info:
+        cl.train_kernel(X, Y, layer="custom", lr=1.05 * bound, num_epochs=200, init="normal", seed=0, verbose=False)
+    assert info.value.max_stable_lr == pytest.approx(bound)
+
+
+def test_book_custom_layer_diverges_at_book_lr(backend):
+    X = cl.data.edge_image()
+    Y = cl.corr2d(X, cl.kernels.edge())
+    with pytest.raises(cl.DivergenceError, match="largest stable learning rate"):
+        cl.train_kernel(X, Y, layer="custom", lr=3e-2, num_epochs=30, init="normal", seed=0, verbose=False)
+
+
+def test_same_initial_weights_everywhere(backend):
+    layer = cl.Conv2D(kernel_size=(3, 2), init="normal", seed=42)
+    np.testing.assert_array_equal(
+        backend.parameters(layer)["weight"], np.random.default_rng(42).standard_normal((3, 2)).astype(np.float32)
+    )
+
+
+def test_autograd_exercise_reports_an_outcome(backend):
+    outcome = cl.autograd_exercise()
+    assert outcome.backend == backend.name
+    assert outcome.outcome in ("gradient", "no gradient", "error")
+    assert outcome.detail
+
+
+def test_max_stable_lr_matches_finite_difference_hessian():
+    X = cl.data.edge_image()
+    rng = np.random.default_rng(0)
+    p0, eps = rng.standard_normal(3), 1e-3
+
+    def grad(p):  # central differences of the loss in each parameter
+        return np.array(
+            [
+                (
+                    ((correlate(X, (p + e)[:2].reshape(1, 2)) + (p + e)[2] - 0) ** 2).sum()
+                    - ((correlate(X, (p - e)[:2].reshape(1, 2)) + (p - e)[2] - 0) ** 2).sum()
+                )
+                / (2 * eps)
+                for e in np.eye(3) * eps
+            ]
+        )
+
+    H = np.stack([(grad(p0 + e) - grad(p0 - e)) / (2 * eps) for e in np.eye(3) * eps])
+    assert cl.max_stable_lr(X, (1, 2), bias=True) == pytest.approx(2 / np.linalg.eigvalsh(H)[-1], rel=1e-3)
+    assert math.isinf(cl.max_stable_lr(np.zeros((3, 3)), (2, 2)))
