@@ -31,7 +31,7 @@ def as_native(x: Any, name: str, backend: Backend | None = None) -> Tensor:
     frameworks silently would copy data between devices behind the user's back.
     """
     backend = backend or get_backend()
-    if isinstance(x, backend.tensor_types):
+    if isinstance(x, backend.tensor_types) and not isinstance(x, np.ndarray):
         return backend.tensor(x)
     owner = owning_backend(x)
     if owner is not None and owner != backend.name:
@@ -84,10 +84,7 @@ def check_kernel_size(kernel_size: Any, name: str = "kernel_size") -> tuple[int,
         pair = tuple(size)
     except TypeError:
         pair = ()
-    if (
-        len(pair) != 2
-        or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in pair)
-    ):
+    if len(pair) != 2 or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in pair):
         raise TypeError(f"{name}: expected a pair of positive ints (height, width), got {kernel_size!r}")
     if min(pair) < 1:
         raise ValueError(f"{name}: expected positive sizes, got {kernel_size!r}")

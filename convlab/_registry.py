@@ -66,8 +66,7 @@ def canonical_name(name: str) -> str:
         if key == cls.name or key in cls.aliases:
             return cls.name
     known = ", ".join(
-        cls.name + (f" (alias {', '.join(cls.aliases)})" if cls.aliases else "")
-        for cls in _adapter_classes().values()
+        cls.name + (f" (alias {', '.join(cls.aliases)})" if cls.aliases else "") for cls in _adapter_classes().values()
     )
     raise ValueError(f"backend: unknown backend {name!r}; expected one of: {known}")
 

@@ -1,4 +1,4 @@
-"""``convlab`` command line: ``demo`` and ``info``."""
+"""The ``convlab`` command: ``demo``, ``info``, ``parity``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from convlab._registry import _adapter_classes, backend_names, load_backend
+from convlab._registry import _adapter_classes, backend_names, get_backend, load_backend
+from convlab._text import table
 from convlab.errors import BackendNotInstalledError
 
 
-def _info() -> int:
+def _info(args: argparse.Namespace) -> int:
     rows = [("backend", "installed", "version", "device", "install with")]
     for name, cls in _adapter_classes().items():
         hint = f'pip install "convlab[{cls.extra}]"' if cls.extra else "(built in)"
@@ -20,32 +21,47 @@ def _info() -> int:
             rows.append((name, "no", "-", "-", hint))
             continue
         rows.append((name, "yes", backend.version(), backend.device(), hint))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(table(rows))
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from convlab.demo import run_demo
+
+    run_demo(args.backend or get_backend().name)
+    return 0
+
+
+def _parity(args: argparse.Namespace) -> int:
+    from convlab import parity
+
+    return parity.main(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``convlab`` command."""
-    parser = argparse.ArgumentParser(prog="convlab", description=__doc__)
+    parser = argparse.ArgumentParser(prog="convlab", description="The d2l convolution chapter on any framework.")
     commands = parser.add_subparsers(dest="command", required=True)
+
     demo = commands.add_parser("demo", help="run the chapter and print what the book prints")
     demo.add_argument("--backend", default=None, help=f"one of {', '.join(backend_names())} (default: numpy)")
-    commands.add_parser("info", help="list the backends: installed or not, version, device")
+    demo.set_defaults(run=_demo)
+
+    info = commands.add_parser("info", help="list the backends: installed or not, version, device")
+    info.set_defaults(run=_info)
+
+    from convlab import parity
+
+    parity_parser = commands.add_parser("parity", help="compare every installed backend with NumPy and each other")
+    parity.add_arguments(parity_parser)
+    parity_parser.set_defaults(run=_parity)
+
     args = parser.parse_args(argv)
-
-    if args.command == "info":
-        return _info()
-    from convlab.demo import run_demo
-    from convlab._registry import get_backend
-
     try:
-        run_demo(args.backend or get_backend().name)
+        return args.run(args)
     except (BackendNotInstalledError, ValueError) as exc:
-        print(f"convlab demo: {exc}", file=sys.stderr)
+        print(f"convlab {args.command}: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

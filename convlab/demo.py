@@ -24,7 +24,10 @@ def run_demo(backend: str = "numpy") -> cl.TrainResult:
         _show("the 6x8 edge image X", X)
         Y = cl.corr2d(X, cl.kernels.edge())
         _show("its edge map Y = corr2d(X, [[1, -1]]): 1 for white->black, -1 for black->white", Y)
-        _show("the transposed image has no vertical edges: corr2d(X.T, K)", cl.corr2d(cl.data.edge_image().T, cl.kernels.edge()))
+        _show(
+            "the transposed image has no vertical edges: corr2d(X.T, K)",
+            cl.corr2d(cl.data.edge_image().T, cl.kernels.edge()),
+        )
 
         print("\nlearning the kernel from X and Y (built-in conv layer, no bias, lr 3e-2, zero init)")
         result = cl.train_kernel(X, Y, kernel_size=(1, 2), lr=3e-2, num_epochs=10, log_every=2)

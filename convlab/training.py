@@ -134,7 +134,7 @@ def train_kernel(
     epoch 8, loss 0.023
     epoch 10, loss 0.004
     >>> result.kernel.round(3)
-    array([[ 0.989, -0.989]], dtype=float32)
+    array([[ 0.988, -0.988]], dtype=float32)
     """
     size = check_kernel_size(kernel_size)
     check_positive(lr, "lr")

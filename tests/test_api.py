@@ -90,7 +90,9 @@ def test_missing_framework_gives_install_hint(monkeypatch):
 
     classes = {**_registry._adapter_classes(), "ghost": GhostBackend}
     monkeypatch.setattr(_registry, "_adapter_classes", lambda: classes)
-    with pytest.raises(cl.BackendNotInstalledError, match=r'backend .ghost. is not installed.*pip install "convlab\[ghost\]"'):
+    with pytest.raises(
+        cl.BackendNotInstalledError, match=r'backend .ghost. is not installed.*pip install "convlab\[ghost\]"'
+    ):
         cl.set_backend("ghost")
     assert "ghost" not in cl.available_backends()
 
@@ -178,8 +180,10 @@ def test_diagonal_image_and_exercise_1():
     Y = cl.to_numpy(cl.corr2d(X, K))
     np.testing.assert_array_equal(Y, correlate(X, K))
     assert set(np.unique(Y)) == {0.0, 1.0}  # one step per row, just right of the diagonal
-    # The transposed image's edge runs the other way; the transposed kernel sees the same diagonal.
-    np.testing.assert_array_equal(cl.to_numpy(cl.corr2d(X.T, K)), -Y)
+    # Transposed, the image is dark below the diagonal: the edge flips sign and moves one column left.
+    Y_t = cl.to_numpy(cl.corr2d(X.T, K))
+    np.testing.assert_array_equal(Y_t, correlate(X.T, K))
+    assert set(np.unique(Y_t)) == {-1.0, 0.0} and Y_t[1, 0] == -1
     np.testing.assert_array_equal(cl.to_numpy(cl.corr2d(X, K.T)), correlate(X, K.T))
     with pytest.raises(ValueError, match="n: expected a positive int, got 0"):
         cl.data.diagonal_image(0)
@@ -252,7 +256,9 @@ def test_demo_prints_the_books_numbers():
 
 
 def test_demo_unknown_backend_exits_2():
-    result = subprocess.run([sys.executable, "-m", "convlab", "demo", "--backend", "theano"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "convlab", "demo", "--backend", "theano"], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "unknown backend 'theano'" in result.stderr
 
 

@@ -14,7 +14,7 @@ that ``import convlab`` stays free of deep-learning frameworks.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -146,9 +146,7 @@ class Backend(abc.ABC):
         """The layer's current parameters as NumPy arrays, e.g. ``{"weight": ...}``."""
 
     @abc.abstractmethod
-    def value_and_grad(
-        self, layer: Any, X: Tensor, Y: Tensor, loss: Loss
-    ) -> tuple[float, dict[str, Tensor | None]]:
+    def value_and_grad(self, layer: Any, X: Tensor, Y: Tensor, loss: Loss) -> tuple[float, dict[str, Tensor | None]]:
         """``loss(layer(X), Y)`` and its gradient w.r.t. each parameter, by the framework's autograd.
 
         A gradient the framework reports as missing is ``None``; errors the
