@@ -13,7 +13,7 @@ from reference import correlate
 
 import convlab as cl
 from convlab import _registry
-from convlab.backends.base import Backend
+from convlab.backends.numpy import NumpyBackend
 
 FRAMEWORKS = ("torch", "tensorflow", "jax", "mxnet", "flax", "keras")
 
@@ -82,7 +82,7 @@ def test_every_framework_has_an_adapter():
 
 
 def test_missing_framework_gives_install_hint(monkeypatch):
-    class GhostBackend(Backend):
+    class GhostBackend(NumpyBackend):
         name, extra = "ghost", "ghost"
 
         def import_framework(self):
