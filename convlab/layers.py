@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,19 +40,27 @@ def initial_weights(
     return weight, bias
 
 
-def make_forward(method: str, backend: Backend) -> Forward:
+@dataclass(frozen=True)
+class LayerForward:
     """The layer's forward pass ``corr2d(X, weight, method) + bias`` on ``backend``.
 
     The backend is fixed when the layer is made: a layer keeps computing with
-    its own framework whatever backend is active when it is called.
+    its own framework whatever backend is active when it is called. Equal
+    forwards compare equal, so a framework that compiles the forward pass
+    (``jax.jit``) reuses one compilation for every layer of the same kind.
     """
-    check_choice(method, "method", METHODS)
 
-    def forward(X: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        Y = corr2d_on(backend, X, weight, method)
+    method: str
+    backend: Backend
+
+    def __call__(self, X: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        Y = corr2d_on(self.backend, X, weight, self.method)
         return Y if bias is None else Y + bias
 
-    return forward
+
+def make_forward(method: str, backend: Backend) -> Forward:
+    """The forward pass of a layer computing with ``method`` on ``backend``."""
+    return LayerForward(check_choice(method, "method", METHODS), backend)
 
 
 def Conv2D(  # noqa: N802 - a factory that reads like the book's class
@@ -144,11 +153,14 @@ class ReferenceConv2D:
         return f"ReferenceConv2D(kernel_size={self.weight.shape}, bias={self.bias is not None})"
 
 
+@dataclass(frozen=True)
 class SquaredError(Loss):
-    """The book's loss: squared error summed over all outputs."""
+    """The book's loss: squared error summed over all outputs.
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
+    Compared by value, like :class:`LayerForward`, so compiled training steps are reused.
+    """
+
+    backend: Backend
 
     def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
         return self.backend.sum((Y_hat - Y) ** 2)
