@@ -88,12 +88,19 @@ def load_backend(name: str) -> Backend:
         try:
             backend.import_framework()
         except ImportError as exc:
-            hint = f'pip install "convlab[{cls.extra}]"' if cls.extra else "reinstall convlab"
+            hint = install_hint(cls)
             raise BackendNotInstalledError(
                 f"backend {key!r} is not installed here ({exc}); install it with: {hint}"
             ) from exc
         _loaded[key] = backend
     return _loaded[key]
+
+
+def install_hint(cls: type[Backend]) -> str:
+    """The command that installs a backend's framework."""
+    if cls.install_hint:
+        return cls.install_hint
+    return f'pip install "convlab[{cls.extra}]"' if cls.extra else "(built in)"
 
 
 def _default() -> str:

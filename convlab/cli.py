@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from convlab._registry import _adapter_classes, backend_names, get_backend, load_backend
+from convlab._registry import _adapter_classes, backend_names, get_backend, install_hint, load_backend
 from convlab._text import table
 from convlab.errors import BackendNotInstalledError
 
@@ -14,7 +14,7 @@ from convlab.errors import BackendNotInstalledError
 def _info(args: argparse.Namespace) -> int:
     rows = [("backend", "installed", "version", "device", "install with")]
     for name, cls in _adapter_classes().items():
-        hint = f'pip install "convlab[{cls.extra}]"' if cls.extra else "(built in)"
+        hint = install_hint(cls)
         try:
             backend = load_backend(name)
         except BackendNotInstalledError:

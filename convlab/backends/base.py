@@ -52,6 +52,10 @@ class Backend(abc.ABC):
     """Top-level module names that native tensors' types come from."""
     extra: ClassVar[str | None] = None
     """The ``pip install "convlab[extra]"`` that installs the framework."""
+    install_hint: ClassVar[str | None] = None
+    """An install command to suggest instead of ``pip install "convlab[extra]"``."""
+    has_autograd: ClassVar[bool] = True
+    """Whether gradients come from the framework's autograd (else a hand-written backward pass)."""
 
     def import_framework(self) -> None:  # noqa: B027 - optional hook
         """Import the framework; raise ``ImportError`` if it is missing."""
