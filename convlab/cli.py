@@ -1,4 +1,4 @@
-"""The ``convlab`` command: ``demo``, ``info``, ``parity``."""
+"""The ``convlab`` command: ``demo``, ``info``, ``parity``, ``bench``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,14 @@ def _info(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from convlab.demo import run_demo
 
-    run_demo(args.backend or get_backend().name)
+    backend = args.backend or get_backend().name
+    run_demo(backend)
+    if args.plot:
+        from convlab.plot import save_chapter_figures
+
+        print(f"\nfigures written to {args.plot}:")
+        for path in save_chapter_figures(args.plot, backend):
+            print(f"  {path}")
     return 0
 
 
@@ -45,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     demo = commands.add_parser("demo", help="run the chapter and print what the book prints")
     demo.add_argument("--backend", default=None, help=f"one of {', '.join(backend_names())} (default: numpy)")
+    demo.add_argument("--plot", metavar="DIR", help="also write the chapter's figures as PNG files into DIR")
     demo.set_defaults(run=_demo)
 
     info = commands.add_parser("info", help="list the backends: installed or not, version, device")
@@ -59,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (BackendNotInstalledError, ValueError) as exc:
+    except (ImportError, ValueError, OSError) as exc:  # BackendNotInstalledError is an ImportError
         print(f"convlab {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -268,3 +268,13 @@ def test_info_lists_every_backend():
     assert lines[0].split() == ["backend", "installed", "version", "device", "install", "with"]
     assert {line.split()[0] for line in lines[1:]} == set(cl.backend_names())
     assert lines[1].startswith("numpy") and f" {np.__version__} " in lines[1]
+
+
+def test_demo_writes_the_chapters_figures(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed: convlab[plot]")
+    subprocess.run(
+        [sys.executable, "-m", "convlab", "demo", "--plot", str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["correlation.png", "edge-map.png", "learned-kernel.png", "loss-curve.png"]
+    assert all((tmp_path / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)

@@ -1,0 +1,575 @@
+"""The chapter's figures, drawn with matplotlib.
+
+Every function returns a :class:`matplotlib.figure.Figure` and works without
+a display (the Agg backend is chosen when no display is available and no
+backend was picked). matplotlib is imported only when a figure is drawn, so
+``import convlab`` stays light; install it with ``pip install "convlab[plot]"``.
+
+The figures carry labels that make them easy to inspect programmatically:
+the panels' axes are labelled (``ax.get_label()``: ``"input"``, ``"kernel"``,
+``"output"``, ``"learned"``, ``"true"``, ``"loss"``), the numbers written in
+the cells are texts with ``gid="cell"`` and the highlighted windows are
+rectangles with ``gid="window"``.
+
+Examples
+--------
+>>> import convlab as cl
+>>> from convlab import plot
+>>> fig = plot.correlation_figure(*cl.data.fig_correlation())  # the chapter's first figure
+>>> fig.savefig("correlation.png")  # doctest: +SKIP
+>>> plot.save_chapter_figures("figures", backend="torch")  # doctest: +SKIP
+[PosixPath('figures/correlation.png'), PosixPath('figures/edge-map.png'), ...]
+>>> plot._pyplot().close(fig)
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import pathlib
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["correlation_figure", "edge_map", "kernel_comparison", "loss_curves", "save_chapter_figures"]
+
+CHAPTER_FIGURES = ("correlation.png", "edge-map.png", "loss-curve.png", "learned-kernel.png")
+"""The files :func:`save_chapter_figures` writes, in order."""
+
+_CELL_COLOR = "#dbe9f6"  # the plain cells of the correlation figure
+_WINDOW_COLOR = "#f4a259"  # the first output's window: fill ...
+_WINDOW_EDGE = "#c0392b"  # ... and border
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_LINESTYLES = ("-", "--", "-.", ":")
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot``, on the Agg backend when there is no display to draw on."""
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - matplotlib is a dev dependency
+        raise ImportError(
+            f'convlab.plot needs matplotlib ({exc}); install it with: pip install "convlab[plot]"'
+        ) from exc
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        headless = sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        )
+        if headless:
+            matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _matrix(x: Any, name: str) -> np.ndarray:
+    """``x`` (a list, an array or a tensor of any backend) as a finite 2-D float array."""
+    from convlab._checks import as_real_array
+
+    array = as_real_array(x, name).astype(np.float64)
+    if array.ndim != 2 or 0 in array.shape:
+        raise ValueError(f"{name}: expected a non-empty 2-D array (height, width), got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: expected finite values, got {array}")
+    return array
+
+
+def _axes(ax: Any, count: int, name: str = "ax") -> list[Axes] | None:
+    """``count`` matplotlib Axes from ``ax`` (``None``: the caller makes a figure)."""
+    if ax is None:
+        return None
+    from matplotlib.axes import Axes
+
+    group = [ax] if isinstance(ax, Axes) else ax
+    try:
+        group = list(group)
+    except TypeError:
+        group = []
+    if len(group) != count or not all(isinstance(a, Axes) for a in group):
+        what = "a matplotlib Axes" if count == 1 else f"a sequence of {count} matplotlib Axes"
+        raise TypeError(f"{name}: expected {what}, got {ax!r}")
+    return group
+
+
+def format_value(value: float) -> str:
+    """A cell's number as the book writes it: ``19`` for whole numbers, else three significant digits.
+
+    Examples
+    --------
+    >>> format_value(19.0), format_value(-0.98931), format_value(-0.0), format_value(1234.5)
+    ('19', '-0.989', '0', '1234')
+    """
+    value = float(value)
+    if abs(value - round(value)) <= 1e-6 * max(1.0, abs(value)):
+        return str(round(value))  # an int: no "-0"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def _text_color(rgba: Sequence[float]) -> str:
+    """Black on light cells, white on dark ones."""
+    r, g, b = rgba[:3]
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
+def _grid(ax: Axes, shape: tuple[int, int], indices: bool = True) -> None:
+    """Cell borders (and row/column indices) for a ``shape`` heatmap drawn with ``imshow``."""
+    h, w = shape
+    ax.set_xticks(np.arange(w) if indices else [])
+    ax.set_yticks(np.arange(h) if indices else [])
+    ax.set_xticks(np.arange(-0.5, w, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, h, 1), minor=True)
+    ax.grid(which="minor", color="black", linewidth=1.0)
+    ax.tick_params(which="both", length=0, labelsize=8, labelcolor="0.45")
+    for spine in ax.spines.values():
+        spine.set_linewidth(1.2)
+
+
+def _heatmap(
+    ax: Axes,
+    values: np.ndarray,
+    *,
+    cmap: Any,
+    vmin: float,
+    vmax: float,
+    annotate: bool = True,
+    fontsize: float = 14,
+    indices: bool = True,
+) -> Any:
+    """Draw ``values`` as cells coloured by ``cmap``, the numbers written in them."""
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    _grid(ax, values.shape, indices)
+    if annotate:
+        for (i, j), value in np.ndenumerate(values):
+            color = _text_color(image.cmap(image.norm(value)))
+            ax.text(j, i, format_value(value), ha="center", va="center", fontsize=fontsize, color=color, gid="cell")
+    return image
+
+
+def _window(ax: Axes, top: int, left: int, height: int, width: int) -> None:
+    """Outline (and lightly shade) the cells ``[top:top+height, left:left+width]``."""
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(
+        Rectangle(
+            (left - 0.5, top - 0.5),
+            width,
+            height,
+            facecolor=_WINDOW_COLOR,
+            alpha=0.55,
+            edgecolor="none",
+            zorder=2,
+        )
+    )
+    ax.add_patch(
+        Rectangle(
+            (left - 0.5, top - 0.5),
+            width,
+            height,
+            fill=False,
+            edgecolor=_WINDOW_EDGE,
+            linewidth=3,
+            zorder=3,
+            gid="window",
+            clip_on=False,
+        )
+    )
+
+
+def _symmetric_range(*arrays: np.ndarray) -> float:
+    bound = max(float(np.abs(a).max()) for a in arrays)
+    return bound if bound > 0 else 1.0
+
+
+# -- the figures ---------------------------------------------------------------------
+
+
+def correlation_figure(X: Any, K: Any, Y: Any = None, ax: Any = None) -> Figure:
+    """Input, kernel and output of a cross-correlation, with every value written in its cell.
+
+    Like the chapter's first figure: the window of ``X`` under the first
+    output element, the kernel and that output element ``Y[0, 0]`` are
+    outlined, and the sum of products that gives ``Y[0, 0]`` is written
+    below.
+
+    Parameters
+    ----------
+    X : array_like
+        The 2-D input (a list, a NumPy array or a tensor of any backend).
+    K : array_like
+        The 2-D kernel, no larger than ``X``.
+    Y : array_like, optional
+        The output; computed with :func:`convlab.corr2d` on the active backend
+        when omitted. Must have shape ``(n_h - k_h + 1, n_w - k_w + 1)``.
+    ax : sequence of three matplotlib Axes, optional
+        Where to draw the input, kernel and output. By default a new figure,
+        with the ``⋆`` and ``=`` signs between the panels, is made.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> from convlab import plot
+    >>> fig = plot.correlation_figure(*cl.data.fig_correlation())
+    >>> output = next(a for a in fig.axes if a.get_label() == "output")
+    >>> [t.get_text() for t in output.texts if t.get_gid() == "cell"]
+    ['19', '25', '37', '43']
+    >>> plot._pyplot().close(fig)
+    """
+    Xa, Ka = _matrix(X, "X"), _matrix(K, "K")
+    if Ka.shape[0] > Xa.shape[0] or Ka.shape[1] > Xa.shape[1]:
+        raise ValueError(f"K: expected a kernel no larger than the input X {Xa.shape}, got shape {Ka.shape}")
+    expected = (Xa.shape[0] - Ka.shape[0] + 1, Xa.shape[1] - Ka.shape[1] + 1)
+    if Y is None:
+        from convlab.ops import corr2d, to_numpy
+
+        Ya = _matrix(to_numpy(corr2d(Xa.astype(np.float32), Ka.astype(np.float32))), "Y")
+    else:
+        Ya = _matrix(Y, "Y")
+        if Ya.shape != expected:
+            raise ValueError(
+                f"Y: expected shape {expected} (X {Xa.shape} cross-correlated with K {Ka.shape}), got {Ya.shape}"
+            )
+    axes = _axes(ax, 3)
+
+    plt = _pyplot()
+    if axes is None:
+        widths = [Xa.shape[1], 0.9, Ka.shape[1], 0.9, Ya.shape[1]]
+        height = max(Xa.shape[0], Ka.shape[0], Ya.shape[0])
+        cell = 0.62  # inches per cell
+        fig = plt.figure(figsize=(cell * sum(widths) + 0.4, cell * height + 1.1), layout="constrained")
+        grid = fig.add_gridspec(1, 5, width_ratios=widths)
+        axes = [fig.add_subplot(grid[0, k]) for k in (0, 2, 4)]
+        for k, sign in ((1, "⋆"), (3, "=")):
+            op = fig.add_subplot(grid[0, k], label=f"sign {k}")
+            op.axis("off")
+            op.text(0.5, 0.5, sign, ha="center", va="center", fontsize=34, transform=op.transAxes)
+        show_equation = True
+    else:
+        fig = axes[0].figure
+        show_equation = False
+
+    from matplotlib.colors import ListedColormap
+
+    plain = ListedColormap([_CELL_COLOR])
+    kh, kw = Ka.shape
+    for a, values, label, title, window in (
+        (axes[0], Xa, "input", "Input", (kh, kw)),
+        (axes[1], Ka, "kernel", "Kernel", (kh, kw)),
+        (axes[2], Ya, "output", "Output", (1, 1)),
+    ):
+        a.set_label(label)
+        _heatmap(a, values, cmap=plain, vmin=0, vmax=1, fontsize=15, indices=False)
+        _window(a, 0, 0, *window)
+        a.set_title(f"{title} {values.shape[0]}×{values.shape[1]}", fontsize=12)
+
+    if show_equation and kh * kw <= 9:
+        terms = " + ".join(f"{format_value(Xa[a, b])}×{format_value(Ka[a, b])}" for a in range(kh) for b in range(kw))
+        fig.supxlabel(f"first output: {terms} = {format_value(Ya[0, 0])}", fontsize=11)
+    return fig
+
+
+def edge_map(X: Any, Y: Any, ax: Any = None, titles: Sequence[str] | None = None, annotate: bool = True) -> Figure:
+    """An image beside its edge map: the image in grey levels, the edges in red (+) and blue (-).
+
+    Parameters
+    ----------
+    X : array_like
+        The 2-D image; 1 is white and 0 black, as in the chapter.
+    Y : array_like
+        Its cross-correlation with an edge detector, such as ``corr2d(X, [[1, -1]])``;
+        no larger than ``X``.
+    ax : sequence of two matplotlib Axes, optional
+        Where to draw ``X`` and ``Y``; a new figure by default.
+    titles : pair of str, optional
+        Titles of the two panels.
+    annotate : bool
+        Write every value in its cell.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> from convlab import plot
+    >>> X = cl.data.edge_image()
+    >>> fig = plot.edge_map(X, cl.corr2d(X, cl.kernels.edge()))
+    >>> [a.get_label() for a in fig.axes[:2]]
+    ['input', 'output']
+    >>> plot._pyplot().close(fig)
+    """
+    Xa, Ya = _matrix(X, "X"), _matrix(Y, "Y")
+    if Ya.shape[0] > Xa.shape[0] or Ya.shape[1] > Xa.shape[1]:
+        raise ValueError(f"Y: expected an edge map no larger than the image X {Xa.shape}, got shape {Ya.shape}")
+    if titles is None:
+        titles = (f"image X ({Xa.shape[0]}×{Xa.shape[1]})", f"edge map Y ({Ya.shape[0]}×{Ya.shape[1]})")
+    if isinstance(titles, str) or len(titles) != 2 or not all(isinstance(t, str) for t in titles):
+        raise TypeError(f"titles: expected two strings, got {titles!r}")
+    axes = _axes(ax, 2)
+    plt = _pyplot()
+    if axes is None:
+        cell = 0.5  # inches per cell; both panels get cells of this size
+        widths = [Xa.shape[1], Ya.shape[1], 0.3]
+        rows = max(Xa.shape[0], Ya.shape[0])
+        fig = plt.figure(figsize=(cell * sum(widths) + 2.0, cell * rows + 1.0), layout="constrained")
+        grid = fig.add_gridspec(1, 3, width_ratios=widths)
+        axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])]
+        colorbar_ax = fig.add_subplot(grid[0, 2], label="colorbar")
+    else:
+        fig = axes[0].figure
+        colorbar_ax = None
+
+    axes[0].set_label("input")
+    lo, hi = min(0.0, Xa.min()), max(1.0, Xa.max())
+    _heatmap(axes[0], Xa, cmap="gray", vmin=lo, vmax=hi, annotate=annotate, fontsize=10)
+    axes[0].set_title(titles[0], fontsize=12)
+
+    axes[1].set_label("output")
+    bound = _symmetric_range(Ya)
+    image = _heatmap(axes[1], Ya, cmap="RdBu_r", vmin=-bound, vmax=bound, annotate=annotate, fontsize=10)
+    axes[1].set_title(titles[1], fontsize=12)
+    if colorbar_ax is None:
+        fig.colorbar(image, ax=axes[1], shrink=0.8, ticks=[-bound, 0, bound], label="edge strength")
+    else:
+        fig.colorbar(image, cax=colorbar_ax, ticks=[-bound, 0, bound], label="edge strength")
+    return fig
+
+
+def _curves(curves: Any) -> dict[str | None, np.ndarray]:
+    """``{label: losses}`` from a list of losses or a mapping of them."""
+    if isinstance(curves, Mapping):
+        items: list[tuple[str | None, Any, str]] = [
+            (str(name), values, f"curves[{name!r}]") for name, values in curves.items()
+        ]
+        if not items:
+            raise ValueError("curves: expected at least one curve, got an empty mapping")
+    elif isinstance(curves, (str, bytes)) or not isinstance(curves, (Sequence, np.ndarray)):
+        raise TypeError(f"curves: expected a list of losses or a dict of them, got {type(curves).__name__}")
+    else:
+        items = [(None, curves, "curves")]
+    result: dict[str | None, np.ndarray] = {}
+    for label, values, name in items:
+        if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+            raise TypeError(f"{name}: expected a list of losses (numbers), got {type(values).__name__}")
+        if not all(isinstance(v, (numbers.Real, np.floating, np.integer)) for v in values):
+            raise TypeError(f"{name}: expected a list of losses (numbers), got {list(values)!r}"[:200])
+        array = np.asarray(values, dtype=np.float64)
+        if array.ndim != 1 or array.size == 0:
+            raise ValueError(f"{name}: expected a non-empty list of losses, got {list(values)!r}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name}: expected finite losses, got {array}")
+        result[label] = array
+    return result
+
+
+def loss_curves(
+    curves: dict[str, list[float]] | list[float],
+    logy: bool = True,
+    ax: Any = None,
+    title: str | None = "loss while learning the kernel",
+) -> Figure:
+    """The loss of every training iteration, for one run or one run per backend.
+
+    Parameters
+    ----------
+    curves : list of float, or dict of str to list of float
+        ``TrainResult.losses`` of one run, or ``{backend name: losses}``.
+        Iteration ``i`` (from 1) is plotted at ``x = i``.
+    logy : bool
+        Logarithmic loss axis (the loss falls by orders of magnitude); losses
+        that are exactly zero are then left out of the plot.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure by default.
+    title : str, optional
+        The axes' title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its lines carry the curves' names as labels (``line.get_label()``).
+
+    Examples
+    --------
+    >>> from convlab import plot
+    >>> fig = plot.loss_curves({"numpy": [4.0, 1.0, 0.25], "torch": [4.0, 1.0, 0.25]})
+    >>> [line.get_label() for line in fig.axes[0].get_lines()]
+    ['numpy', 'torch']
+    >>> plot._pyplot().close(fig)
+    """
+    data = _curves(curves)
+    if not isinstance(logy, bool):
+        raise TypeError(f"logy: expected a bool, got {logy!r}")
+    axes = _axes(ax, 1)
+    plt = _pyplot()
+    if axes is None:
+        fig = plt.figure(figsize=(6.0, 3.8), layout="constrained")
+        axis = fig.add_subplot(label="loss")
+    else:
+        axis = axes[0]
+        fig = axis.figure
+        axis.set_label("loss")
+    several = len(data) > 1
+    for k, (label, losses) in enumerate(data.items()):
+        epochs = np.arange(1, losses.size + 1)
+        axis.plot(
+            epochs,
+            losses,
+            marker=_MARKERS[k % len(_MARKERS)],
+            linestyle=_LINESTYLES[k % len(_LINESTYLES)] if several else "-",
+            markersize=max(3.0, 8.0 - 1.2 * k) if several else 5.0,
+            linewidth=1.6,
+            label=label if label is not None else "loss",
+            alpha=0.9 if several else 1.0,
+        )
+    if logy:
+        axis.set_yscale("log", nonpositive="mask")
+    longest = max(losses.size for losses in data.values())
+    if longest <= 20:
+        axis.set_xticks(np.arange(1, longest + 1))
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("loss (sum of squared errors)")
+    axis.grid(True, which="major", alpha=0.35)
+    if title:
+        axis.set_title(title, fontsize=12)
+    if several:
+        axis.legend(title="backend", frameon=False)
+    return fig
+
+
+def kernel_comparison(learned: Any, true: Any, ax: Any = None) -> Figure:
+    """A learned kernel beside the true one, on one colour scale, with their values.
+
+    Parameters
+    ----------
+    learned : array_like
+        The learned kernel, e.g. ``TrainResult.kernel``.
+    true : array_like
+        The kernel that made the data, of the same shape.
+    ax : sequence of two matplotlib Axes, optional
+        Where to draw; a new figure by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from convlab import plot
+    >>> fig = plot.kernel_comparison([[0.99, -0.99]], [[1, -1]])
+    >>> learned = next(a for a in fig.axes if a.get_label() == "learned")
+    >>> [t.get_text() for t in learned.texts if t.get_gid() == "cell"]
+    ['0.99', '-0.99']
+    >>> plot._pyplot().close(fig)
+    """
+    La, Ta = _matrix(learned, "learned"), _matrix(true, "true")
+    if La.shape != Ta.shape:
+        raise ValueError(f"learned: expected the shape of true {Ta.shape}, got {La.shape}")
+    axes = _axes(ax, 2)
+    plt = _pyplot()
+    if axes is None:
+        h, w = Ta.shape
+        cell = 1.0
+        fig = plt.figure(figsize=(2 * cell * w + 2.2, cell * h + 1.6), layout="constrained")
+        axes = list(fig.subplots(1, 2))
+    else:
+        fig = axes[0].figure
+    bound = _symmetric_range(La, Ta)
+    for a, values, label, title in ((axes[0], La, "learned", "learned kernel"), (axes[1], Ta, "true", "true kernel")):
+        a.set_label(label)
+        image = _heatmap(a, values, cmap="RdBu_r", vmin=-bound, vmax=bound, fontsize=14)
+        a.set_title(title, fontsize=12)
+    fig.colorbar(image, ax=axes, shrink=0.8)
+    fig.suptitle(f"largest difference: {np.abs(La - Ta).max():.3g}", fontsize=11)
+    return fig
+
+
+# -- the chapter's figures as files ----------------------------------------------------
+
+
+def save_chapter_figures(directory: str | os.PathLike[str], backend: str = "numpy") -> list[pathlib.Path]:
+    """Run the chapter on ``backend`` and write its figures as PNG files in ``directory``.
+
+    Writes, in this order, :data:`CHAPTER_FIGURES`: ``correlation.png`` (the
+    first figure, computed with ``corr2d``), ``edge-map.png`` (the 6x8 image
+    and its edges), ``loss-curve.png`` (learning the ``[[1, -1]]`` kernel:
+    built-in layer, lr 3e-2, 10 epochs from zeros, as ``convlab demo``) and
+    ``learned-kernel.png`` (the learned kernel beside the true one).
+
+    Parameters
+    ----------
+    directory : str or path
+        Where to write; made (with its parents) if missing.
+    backend : str
+        The backend that computes everything, e.g. ``"torch"``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Raises
+    ------
+    ValueError
+        Unknown backend.
+    convlab.BackendNotInstalledError
+        The backend's framework is not installed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from convlab import plot
+    >>> paths = plot.save_chapter_figures(tempfile.mkdtemp(), backend="numpy")
+    >>> [path.name for path in paths]
+    ['correlation.png', 'edge-map.png', 'loss-curve.png', 'learned-kernel.png']
+    """
+    import convlab as cl
+
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory: expected a path, got {directory!r}")
+    out = pathlib.Path(directory)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"directory: {str(out)!r} exists and is not a directory")
+    plt = _pyplot()
+    with cl.use_backend(backend) as active:
+        X, K = cl.data.fig_correlation()
+        Y = cl.to_numpy(cl.corr2d(X, K))
+        image = cl.data.edge_image()
+        edges = cl.to_numpy(cl.corr2d(image, cl.kernels.edge()))
+        result = cl.train_kernel(image, edges, kernel_size=(1, 2), lr=3e-2, num_epochs=10, verbose=False)
+        name = active.name
+
+    figures = [
+        correlation_figure(X, K, Y),
+        edge_map(image, edges, titles=("image X (6×8)", "corr2d(X, [[1, -1]])")),
+        loss_curves(result.losses, title=f"learning the kernel on {name}: loss per epoch"),
+        kernel_comparison(result.kernel, cl.kernels.edge()),
+    ]
+    figures[0].suptitle(f"cross-correlation ({name})", fontsize=12)
+    error = np.abs(result.kernel - cl.kernels.edge()).max()
+    figures[3].suptitle(f"learned kernel after 10 epochs on {name} (largest difference {error:.3g})", fontsize=11)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    try:
+        for fig, filename in zip(figures, CHAPTER_FIGURES, strict=True):
+            path = out / filename
+            fig.savefig(path, dpi=150, facecolor="white")
+            paths.append(path)
+    finally:
+        for fig in figures:
+            plt.close(fig)
+    return paths
