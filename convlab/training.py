@@ -27,7 +27,7 @@ class TrainResult:
     bias: float | None
     """The learned bias (``layer="custom"``), else ``None``."""
     max_stable_lr: float
-    """``2 / lambda_max`` of the loss's Hessian: larger learning rates diverge."""
+    """``2 / lambda_max`` of the loss's Hessian; larger learning rates diverge."""
     backend: str
     """The backend that trained."""
     layer: Any = field(repr=False, default=None)

@@ -9,6 +9,11 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
 setup() {
+    # Debian packages for the documentation tests: Graphviz draws the architecture diagram,
+    # headless Chromium renders pages the way a reader sees them.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v dot && command -v chromium; } >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium graphviz >/dev/null
+    fi
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     local pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
     # The constraints pin torch to the CPU build cached on our machines.
