@@ -1,0 +1,212 @@
+"""The TensorFlow backend (TensorFlow 2 with Keras 3).
+
+Notes
+-----
+- Layers are Keras 3 layers (``tf.keras`` re-exports Keras 3 since TF 2.16).
+  Their weights are ``keras.Variable`` objects wrapping a ``tf.Variable``
+  (``.value``) without being one: ``tf.GradientTape.watch`` refuses them,
+  which is why the book's training code fails under Keras 3. Here the tape
+  watches the variables its code reads by itself and is asked for gradients
+  with respect to the Keras variables, which works. ``keras.Variable`` is
+  among :attr:`tensor_types`, and :meth:`TensorFlowBackend.tensor` reads it
+  into a plain tensor (a read the tape records, so gradients flow).
+- ``corr2d_loop`` is the book's tab: a ``tf.Variable`` filled element by
+  element with ``assign``. ``assign`` is not differentiable, so the tape
+  returns ``None`` for the kernel of a layer built on it (the chapter's
+  exercise 2), while the bias, added outside the loop, still gets a gradient.
+- Eager TensorFlow pays a dispatch cost per op and shift-and-add is
+  ``4 k_h k_w`` ops, so ``corr2d_vectorized`` is a ``tf.function`` traced
+  once per kernel shape with a dynamic input shape (no retracing per image
+  size). Control dependencies make it add one product at a time, so the graph
+  executor cannot hold all ``k_h k_w`` products at once (extra memory stays
+  O(output)). ``corr2d_native`` is ``tf.nn.conv2d`` (NHWC input, HWIO
+  kernel) in one ``tf.function`` with dynamic shapes.
+- ``value_and_grad`` runs eagerly: tracing a ``tf.function`` for each new
+  layer costs more than the short trainings the chapter runs. Per step the
+  eager op count is what costs, so ``sgd_update`` is TF's fused SGD kernel
+  (``ResourceApplyGradientDescent``) on the ``tf.Variable`` under each Keras
+  weight, and the built-in layer's axes come and go by ``expand_dims`` and
+  ``squeeze``.
+- The built-in layer is ``keras.layers.Conv2D(1, kernel_size, use_bias=False)``
+  in a thin wrapper that adds and removes the batch and channel axes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+
+from convlab.backends.base import Backend, Forward, Loss
+
+tf: Any = None  # imported by TensorFlowBackend.import_framework: `import convlab` must not load tensorflow
+keras: Any = None
+
+
+class BuiltinConv2D:
+    """Keras' own ``Conv2D`` (one channel in and out, no bias) applied to 2-D inputs."""
+
+    def __init__(self, conv: Any) -> None:
+        self.conv = conv
+
+    def __call__(self, X: Any) -> Any:
+        # NHWC with N = C = 1. expand_dims/squeeze, as indexing and reshape (whose shape
+        # argument becomes a tensor) cost several times more per call in eager mode.
+        return tf.squeeze(self.conv(tf.expand_dims(tf.expand_dims(X, 0), -1)), (0, 3))
+
+    @property
+    def trainable_weights(self) -> list[Any]:
+        return self.conv.trainable_weights
+
+    def __repr__(self) -> str:
+        return f"BuiltinConv2D({self.conv.name}, kernel_size={self.conv.kernel_size})"
+
+
+@functools.cache
+def _conv2d_class() -> type:
+    class Conv2D(keras.layers.Layer):
+        """The chapter's hand-written layer: ``forward(X, weight, bias)`` on Keras weights."""
+
+        def __init__(self, kernel_size, weight, bias, forward: Forward) -> None:
+            super().__init__()
+            self._forward = forward
+            # The book's tab initialises with tf.random_normal_initializer (stddev 0.05).
+            init = tf.random_normal_initializer() if weight is None else keras.initializers.Constant(weight)
+            self.weight = self.add_weight(name="weight", shape=kernel_size, initializer=init)
+            self.bias = None
+            if bias is not None:
+                self.bias = self.add_weight(name="bias", shape=(1,), initializer=keras.initializers.Constant(bias))
+            self.built = True  # weights made here, not in build()
+
+        def call(self, X):
+            return self._forward(X, self.weight, self.bias)
+
+    return Conv2D
+
+
+def _shift_and_add(X: Any, K: Any) -> Any:
+    h, w = K.shape
+    out_h, out_w = tf.shape(X)[0] - h + 1, tf.shape(X)[1] - w + 1
+    Y = X[:out_h, :out_w] * K[0, 0]
+    for a in range(h):
+        for b in range(w):
+            if a or b:
+                with tf.control_dependencies([Y]):  # one product alive at a time
+                    Y = Y + X[a : a + out_h, b : b + out_w] * K[a, b]
+    return Y
+
+
+@functools.lru_cache(maxsize=128)
+def _shift_and_add_graph(k_shape: tuple[int, int]) -> Any:
+    signature = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec(k_shape, tf.float32)]
+    return tf.function(_shift_and_add, input_signature=signature)
+
+
+def _conv(X: Any, K: Any) -> Any:
+    return tf.nn.conv2d(X[None, :, :, None], K[:, :, None, None], strides=1, padding="VALID")[0, :, :, 0]
+
+
+class TensorFlowBackend(Backend):
+    name = "tensorflow"
+    aliases = ("tf",)
+    modules = ("tensorflow", "keras")  # EagerTensor, tf.Variable; keras.Variable (layer weights)
+    extra = "tensorflow"
+
+    def import_framework(self) -> None:
+        global tf, keras
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras
+        import tensorflow as tf
+
+        if keras.backend.backend() != "tensorflow":
+            raise ImportError(f"Keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
+        self._native = tf.function(_conv, input_signature=[tf.TensorSpec([None, None], tf.float32)] * 2)
+        # EagerTensor subclasses tf.Tensor; listed for readers who look for type(x).
+        self._types = (tf.Tensor, type(tf.constant(0.0)), tf.Variable, keras.Variable)
+
+    def version(self) -> str:
+        return tf.__version__
+
+    def device(self) -> str:
+        return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+    @property
+    def tensor_types(self) -> tuple[type, ...]:
+        return self._types
+
+    def tensor(self, data: Any) -> Any:
+        if isinstance(data, tf.Tensor) and data.dtype == tf.float32:
+            return data
+        return tf.cast(tf.convert_to_tensor(data), tf.float32)  # reads variables; a no-op cast on float32
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(x.numpy())
+
+    def sum(self, x: Any) -> Any:
+        return tf.reduce_sum(x)
+
+    def corr2d_loop(self, X: Any, K: Any) -> Any:
+        h, w = K.shape
+        Y = tf.Variable(tf.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1)))
+        for i in range(Y.shape[0]):
+            for j in range(Y.shape[1]):
+                Y[i, j].assign(tf.reduce_sum(X[i : i + h, j : j + w] * K))
+        return tf.convert_to_tensor(Y)
+
+    def corr2d_vectorized(self, X: Any, K: Any) -> Any:
+        return _shift_and_add_graph(tuple(K.shape))(X, K)
+
+    def corr2d_native(self, X: Any, K: Any) -> Any:
+        return self._native(X, K)
+
+    def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
+        # Median wall time per call, us, vectorized/native (2 busy CPU cores, TF 2.21, oneDNN):
+        #   n<=256, kernels 1x2..7x7: both 400-1500, one call's overhead; within noise of each other,
+        #     vectorized ahead at n=256 (3x3 519/678, 5x5 869/1088);
+        #   n=384: 2x2 853/759, 3x3 2397/1629, 5x5 12111/3049;  n=1024: 3x3 5950/5334, 5x5 16960/11307;
+        #   n=2048: 1x2 19719/19254, 2x2 27450/16058, 3x3 48236/27201, 5x5 115854/61208.
+        # Once the image outgrows the cache (~300x300) oneDNN's conv wins, except for 1x2 kernels (a tie).
+        big = x_shape[0] * x_shape[1] > 100_000
+        return "native" if big and k_shape[0] * k_shape[1] > 2 else "vectorized"
+
+    def conv2d_layer(self, kernel_size, weight, bias, forward: Forward) -> Any:
+        return _conv2d_class()(kernel_size, weight, bias, forward)
+
+    def builtin_layer(self, kernel_size, weight) -> Any:
+        conv = keras.layers.Conv2D(1, kernel_size, use_bias=False)  # default init: glorot_uniform
+        conv.build((None, None, None, 1))
+        if weight is not None:
+            conv.kernel.assign(np.asarray(weight, dtype=np.float32)[:, :, None, None])  # HWIO
+        return BuiltinConv2D(conv)
+
+    def _variables(self, layer: Any) -> dict[str, Any]:
+        if isinstance(layer, BuiltinConv2D):
+            return {"weight": layer.conv.kernel}
+        if layer.bias is None:
+            return {"weight": layer.weight}
+        return {"weight": layer.weight, "bias": layer.bias}
+
+    def parameters(self, layer: Any) -> dict[str, np.ndarray]:
+        params = {name: np.array(var.numpy()) for name, var in self._variables(layer).items()}
+        params["weight"] = params["weight"].reshape(params["weight"].shape[:2])  # HWIO -> HW
+        return params
+
+    def value_and_grad(self, layer: Any, X: Any, Y: Any, loss: Loss):
+        variables = self._variables(layer)
+        with tf.GradientTape() as tape:
+            value = loss(layer(X), Y)
+        grads = tape.gradient(value, variables)
+        if isinstance(layer, BuiltinConv2D) and grads["weight"] is not None:
+            grads["weight"] = tf.squeeze(grads["weight"], (2, 3))  # HWIO -> HW
+        return float(value), grads
+
+    def sgd_update(self, layer: Any, grads: dict[str, Any], lr: float) -> None:
+        variables = self._variables(layer)
+        for name, grad in grads.items():
+            if isinstance(layer, BuiltinConv2D):
+                grad = tf.expand_dims(tf.expand_dims(grad, -1), -1)  # HW -> HWIO
+            # TF's own SGD kernel, var -= alpha * delta in one op, on the tf.Variable under the Keras one
+            # (Keras' assign_sub(lr * grad) is a multiply, a read, a subtract, a cast and an assign).
+            tf.raw_ops.ResourceApplyGradientDescent(var=variables[name].value.handle, alpha=lr, delta=grad)
