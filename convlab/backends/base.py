@@ -160,3 +160,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def sgd_update(self, layer: Any, grads: dict[str, Tensor], lr: float) -> None:
         """``param -= lr * grad`` for every parameter of ``layer``, in place."""
+
+
+def weight_and_bias(layer: Any) -> dict[str, Any]:
+    """A layer's ``weight`` and ``bias`` attributes by name; no ``"bias"`` when it is ``None``.
+
+    For adapters whose hand-written and built-in layers both keep their
+    parameters under these names (PyTorch, Gluon).
+    """
+    params = {"weight": layer.weight}
+    if layer.bias is not None:
+        params["bias"] = layer.bias
+    return params

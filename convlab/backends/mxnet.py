@@ -79,7 +79,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, Forward, Loss
+from convlab.backends.base import Backend, Forward, Loss, weight_and_bias
 
 mx: Any = None  # imported by MXNetBackend.import_framework: `import convlab` must not load mxnet
 mnp: Any = None
@@ -197,13 +197,6 @@ def _layer_classes() -> tuple[type, type]:
     return Conv2D, BuiltinConv
 
 
-def _params(layer: Any) -> dict[str, Any]:
-    params = {"weight": layer.weight}
-    if layer.bias is not None:
-        params["bias"] = layer.bias
-    return params
-
-
 class MXNetBackend(Backend):
     name = "mxnet"
     aliases = ("mx",)
@@ -280,10 +273,10 @@ class MXNetBackend(Backend):
 
     def parameters(self, layer: Any) -> dict[str, np.ndarray]:
         # nn.Conv2D stores its weight as (out, in, h, w): report it as (h, w).
-        return {name: p.data().asnumpy().reshape(p.shape[-2:]) for name, p in _params(layer).items()}
+        return {name: p.data().asnumpy().reshape(p.shape[-2:]) for name, p in weight_and_bias(layer).items()}
 
     def value_and_grad(self, layer: Any, X: Any, Y: Any, loss: Loss):
-        params = _params(layer)
+        params = weight_and_bias(layer)
         with autograd.record():
             value = loss(layer(X), Y)
         value.backward()
@@ -295,7 +288,7 @@ class MXNetBackend(Backend):
         return value.item(), grads
 
     def sgd_update(self, layer: Any, grads: dict[str, Any], lr: float) -> None:
-        params = _params(layer)
+        params = weight_and_bias(layer)
         for name, grad in grads.items():
             data = params[name].data()
             data -= lr * grad  # in place; broadcasting restores nn.Conv2D's (1, 1, h, w)

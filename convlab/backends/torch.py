@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, Forward, Loss
+from convlab.backends.base import Backend, Forward, Loss, weight_and_bias
 
 torch: Any = None  # imported by TorchBackend.import_framework: `import convlab` must not load torch
 
@@ -64,13 +64,6 @@ def _layer_classes() -> tuple[type, type]:
             return self._conv_forward(X.view(1, 1, *X.shape), self.weight, None).squeeze((0, 1))
 
     return Conv2D, Conv2d2D
-
-
-def _params(layer: Any) -> dict[str, Any]:
-    params = {"weight": layer.weight}
-    if layer.bias is not None:
-        params["bias"] = layer.bias
-    return params
 
 
 class TorchBackend(Backend):
@@ -149,10 +142,10 @@ class TorchBackend(Backend):
 
     def parameters(self, layer: Any) -> dict[str, np.ndarray]:
         # nn.Conv2d stores its weight as (out, in, h, w): report it as (h, w).
-        return {name: self.to_numpy(p).reshape(p.shape[-2:]).copy() for name, p in _params(layer).items()}
+        return {name: self.to_numpy(p).reshape(p.shape[-2:]).copy() for name, p in weight_and_bias(layer).items()}
 
     def value_and_grad(self, layer: Any, X: Any, Y: Any, loss: Loss):
-        params = _params(layer)
+        params = weight_and_bias(layer)
         for p in params.values():
             p.grad = None  # what zero_grad() does, without walking the module tree
         value = loss(layer(X), Y)
@@ -161,7 +154,7 @@ class TorchBackend(Backend):
         return value.item(), grads
 
     def sgd_update(self, layer: Any, grads: dict[str, Any], lr: float) -> None:
-        params = _params(layer)
+        params = weight_and_bias(layer)
         with torch.no_grad():
             for name, grad in grads.items():
                 params[name].sub_(grad.reshape(params[name].shape), alpha=lr)
