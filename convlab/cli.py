@@ -64,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parity.add_arguments(parity_parser)
     parity_parser.set_defaults(run=_parity)
 
+    from convlab import bench
+
+    bench_parser = commands.add_parser("bench", help="time corr2d, train_kernel and import convlab on every backend")
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(run=bench.main)
+
     args = parser.parse_args(argv)
     try:
         return args.run(args)

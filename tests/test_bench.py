@@ -1,0 +1,153 @@
+"""The benchmark keeps working: a tiny run on every installed backend, checked for shape, not speed."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from reference import BOOK_LOSSES
+
+from convlab import bench
+from convlab._registry import backend_names, load_backend
+from convlab.errors import BackendNotInstalledError
+
+TINY = ["--quick", "--sizes", "8", "--kernels", "2", "--loop-budget", "0.5"]
+
+
+def installed() -> list[str]:
+    names = []
+    for name in backend_names():
+        try:
+            load_backend(name)
+        except BackendNotInstalledError:
+            continue
+        names.append(name)
+    return names
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """``convlab bench`` in its tiny configuration, with --json and (if matplotlib is here) --plot."""
+    out = tmp_path_factory.mktemp("bench")
+    argv = [*TINY, "--json", str(out / "bench.json")]
+    if importlib.util.find_spec("matplotlib") is not None:
+        argv += ["--plot", str(out / "bench.png")]
+    parser = argparse.ArgumentParser(prog="convlab bench")
+    bench.add_arguments(parser)
+    args = parser.parse_args(argv)
+    capture = pytest.MonkeyPatch()
+    printed: list[str] = []
+    capture.setattr("builtins.print", lambda *a, **k: printed.append(" ".join(map(str, a))))
+    try:
+        status = bench.main(args)
+    finally:
+        capture.undo()
+    return {
+        "status": status,
+        "out": out,
+        "printed": "\n".join(printed),
+        "results": json.loads((out / "bench.json").read_text()),
+    }
+
+
+def test_main_succeeds_and_prints_the_tables(run):
+    assert run["status"] == 0
+    text = run["printed"]
+    for heading in (
+        "corr2d, 2x2 kernel",
+        "copy input (floor)",
+        "fastest",
+        "train_kernel vs the book's loop",
+        "targets",
+    ):
+        assert heading in text
+    for name in run["results"]["backends"]:
+        assert f"{name} auto" in text
+
+
+def test_every_installed_backend_is_timed(run):
+    results = run["results"]
+    assert results["backends"] == installed()
+    assert set(results["backends"]) | set(results["skipped"]) == set(backend_names())
+    assert results["config"]["sizes"] == [8] and results["config"]["kernels"] == [2]
+    rows = {(r["backend"], r["method"], r["size"], r["kernel"]): r for r in results["corr2d"]}
+    assert rows[("floor", "copy", 8, 2)]["median_s"] > 0
+    for name in results["backends"]:
+        for method in bench.METHODS:
+            row = rows[(name, method, 8, 2)]
+            assert "error" in row or (row["median_s"] > 0 and row["samples"] >= 1 and row["number"] >= 1)
+    numpy_rows = [rows[("numpy", method, 8, 2)] for method in bench.METHODS]
+    assert all("error" not in row for row in numpy_rows)
+    (fastest,) = results["fastest"]
+    assert fastest["size"] == 8 and fastest["kernel"] == 2 and fastest["backend"] in results["backends"]
+
+
+def test_training_imports_and_memory_are_reported(run):
+    results = run["results"]
+    assert {row["backend"] for row in results["train"]} == set(results["backends"])
+    for row in results["train"]:
+        if "error" not in row:
+            assert row["train_kernel_s"] >= 0 and row["reference_s"] >= 0
+            assert row["losses_agree"], f"{row['backend']}: the book-style loop and train_kernel disagree"
+    assert "error" not in next(row for row in results["train"] if row["backend"] == "numpy")
+    assert results["imports"]["numpy_s"] > 0 and results["imports"]["convlab_s"] > 0
+    memory = results["memory"]["vectorized"]
+    assert memory["output_bytes"] == 510 * 510 * 4 and memory["peak_extra_bytes"] >= memory["output_bytes"]
+
+
+def test_targets_are_evaluated(run):
+    targets = run["results"]["targets"]
+    assert {t["target"] for t in targets} == set(bench.TARGETS)
+    for t in targets:
+        assert t["passed"] in (True, False, None) and t["limit"] == bench.TARGETS[t["target"]][1]
+        assert t["passed"] is None or t["passed"] == (t["value"] <= t["limit"])
+    as_min = {**run["results"], "config": {**run["results"]["config"], "stat": "min"}}  # --stat min
+    assert [t["target"] for t in bench.evaluate_targets(as_min)] == [t["target"] for t in targets]
+    assert "min of 1 samples" in bench.format_report(as_min)
+    by_id = {(t["target"], t["subject"]): t for t in targets}
+    assert by_id[("b", "numpy")]["passed"] is None  # 1024 and 2048 are not in the tiny run
+    assert by_id[("a", "numpy")]["value"] is not None
+
+
+def test_plot_is_written(run):
+    if importlib.util.find_spec("matplotlib") is None:
+        pytest.skip("matplotlib not installed")
+    assert (run["out"] / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", sorted(bench.REFERENCE_LOOPS))
+def test_book_style_reference_loops_reproduce_the_book(name):
+    try:
+        load_backend(name)
+    except BackendNotInstalledError as exc:
+        pytest.skip(str(exc))
+    X = np.ones((6, 8), np.float32)
+    X[:, 2:6] = 0
+    Y = np.tile(np.array([0, 1, 0, 0, 0, -1, 0], np.float32), (6, 1))
+    losses = bench.REFERENCE_LOOPS[name](X, Y, (1, 2), 3e-2, 10)
+    assert losses[0] == pytest.approx(12.0)
+    for iteration, printed in BOOK_LOSSES.items():
+        assert round(losses[iteration - 1], 3) == printed
+
+
+def test_measure_and_sync():
+    calls = []
+    timing = bench.measure(lambda: calls.append(1), repeats=3)
+    assert timing["samples"] == 3 and timing["median_s"] >= timing["min_s"] > 0
+    assert len(calls) == 2 + 3 * timing["number"]  # warm-up, calibration, samples
+    slow = bench.measure(lambda: sum(range(10_000)), repeats=5, budget_s=0.0)
+    assert slow["samples"] == 1  # over budget: the warm-up call is the only sample
+    y = np.ones((2, 2), np.float32)
+    assert bench.sync(load_backend("numpy"), y) is y
+
+
+def test_unknown_backend_is_an_error(capsys):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert bench.main(parser.parse_args(["--backends", "numpy,fortran", "--quiet"])) == 2
+    assert "unknown backend 'fortran'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--sizes", "0"])
