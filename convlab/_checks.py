@@ -31,7 +31,9 @@ def as_native(x: Any, name: str, backend: Backend | None = None) -> Tensor:
     frameworks silently would copy data between devices behind the user's back.
     """
     backend = backend or get_backend()
-    if isinstance(x, backend.tensor_types) and not isinstance(x, np.ndarray):
+    if isinstance(x, np.ndarray):  # every backend takes NumPy input; float32 needs no check
+        return backend.tensor(x if x.dtype == np.float32 else as_real_array(x, name))
+    if isinstance(x, backend.tensor_types):
         return backend.tensor(x)
     owner = owning_backend(x)
     if owner is not None and owner != backend.name:

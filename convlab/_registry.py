@@ -191,7 +191,12 @@ def available_backends() -> list[str]:
 
 def owning_backend(x: object) -> str | None:
     """The name of the backend whose framework ``x``'s type comes from, if any."""
-    root = type(x).__module__.partition(".")[0]
+    return _owner_of_type(type(x))
+
+
+@functools.lru_cache(maxsize=256)
+def _owner_of_type(kind: type) -> str | None:
+    root = kind.__module__.partition(".")[0]
     for cls in _adapter_classes().values():
         if root in cls.modules:
             return cls.name

@@ -195,3 +195,12 @@ def test_max_stable_lr_matches_finite_difference_hessian():
     H = np.stack([(grad(p0 + e) - grad(p0 - e)) / (2 * eps) for e in np.eye(3) * eps])
     assert cl.max_stable_lr(X, (1, 2), bias=True) == pytest.approx(2 / np.linalg.eigvalsh(H)[-1], rel=1e-3)
     assert math.isinf(cl.max_stable_lr(np.zeros((3, 3)), (2, 2)))
+
+
+@pytest.mark.parametrize("method", ["vectorized", "native", "auto"])
+def test_large_image_matches_scipy(backend, method):
+    """Large enough for the backends' blocked, threaded and compiled paths."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((1100, 703)).astype(np.float32)
+    K = rng.standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(cl.to_numpy(cl.corr2d(X, K, method=method)), correlate(X, K), rtol=1e-4, atol=1e-4)

@@ -6,6 +6,9 @@ NumPy has no autograd and no conv layer, so the layers here are the core's
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,13 @@ from convlab.backends.base import Backend, Forward, Loss
 
 _BLOCK = 1 << 16
 """Elements per row block of the shift-and-add: 256 KiB of float32, so the block stays in L2."""
+_PARALLEL_MIN = 1 << 19
+"""Output elements per thread below which splitting the work costs more than it saves."""
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="convlab-numpy")
 
 
 class NumpyBackend(Backend):
@@ -42,41 +52,50 @@ class NumpyBackend(Backend):
         return Y
 
     def corr2d_vectorized(self, X: np.ndarray, K: np.ndarray) -> np.ndarray:
-        # The core's shift-and-add, fused and cache-blocked. On the flattened
-        # input, kernel element (a, b) is the contiguous slice at offset
-        # a * W + b: ``Y.flat[p] += K[a, b] * X.flat[p + a * W + b]``. One
-        # einsum adds all k_h * k_w scaled slices; order="F" makes it loop over
-        # pixels innermost, as a SIMD multiply-add (one pass per kernel element,
-        # no temporaries; the default order runs a k_h * k_w-term dot per pixel,
-        # ~30x slower). Rows go in blocks of ~_BLOCK elements, so that the block's
-        # accumulator stays in L2 through all its passes; a block is computed
-        # on full rows of width W (the last k_w - 1 columns are junk) and its
-        # valid columns copied out. Extra memory: one block beside the output.
+        # The core's shift-and-add, fused, cache-blocked and split over the cores.
+        # On the flattened input, kernel element (a, b) is the contiguous slice at
+        # offset a * W + b: ``Y.flat[p] += K[a, b] * X.flat[p + a * W + b]`` where Y
+        # has full rows of width W (its last k_w - 1 columns are junk, and the result
+        # is the view without them). One einsum adds all k_h * k_w scaled slices;
+        # order="F" makes it loop over pixels innermost, as a SIMD multiply-add (one
+        # pass per kernel element, no temporaries; the default order runs a
+        # k_h * k_w-term dot per pixel, ~30x slower). Rows go in blocks of ~_BLOCK
+        # elements, so each block stays in L2 through all its passes. Large images
+        # are split into one band of rows per core: einsum releases the GIL.
         h, w = K.shape
         W = X.shape[1]
         out_h, out_w = X.shape[0] - h + 1, W - w + 1
         flat = np.ascontiguousarray(X, dtype=np.float32).ravel()
         K = np.asarray(K, dtype=np.float32)
+        full = np.empty(out_h * W, np.float32)
         rows = max(1, min(out_h, _BLOCK // W))
-        acc = np.empty(rows * W, np.float32)
-        Y = np.empty((out_h, out_w), np.float32)
-        for r in range(0, out_h, rows):
-            n = min(rows, out_h - r)
-            m = n * W - (w - 1)  # the last row's junk would read past the end of X
-            step = flat.itemsize
-            shifted = np.lib.stride_tricks.as_strided(flat[r * W :], (h, w, m), (W * step, step, step), writeable=False)
-            np.einsum("ab,abp->p", K, shifted, out=acc[:m], order="F")
-            Y[r : r + n] = acc[: n * W].reshape(n, W)[:, :out_w]
-        return Y
+
+        def band(first: int, stop: int) -> None:
+            for r in range(first, stop, rows):
+                n = min(rows, stop - r)
+                m = n * W - (w - 1 if r + n == out_h else 0)  # the last row's junk would read past X
+                shifted = np.lib.stride_tricks.as_strided(
+                    flat[r * W :], (h, w, m), (W * flat.itemsize, flat.itemsize, flat.itemsize), writeable=False
+                )
+                np.einsum("ab,abp->p", K, shifted, out=full[r * W : r * W + m], order="F")
+
+        bands = min(os.cpu_count() or 1, max(1, out_h * W // _PARALLEL_MIN), out_h)
+        edges = [out_h * i // bands for i in range(bands + 1)]
+        others = [_pool().submit(band, edges[i], edges[i + 1]) for i in range(1, bands)]
+        band(edges[0], edges[1])
+        for other in others:
+            other.result()
+        return full.reshape(out_h, W)[:, :out_w]
 
     def corr2d_native(self, X: np.ndarray, K: np.ndarray) -> np.ndarray:
-        # NumPy has no convolution: one einsum over the (read-only) window view,
-        # a k_h * k_w-term dot product per output pixel. as_strided, not
-        # sliding_window_view, whose checks cost ~5 us a call.
+        # NumPy has no convolution: one einsum over the window view, a k_h * k_w-term
+        # dot product per output pixel. The view is made by the ndarray constructor:
+        # as_strided and sliding_window_view cost ~5 us a call, more than the
+        # einsum on the chapter's images.
         h, w = K.shape
-        shape = (X.shape[0] - h + 1, X.shape[1] - w + 1, h, w)
-        windows = np.lib.stride_tricks.as_strided(X, shape, X.strides * 2, writeable=False)
-        return np.einsum("ijab,ab->ij", windows, K).astype(np.float32, copy=False)
+        X = np.ascontiguousarray(X)
+        windows = np.ndarray((X.shape[0] - h + 1, X.shape[1] - w + 1, h, w), X.dtype, X, 0, X.strides * 2)
+        return np.einsum("ijab,ab->ij", windows, K)
 
     def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
         # The native einsum costs ~4 ns per output pixel and kernel element, the
