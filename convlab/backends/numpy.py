@@ -98,12 +98,12 @@ class NumpyBackend(Backend):
         return np.einsum("ijab,ab->ij", windows, K)
 
     def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
-        # The native einsum costs ~4 ns per output pixel and kernel element, the
-        # shift-and-add a few microseconds more per call than it (views, the
-        # block copy), then far less per pixel: native wins only on tiny work
-        # (e.g. 6x6 5x5: 20 vs 26 us; 16x16 5x5: 65 vs 40 us; 32x32 3x3: 115 vs 46 us).
+        # The native einsum costs ~4 us plus ~3 ns per output pixel and kernel
+        # element; the shift-and-add ~17 us a call (views, blocks, the thread
+        # check), then far less per pixel. Microseconds, vectorized/native:
+        # 16x16 3x3 17/8, 24x24 5x5 19/20, 32x32 3x3 19/23, 64x64 2x2 21/55.
         out = (x_shape[0] - k_shape[0] + 1) * (x_shape[1] - k_shape[1] + 1)
-        return "native" if out * k_shape[0] * k_shape[1] <= 1024 else "vectorized"
+        return "native" if out * k_shape[0] * k_shape[1] <= 6000 else "vectorized"
 
     def conv2d_layer(self, kernel_size, weight, bias, forward: Forward) -> Any:
         from convlab.layers import ReferenceConv2D
