@@ -8,7 +8,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from convlab._registry import _adapter_classes, canonical_name, use_backend
+from convlab import _registry
+from convlab._registry import canonical_name, use_backend
 
 _PINNED = (
     "Conv2D",
@@ -20,20 +21,12 @@ _PINNED = (
     "tensor",
     "train_kernel",
 )
-_SHARED = (
-    "BackendNotInstalledError",
-    "DivergenceError",
-    "TrainResult",
-    "data",
-    "kernels",
-    "receptive_field",
-    "to_numpy",
-)
+"""The functions that compute, and so run on the module's backend; every other public name is shared."""
 
 
 def is_backend_name(name: str) -> bool:
     """Whether ``name`` is a backend's name or alias."""
-    return any(name == cls.name or name in cls.aliases for cls in _adapter_classes().values())
+    return any(name == cls.name or name in cls.aliases for cls in _registry._adapter_classes().values())
 
 
 def _pinned(function: Callable[..., Any], backend: str) -> Callable[..., Any]:
@@ -61,9 +54,10 @@ def bound_module(name: str) -> types.ModuleType:
         module = types.ModuleType(module_name, f"convlab's API on the {backend} backend.")
         for public in _PINNED:
             setattr(module, public, _pinned(getattr(convlab, public), backend))
-        for public in _SHARED:
+        shared = [public for public in convlab.__all__ if public not in _PINNED]
+        for public in shared:
             setattr(module, public, getattr(convlab, public))
         module.backend = backend  # type: ignore[attr-defined]
-        module.__all__ = [*_PINNED, *_SHARED]  # type: ignore[attr-defined]
+        module.__all__ = list(convlab.__all__)  # type: ignore[attr-defined]
         sys.modules[module_name] = module
     return sys.modules[module_name]

@@ -34,6 +34,8 @@ def as_native(x: Any, name: str, backend: Backend | None = None) -> Tensor:
     if isinstance(x, np.ndarray):  # every backend takes NumPy input; float32 needs no check
         return backend.tensor(x if x.dtype == np.float32 else as_real_array(x, name))
     if isinstance(x, backend.tensor_types):
+        if not backend.is_real(x):
+            raise TypeError(f"{name}: expected a tensor of real numbers (int or float dtype), got {describe(x)}")
         return backend.tensor(x)
     owner = owning_backend(x)
     if owner is not None and owner != backend.name:
@@ -71,11 +73,11 @@ def check_matrix(shape: tuple[int, ...], name: str) -> None:
         raise ValueError(f"{name}: expected a non-empty 2-D array, got shape {shape}")
 
 
-def check_fits(x_shape: tuple[int, ...], k_shape: tuple[int, ...]) -> None:
-    """The kernel must fit inside the input (valid mode)."""
+def check_fits(x_shape: tuple[int, ...], k_shape: tuple[int, ...], name: str = "K") -> None:
+    """The kernel (argument ``name``) must fit inside the input (valid mode)."""
     if k_shape[0] > x_shape[0] or k_shape[1] > x_shape[1]:
         raise ValueError(
-            f"K: expected a kernel no larger than the input X {x_shape} in either axis, got shape {k_shape}"
+            f"{name}: expected a kernel no larger than the input X {x_shape} in either axis, got {tuple(k_shape)}"
         )
 
 

@@ -19,6 +19,7 @@ import functools
 import importlib
 import os
 import pkgutil
+import threading
 from collections.abc import Iterator
 
 from convlab import backends as _backends_pkg
@@ -31,6 +32,7 @@ DEFAULT = "numpy"
 _default_name: str | None = None
 _scoped_name: contextvars.ContextVar[str | None] = contextvars.ContextVar("convlab_backend", default=None)
 _loaded: dict[str, Backend] = {}
+_loading = threading.RLock()
 
 
 @functools.cache
@@ -82,17 +84,19 @@ def load_backend(name: str) -> Backend:
         The framework does not import here; the message gives the pip extra.
     """
     key = canonical_name(name)
-    if key not in _loaded:
-        cls = _adapter_classes()[key]
-        backend = cls()
-        try:
-            backend.import_framework()
-        except ImportError as exc:
-            hint = install_hint(cls)
-            raise BackendNotInstalledError(
-                f"backend {key!r} is not installed here ({exc}); install it with: {hint}"
-            ) from exc
-        _loaded[key] = backend
+    if key in _loaded:
+        return _loaded[key]
+    with _loading:  # one adapter instance per backend: compiled-function caches hang on it
+        if key not in _loaded:
+            cls = _adapter_classes()[key]
+            backend = cls()
+            try:
+                backend.import_framework()
+            except ImportError as exc:
+                raise BackendNotInstalledError(
+                    f"backend {key!r} is not installed here ({exc}); install it with: {install_hint(cls)}"
+                ) from exc
+            _loaded[key] = backend
     return _loaded[key]
 
 
@@ -106,7 +110,10 @@ def install_hint(cls: type[Backend]) -> str:
 def _default() -> str:
     if _default_name is not None:
         return _default_name
-    return canonical_name(os.environ.get(ENV_VAR) or DEFAULT)
+    try:
+        return canonical_name(os.environ.get(ENV_VAR) or DEFAULT)
+    except ValueError as exc:
+        raise ValueError(f"${ENV_VAR}: {exc}") from None
 
 
 def get_backend() -> Backend:

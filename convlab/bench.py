@@ -53,6 +53,7 @@ import numpy as np
 
 from convlab import data, kernels
 from convlab._registry import backend_names, canonical_name, load_backend, use_backend
+from convlab._text import table
 from convlab.backends.base import Backend
 from convlab.errors import BackendNotInstalledError
 from convlab.ops import corr2d_on
@@ -80,6 +81,11 @@ SAMPLE_S = 1e-3
 # -- timing ----------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _device(backend: Backend) -> str:
+    return backend.device()  # asked once: TensorFlow lists its devices to answer
+
+
 def sync(backend: Backend, y: Any) -> Any:
     """Wait until ``y`` is computed, at (almost) no cost; return it."""
     for wait in ("block_until_ready", "wait_to_read"):  # JAX, MXNet: asynchronous dispatch
@@ -87,7 +93,7 @@ def sync(backend: Backend, y: Any) -> Any:
         if callable(method):
             method()
             return y
-    if backend.device() != "cpu":  # e.g. a GPU: copying one element waits for the whole result
+    if _device(backend) != "cpu":  # e.g. a GPU: copying one element waits for the whole result
         backend.to_numpy(y[:1, :1])
     return y  # NumPy, PyTorch on CPU, TensorFlow eager: already finished
 
@@ -299,9 +305,8 @@ def _corr(X: np.ndarray, K: np.ndarray) -> np.ndarray:
 
 def _load_backends(names: Sequence[str] | None, progress: Progress) -> tuple[dict[str, Backend], dict[str, str]]:
     requested = [canonical_name(name) for name in (names or backend_names())]
-    order = sorted(requested, key=lambda name: name == "tensorflow")  # torch must load before tensorflow
     loaded, skipped = {}, {}
-    for name in order:
+    for name in requested:
         try:
             loaded[name] = load_backend(name)
         except BackendNotInstalledError as exc:
@@ -611,14 +616,7 @@ def _ms(seconds: float | None) -> str:
 
 
 def _table(rows: list[list[str]], left: int = 1) -> list[str]:
-    """Aligned columns: the first ``left`` left-aligned, the rest right-aligned."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(
-            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
+    return table(rows, left=left).splitlines()
 
 
 def _last_line(message: str, width: int = 150) -> str:

@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the chapter and print what the book prints")
-    demo.add_argument("--backend", default=None, help=f"one of {', '.join(backend_names())} (default: numpy)")
+    names = ", ".join(backend_names())
+    demo.add_argument("--backend", help=f"one of {names} (default: $CONVLAB_BACKEND, else numpy)")
     demo.add_argument("--plot", metavar="DIR", help="also write the chapter's figures as PNG files into DIR")
     demo.set_defaults(run=_demo)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from convlab._checks import check_choice, check_kernel_size
 from convlab._registry import get_backend
-from convlab.backends.base import Backend, Forward, Loss, Tensor
+from convlab.backends.base import Backend, Forward, Loss, Tensor, weight_and_bias
 from convlab.ops import METHODS, corr2d_on
 
 INITS = ("normal", "zeros", "framework")
@@ -81,7 +81,8 @@ def Conv2D(  # noqa: N802 - a factory that reads like the book's class
     init : {"normal", "zeros", "framework"}
         ``"normal"``: standard normal from ``numpy.random.default_rng(seed)``
         (identical on every backend); ``"zeros"``; ``"framework"``: the
-        framework's own initialiser, as the book's tabs use.
+        framework's own initialiser, as the book's tabs use (NumPy has none:
+        there, unseeded uniform on ``[0, 1)``, as the book's PyTorch tab).
     seed : int, optional
         Seed for ``init="normal"``.
     method : str
@@ -137,10 +138,7 @@ class ReferenceConv2D:
 
     def parameters(self) -> dict[str, np.ndarray]:
         """``{"weight": ..., "bias": ...}`` (no ``"bias"`` without one)."""
-        params = {"weight": self.weight}
-        if self.bias is not None:
-            params["bias"] = self.bias
-        return params
+        return weight_and_bias(self)
 
     def backward(self, X: np.ndarray, dY: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients of the parameters given the output gradient ``dY``."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab._checks import as_native, as_real_array, check_choice, check_fits, check_kernel_size, check_matrix
+from convlab._checks import as_native, check_choice, check_fits, check_kernel_size, check_matrix
 from convlab._registry import get_backend, load_backend, owning_backend
 from convlab.backends.base import Backend, Tensor
 
@@ -149,16 +149,16 @@ def corr2d_matrix(K: Any, X_shape: Sequence[int]) -> Tensor:
     array([[ 1., -1.,  0.],
            [ 0.,  1., -1.]], dtype=float32)
     """
-    kernel = as_real_array(K, "K")
+    kernel = to_numpy(as_native(K, "K", get_backend())).astype(np.float32, copy=False)
     check_matrix(kernel.shape, "K")
-    height, width = check_kernel_size(tuple(X_shape), "X_shape")
+    height, width = check_kernel_size(X_shape, "X_shape")
     check_fits((height, width), kernel.shape)
     kh, kw = kernel.shape
     out_h, out_w = height - kh + 1, width - kw + 1
     W = np.zeros((out_h, out_w, height, width), dtype=np.float32)
+    rows, cols = np.meshgrid(np.arange(out_h), np.arange(out_w), indexing="ij")
     for a in range(kh):  # one diagonal band per kernel element, not one row per output
         for b in range(kw):
-            rows, cols = np.meshgrid(np.arange(out_h), np.arange(out_w), indexing="ij")
             W[rows, cols, rows + a, cols + b] = kernel[a, b]
     return tensor(W.reshape(out_h * out_w, height * width))
 

@@ -23,11 +23,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import convlab as cl
-from convlab._registry import backend_names, load_backend, use_backend
+from convlab._registry import DEFAULT, backend_names, load_backend, use_backend
 from convlab._text import table
 from convlab.errors import BackendNotInstalledError
 from convlab.layers import SquaredError
 
+REFERENCE = DEFAULT
+"""The backend every other is compared with: the built-in NumPy one."""
 SHAPES = [((5, 7), (2, 3)), ((9, 9), (3, 3)), ((6, 8), (1, 2)), ((12, 10), (5, 4)), ((4, 4), (4, 4))]
 SEEDS = (0, 1, 2)
 
@@ -143,8 +145,8 @@ def installed(names: Iterable[str] | None = None) -> list[str]:
 def run_parity(backends: Iterable[str] | None = None) -> list[Row]:
     """Run every check on every installed backend (NumPy always included) and compare."""
     names = installed(backends)
-    if "numpy" not in names:
-        names.insert(0, "numpy")
+    if REFERENCE not in names:
+        names.insert(0, REFERENCE)
     rows = []
     for check in checks():
         results = {}
@@ -152,7 +154,7 @@ def run_parity(backends: Iterable[str] | None = None) -> list[Row]:
             with use_backend(name):
                 results[name] = check.run()
         for name in names:
-            vs_numpy = deviation(results[name], results["numpy"], check.relative)
+            vs_numpy = deviation(results[name], results[REFERENCE], check.relative)
             others = [deviation(results[name], results[o], check.relative) for o in names if o != name]
             vs_others = max(others, default=0.0)
             passed = max(vs_numpy, vs_others) <= check.tolerance

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from convlab._checks import as_native, as_real_array, check_choice, check_kernel_size, check_matrix, check_positive
+from convlab._checks import as_native, check_choice, check_fits, check_kernel_size, check_matrix, check_positive
 from convlab._registry import get_backend
 from convlab.errors import DivergenceError
 from convlab.layers import INITS, SquaredError, initial_weights, make_forward
+from convlab.ops import to_numpy
 
 LAYERS = ("builtin", "custom")
 
@@ -57,9 +58,27 @@ def max_stable_lr(X: Any, kernel_size: Any, bias: bool = False) -> float:
     >>> round(cl.max_stable_lr(cl.data.edge_image(), (1, 2)), 4)
     0.0333
     """
-    A = design_matrix(as_real_array(X, "X"), check_kernel_size(kernel_size), bias)
-    lambda_max = float(np.linalg.eigvalsh(2 * A.T @ A)[-1])
+    X = to_numpy(as_native(X, "X", get_backend())).astype(np.float32, copy=False)
+    size = check_kernel_size(kernel_size)
+    check_matrix(X.shape, "X")
+    check_fits(X.shape, size, "kernel_size")
+    lambda_max = float(np.linalg.eigvalsh(2 * _gram(X, size, bias))[-1])
     return math.inf if lambda_max == 0 else 2 / lambda_max
+
+
+def _gram(X: np.ndarray, kernel_size: tuple[int, int], bias: bool) -> np.ndarray:
+    """``A^T A`` of :func:`design_matrix`, from dot products of shifted views (``A`` itself is never built)."""
+    kh, kw = kernel_size
+    out_h, out_w = X.shape[0] - kh + 1, X.shape[1] - kw + 1
+    columns = [X[a : a + out_h, b : b + out_w] for a in range(kh) for b in range(kw)]
+    if bias:
+        columns.append(np.ones((out_h, out_w), np.float32))
+    n = len(columns)
+    G = np.empty((n, n))
+    for p in range(n):
+        for q in range(p, n):
+            G[p, q] = G[q, p] = np.einsum("ij,ij->", columns[p], columns[q], dtype=np.float64)
+    return G
 
 
 def _diverging(losses: list[float]) -> bool:
@@ -146,6 +165,7 @@ def train_kernel(
     X_native, Y_native = as_native(X, "X", backend), as_native(Y, "Y", backend)
     x_shape, y_shape = tuple(X_native.shape), tuple(Y_native.shape)
     check_matrix(x_shape, "X")
+    check_fits(x_shape, size, "kernel_size")
     expected = (x_shape[0] - size[0] + 1, x_shape[1] - size[1] + 1)
     if y_shape != expected:
         raise ValueError(
@@ -166,10 +186,15 @@ def train_kernel(
         value, grads = backend.value_and_grad(model, X_native, Y_native, loss)
         losses.append(value)
         if _diverging(losses):
-            raise DivergenceError(
-                f"training diverged at epoch {epoch}: loss {value:.4g} (started at {losses[0]:.4g}); "
+            cause = (
                 f"lr={lr:g} is above the largest stable learning rate {bound:.4g} "
-                f"(2 / largest eigenvalue of the loss's Hessian) for this X and layer",
+                f"(2 / largest eigenvalue of the loss's Hessian) for this X and layer"
+                if lr >= bound
+                else f"lr={lr:g} is below the largest stable learning rate {bound:.4g}, so the data is to blame: "
+                "non-finite values in X or Y, or values too large for float32"
+            )
+            raise DivergenceError(
+                f"training diverged at epoch {epoch}: loss {value:.4g} (started at {losses[0]:.4g}); {cause}",
                 lr=lr,
                 max_stable_lr=bound,
             )

@@ -9,7 +9,6 @@ API reference is generated from ``convlab.__all__``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -22,11 +21,6 @@ sys.path.insert(0, str(DOCS / "_ext"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # inherited by the notebooks' kernels too
 # The notebooks' kernels import convlab from this checkout, installed or not.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-if importlib.util.find_spec("torch") is not None:
-    # torch must be imported before tensorflow when both load in one process
-    # (the side-by-side and parity pages run every backend in this process).
-    import torch  # noqa: F401
-
 import convlab  # noqa: E402
 
 project = "convlab"

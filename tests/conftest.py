@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-if importlib.util.find_spec("torch") is not None:
-    # torch must be imported before tensorflow when both load in one process.
-    import torch  # noqa: F401
-
 import convlab as cl
 from convlab._registry import backend_names
 

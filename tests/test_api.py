@@ -40,20 +40,45 @@ def test_import_loads_no_framework():
 
 def test_default_is_numpy_and_env_var_selects():
     assert run_python("import convlab as cl; print(cl.get_backend().name)", CONVLAB_BACKEND="") == "numpy"
-    assert run_python("import convlab as cl; print(cl.get_backend().name)", CONVLAB_BACKEND="NumPy") == "numpy"
+    other = next((n for n in cl.available_backends() if n != "numpy"), None)
+    if other is None:
+        pytest.skip("no framework installed: no backend but numpy to select")
+    assert run_python("import convlab as cl; print(cl.get_backend().name)", CONVLAB_BACKEND=other.upper()) == other
 
 
 def test_unknown_env_var_is_an_error():
     with pytest.raises(subprocess.CalledProcessError) as info:
         run_python("import convlab as cl; cl.get_backend()", CONVLAB_BACKEND="theano")
-    assert "unknown backend 'theano'" in info.value.stderr
+    assert "$CONVLAB_BACKEND: backend: unknown backend 'theano'" in info.value.stderr
 
 
-def test_set_and_use_backend_restore():
-    cl.set_backend("numpy")
+class GhostBackend(NumpyBackend):
+    """NumPy under another name: a second backend that needs no framework."""
+
+    name, extra = "ghost", "ghost"
+
+
+@pytest.fixture
+def ghost(monkeypatch):
+    classes = {**_registry._adapter_classes(), "ghost": GhostBackend}
+    monkeypatch.setattr(_registry, "_adapter_classes", lambda: classes)
+    monkeypatch.delitem(_registry._loaded, "ghost", raising=False)
+    yield
+    _registry._loaded.pop("ghost", None)
+
+
+def test_set_and_use_backend_restore(ghost, monkeypatch):
+    monkeypatch.setattr(_registry, "_default_name", None)
+    cl.set_backend("ghost")
+    assert cl.get_backend().name == "ghost"
     with cl.use_backend("numpy") as backend:
         assert backend.name == "numpy" and cl.get_backend() is backend
-    assert cl.get_backend().name == "numpy"
+        with pytest.raises(RuntimeError), cl.use_backend("ghost"):
+            assert cl.get_backend().name == "ghost"
+            raise RuntimeError("the block fails")
+        assert cl.get_backend().name == "numpy"
+    assert cl.get_backend().name == "ghost"
+    assert isinstance(cl.corr2d([[1.0, 2.0]], [[1.0]]), np.ndarray)
 
 
 def test_use_backend_is_per_thread():
@@ -82,13 +107,13 @@ def test_every_framework_has_an_adapter():
 
 
 def test_missing_framework_gives_install_hint(monkeypatch):
-    class GhostBackend(NumpyBackend):
+    class MissingBackend(NumpyBackend):
         name, extra = "ghost", "ghost"
 
         def import_framework(self):
             import convlab_no_such_framework  # noqa: F401
 
-    classes = {**_registry._adapter_classes(), "ghost": GhostBackend}
+    classes = {**_registry._adapter_classes(), "ghost": MissingBackend}
     monkeypatch.setattr(_registry, "_adapter_classes", lambda: classes)
     with pytest.raises(
         cl.BackendNotInstalledError, match=r'backend .ghost. is not installed.*pip install "convlab\[ghost\]"'
@@ -108,13 +133,35 @@ def test_bound_module():
     X, K = np_cl.data.fig_correlation()
     np.testing.assert_array_equal(np_cl.corr2d(X, K), [[19, 25], [37, 43]])
     assert np_cl.backend == "numpy" and "numpy" in sys.modules["convlab.numpy"].__doc__
+    assert all(hasattr(np_cl, name) for name in cl.__all__)
+
+
+def test_bound_module_pins_its_backend(ghost):
+    from convlab import ghost as ghost_cl
+
+    with cl.use_backend("numpy"):
+        layer = ghost_cl.Conv2D(kernel_size=(1, 2), init="zeros")
+        result = ghost_cl.train_kernel(cl.data.edge_image(), cl.corr2d(cl.data.edge_image(), [[1, -1]]), verbose=False)
+        assert cl.get_backend().name == "numpy"
+    assert result.backend == "ghost" and layer._forward.backend.name == "ghost"
 
 
 def test_foreign_tensor_is_rejected():
     torch = pytest.importorskip("torch", reason="torch is not installed: no foreign tensor to pass")
     with cl.use_backend("numpy"), pytest.raises(TypeError, match=r"X: .*got a torch tensor.*convlab.to_numpy\(X\)"):
         cl.corr2d(torch.ones(3, 3), np.ones((2, 2)))
+    with cl.use_backend("numpy"), pytest.raises(TypeError, match=r"K: .*got a torch tensor"):
+        cl.corr2d_matrix(torch.ones(1, 2), (3, 3))
     np.testing.assert_array_equal(cl.to_numpy(torch.ones(2)), [1, 1])
+
+
+def test_native_tensors_of_complex_or_bool_dtype_are_rejected():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    with cl.use_backend("torch"):
+        with pytest.raises(TypeError, match=r"X: expected a tensor of real numbers .*complex64"):
+            cl.corr2d(torch.ones(3, 3, dtype=torch.complex64), [[1.0]])
+        with pytest.raises(TypeError, match=r"K: expected a tensor of real numbers .*bool"):
+            cl.corr2d(torch.ones(3, 3), torch.ones(1, 1, dtype=torch.bool))
 
 
 # -- bad input -------------------------------------------------------------------
@@ -155,12 +202,28 @@ def test_unknown_method():
         ({"kernel_size": (0, 2)}, ValueError, r"kernel_size: expected positive sizes, got \(0, 2\)"),
         ({"kernel_size": (1, 2, 3)}, TypeError, r"kernel_size: expected a pair of positive ints"),
         ({"kernel_size": (2, 2)}, ValueError, r"Y: expected shape \(5, 7\)"),
+        ({"kernel_size": (7, 2)}, ValueError, r"kernel_size: expected a kernel no larger than the input X \(6, 8\)"),
     ],
 )
 def test_train_kernel_bad_input(kwargs, error, message):
     X = cl.data.edge_image()
     with pytest.raises(error, match=message):
         cl.train_kernel(X, cl.corr2d(X, cl.kernels.edge()), verbose=False, **kwargs)
+
+
+def test_max_stable_lr_bad_input():
+    with pytest.raises(ValueError, match=r"kernel_size: expected a kernel no larger than the input X \(1, 2\)"):
+        cl.max_stable_lr([[1.0, 2.0]], (3, 3))
+    with pytest.raises(ValueError, match=r"X: expected a 2-D array .* got 1-D"):
+        cl.max_stable_lr([1.0, 2.0], (1, 1))
+
+
+def test_divergence_from_the_data_does_not_blame_lr():
+    X = cl.data.edge_image()
+    X[0, 0] = np.nan
+    with pytest.raises(cl.DivergenceError, match=r"lr=0\.001 is below the largest stable learning rate") as info:
+        cl.train_kernel(X, np.zeros((6, 7)), lr=1e-3, verbose=False)
+    assert info.value.lr == 1e-3
 
 
 def test_conv2d_layer_bad_input():
@@ -201,9 +264,9 @@ def test_finite_difference_differentiates_polynomials(d):
 
 @pytest.mark.parametrize("d", range(1, 6))
 def test_fewer_taps_cannot_take_the_derivative(d):
-    # A d-tap kernel k maps x^j to constants sum_t k_t (x+t)^j; giving d! for x^d and 0 for lower
-    # powers is a linear system in k with d unknowns and d+1 equations, which has no solution.
-    taps = d
+    # A kernel k with fewer taps than min_kernel_size(d) maps x^j to sum_t k_t (x+t)^j; giving d! for x^d
+    # and 0 for lower powers is a linear system in k with d+1 equations and too few unknowns: no solution.
+    taps = cl.kernels.min_kernel_size(d) - 1
     V = np.array([[t**j for t in range(taps)] for j in range(d + 1)], dtype=np.float64)  # moments
     target = np.zeros(d + 1)
     target[d] = math.factorial(d)
@@ -237,6 +300,9 @@ def test_receptive_field():
 def test_corr2d_matrix_shape_and_bad_input():
     W = cl.to_numpy(cl.corr2d_matrix(np.arange(4).reshape(2, 2), (3, 4)))
     assert W.shape == (2 * 3, 3 * 4)
+    assert cl.to_numpy(cl.corr2d_matrix([[1.0]], 2)).shape == (4, 4)  # an int is a square shape
+    with pytest.raises(TypeError, match=r"X_shape: expected a pair of positive ints \(height, width\), got 'ab'"):
+        cl.corr2d_matrix([[1.0]], "ab")
     with pytest.raises(ValueError, match=r"K: expected a kernel no larger than the input X \(1, 1\)"):
         cl.corr2d_matrix([[1, 2]], (1, 1))
 

@@ -83,6 +83,10 @@ class Backend(abc.ABC):
     def to_numpy(self, x: Tensor) -> np.ndarray:
         """A NumPy copy (or view) of a native tensor."""
 
+    def is_real(self, x: Tensor) -> bool:
+        """Whether a native tensor holds real numbers (an int or float dtype, not bool or complex)."""
+        return np.dtype(x.dtype).kind in "iuf"
+
     def sum(self, x: Tensor) -> Tensor:
         """Sum of all elements, as a native scalar."""
         return x.sum()
@@ -165,8 +169,8 @@ class Backend(abc.ABC):
 def weight_and_bias(layer: Any) -> dict[str, Any]:
     """A layer's ``weight`` and ``bias`` attributes by name; no ``"bias"`` when it is ``None``.
 
-    For adapters whose hand-written and built-in layers both keep their
-    parameters under these names (PyTorch, Gluon).
+    For layers that keep their parameters under these names (the core's
+    reference layer, PyTorch's and Gluon's layers).
     """
     params = {"weight": layer.weight}
     if layer.bias is not None:

@@ -34,7 +34,9 @@ Notes
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -120,6 +122,10 @@ class TensorFlowBackend(Backend):
     def import_framework(self) -> None:
         global tf, keras
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if "torch" not in sys.modules and importlib.util.find_spec("torch") is not None:
+            # Where both are installed, torch must be imported first: imported after
+            # TensorFlow (which loads its own copies of shared native libraries), it can fail.
+            import torch  # noqa: F401
         import keras
         import tensorflow as tf
 
@@ -143,6 +149,10 @@ class TensorFlowBackend(Backend):
         if isinstance(data, tf.Tensor) and data.dtype == tf.float32:
             return data
         return tf.cast(tf.convert_to_tensor(data), tf.float32)  # reads variables; a no-op cast on float32
+
+    def is_real(self, x: Any) -> bool:
+        dtype = tf.as_dtype(x.dtype)
+        return dtype.is_floating or dtype.is_integer
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x.numpy())

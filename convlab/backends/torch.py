@@ -88,6 +88,9 @@ class TorchBackend(Backend):
             return data.to(torch.float32)  # the same tensor when already float32
         return torch.from_numpy(np.array(data, dtype=np.float32, order="C"))  # one fresh copy
 
+    def is_real(self, x: Any) -> bool:
+        return not (x.is_complex() or x.dtype == torch.bool)
+
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.detach().cpu().numpy()
 
