@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import os
 import sys
 from typing import Any
@@ -109,6 +110,12 @@ def _shift_and_add_graph(k_shape: tuple[int, int]) -> Any:
     return tf.function(_shift_and_add, input_signature=signature, jit_compile=True)
 
 
+def _not_a_retracing_warning(record: logging.LogRecord) -> bool:
+    # One tf.function per kernel shape is by design, but TF counts their traces
+    # together and warns of "retracing" from the sixth kernel shape on.
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 def _conv(X: Any, K: Any) -> Any:
     return tf.nn.conv2d(X[None, :, :, None], K[:, :, None, None], strides=1, padding="VALID")[0, :, :, 0]
 
@@ -128,6 +135,8 @@ class TensorFlowBackend(Backend):
             import torch  # noqa: F401
         import keras
         import tensorflow as tf
+
+        tf.get_logger().addFilter(_not_a_retracing_warning)
 
         if keras.backend.backend() != "tensorflow":
             raise ImportError(f"Keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
