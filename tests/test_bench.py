@@ -11,21 +11,10 @@ import pytest
 from reference import BOOK_LOSSES
 
 from convlab import bench
-from convlab._registry import backend_names, load_backend
+from convlab._registry import available_backends, backend_names, load_backend
 from convlab.errors import BackendNotInstalledError
 
 TINY = ["--quick", "--sizes", "8", "--kernels", "2", "--loop-budget", "0.5"]
-
-
-def installed() -> list[str]:
-    names = []
-    for name in backend_names():
-        try:
-            load_backend(name)
-        except BackendNotInstalledError:
-            continue
-        names.append(name)
-    return names
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +59,7 @@ def test_main_succeeds_and_prints_the_tables(run):
 
 def test_every_installed_backend_is_timed(run):
     results = run["results"]
-    assert results["backends"] == installed()
+    assert results["backends"] == available_backends()
     assert set(results["backends"]) | set(results["skipped"]) == set(backend_names())
     assert results["config"]["sizes"] == [8] and results["config"]["kernels"] == [2]
     rows = {(r["backend"], r["method"], r["size"], r["kernel"]): r for r in results["corr2d"]}
