@@ -13,8 +13,6 @@ from convlab.layers import SquaredError, make_forward
 from convlab.ops import corr2d_on, to_numpy
 from convlab.training import design_matrix
 
-OUTCOMES = ("gradient", "no gradient", "error")
-
 
 @dataclass
 class AutogradOutcome:
