@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from convlab._checks import check_positive
 
 __all__ = ["diagonal_image", "edge_image", "fig_correlation"]
 
@@ -51,8 +51,5 @@ def diagonal_image(n: int = 8) -> np.ndarray:
            [1., 1., 0.],
            [1., 1., 1.]], dtype=float32)
     """
-    if not isinstance(n, numbers.Integral) or isinstance(n, bool):
-        raise TypeError(f"n: expected a positive int, got {n!r}")
-    if n < 1:
-        raise ValueError(f"n: expected a positive int, got {n!r}")
+    n = check_positive(n, "n", integer=True)
     return np.tril(np.ones((n, n), dtype=np.float32))

@@ -229,9 +229,10 @@ def correlation_figure(X: Any, K: Any, Y: Any = None, ax: Any = None) -> Figure:
     ['19', '25', '37', '43']
     >>> plot._pyplot().close(fig)
     """
+    from convlab._checks import check_fits
+
     Xa, Ka = _matrix(X, "X"), _matrix(K, "K")
-    if Ka.shape[0] > Xa.shape[0] or Ka.shape[1] > Xa.shape[1]:
-        raise ValueError(f"K: expected a kernel no larger than the input X {Xa.shape}, got shape {Ka.shape}")
+    check_fits(Xa.shape, Ka.shape)
     expected = (Xa.shape[0] - Ka.shape[0] + 1, Xa.shape[1] - Ka.shape[1] + 1)
     if Y is None:
         from convlab.ops import corr2d, to_numpy
