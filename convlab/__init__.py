@@ -1,9 +1,9 @@
-"""convlab: the "Convolutions for Images" chapter of Dive into Deep Learning, on any framework.
+"""convlab: the convolutional-networks chapter of Dive into Deep Learning, on any framework.
 
 One API (``corr2d``, ``conv2d``, the hand-written ``Conv2D``, ``train_kernel``,
 the chapter's data, kernels and exercises) dispatches to interchangeable
-backends: ``numpy`` (built in, the default), ``torch``, ``tensorflow``,
-``jax`` and ``mxnet``.
+backends: ``numpy`` (built in, the default) and one per framework;
+:func:`backend_info` lists them.
 
 >>> import convlab as cl
 >>> X, K = cl.data.fig_correlation()
@@ -11,20 +11,31 @@ backends: ``numpy`` (built in, the default), ``torch``, ``tensorflow``,
 array([[19., 25.],
        [37., 43.]], dtype=float32)
 
-Select a backend with ``cl.set_backend("torch")``, for a block with
-``with cl.use_backend("jax"):``, by the ``CONVLAB_BACKEND`` environment
-variable, or import the API pinned to one backend, d2l-style:
-``from convlab import torch as cl``. Importing convlab imports no
-deep-learning framework; a backend's framework is imported when selected.
+Select a backend with ``cl.set_backend("torch")`` (optionally with a
+``device=``), for a block with ``with cl.use_backend("jax"):``, by the
+``CONVLAB_BACKEND`` environment variable, or import the API pinned to one
+backend, d2l-style: ``import convlab.torch as cl``. Importing convlab
+imports no deep-learning framework; a backend's framework is imported when
+selected.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from convlab import data, kernels
-from convlab._registry import available_backends, backend_names, get_backend, set_backend, use_backend
-from convlab.errors import BackendNotInstalledError, DivergenceError
+from convlab import _api, data, kernels
+from convlab._bound import install_finder
+from convlab._registry import (
+    available_backends,
+    backend_info,
+    backend_names,
+    get_backend,
+    register_backend,
+    set_backend,
+    unregister_backend,
+    use_backend,
+)
+from convlab.errors import BackendLoadOrderError, BackendNotInstalledError, DivergenceError
 from convlab.exercises import autograd_exercise
 from convlab.layers import Conv2D
 from convlab.ops import conv2d, corr2d, corr2d_matrix, receptive_field, tensor, to_numpy
@@ -32,34 +43,17 @@ from convlab.training import TrainResult, max_stable_lr, train_kernel
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BackendNotInstalledError",
-    "Conv2D",
-    "DivergenceError",
-    "TrainResult",
-    "autograd_exercise",
-    "available_backends",
-    "backend_names",
-    "conv2d",
-    "corr2d",
-    "corr2d_matrix",
-    "data",
-    "get_backend",
-    "kernels",
-    "max_stable_lr",
-    "receptive_field",
-    "set_backend",
-    "tensor",
-    "to_numpy",
-    "train_kernel",
-    "use_backend",
-]
+_api.export(data)
+_api.export(kernels)
+__all__ = _api.exported()
+
+install_finder()
 
 
 def __getattr__(name: str) -> Any:
-    # `from convlab import torch as cl`: the API pinned to one backend, made on
-    # first access so that backends need no module of their own here.
-    from convlab._bound import bound_module, is_backend_name
+    # `from convlab import torch as cl`: the API pinned to one backend, made on first access.
+    from convlab._bound import bound_module
+    from convlab._registry import is_backend_name
 
     if is_backend_name(name):
         return bound_module(name)

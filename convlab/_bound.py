@@ -1,32 +1,22 @@
-"""``from convlab import torch as cl``: convlab's API pinned to one backend."""
+"""``import convlab.torch as cl`` and ``from convlab import jax as cl``: the API pinned to one backend.
+
+A bound module is made on first import, for any backend the registry knows
+(by name or alias), so that adding a backend adds no module here. The names
+it pins are those exported with ``pinned=True`` (:mod:`convlab._api`).
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.machinery
 import sys
 import types
 from collections.abc import Callable
 from typing import Any
 
-from convlab import _registry
-from convlab._registry import canonical_name, use_backend
-
-_PINNED = (
-    "Conv2D",
-    "autograd_exercise",
-    "conv2d",
-    "corr2d",
-    "corr2d_matrix",
-    "max_stable_lr",
-    "tensor",
-    "train_kernel",
-)
-"""The functions that compute, and so run on the module's backend; every other public name is shared."""
-
-
-def is_backend_name(name: str) -> bool:
-    """Whether ``name`` is a backend's name or alias."""
-    return any(name == cls.name or name in cls.aliases for cls in _registry._adapter_classes().values())
+from convlab import _api
+from convlab._registry import canonical_name, is_backend_name, use_backend
 
 
 def _pinned(function: Callable[..., Any], backend: str) -> Callable[..., Any]:
@@ -38,26 +28,50 @@ def _pinned(function: Callable[..., Any], backend: str) -> Callable[..., Any]:
     return call
 
 
+def _new_bound_module(module_name: str, backend: str) -> types.ModuleType:
+    import convlab
+
+    with use_backend(backend):
+        pass  # imports the framework now, or raises BackendNotInstalledError
+    module = types.ModuleType(module_name, f"convlab's API on the {backend} backend.")
+    for public in _api.exported():
+        value = getattr(convlab, public)
+        setattr(module, public, _pinned(value, backend) if _api.is_pinned(public) else value)
+    module.backend = backend  # type: ignore[attr-defined]
+    module.__all__ = _api.exported()  # type: ignore[attr-defined]
+    return module
+
+
 def bound_module(name: str) -> types.ModuleType:
-    """The module ``convlab.<name>``: every backend-dependent function runs on ``name``.
+    """The module ``convlab.<name>``: every backend-dependent function runs on backend ``name``.
 
     The backend's framework is imported here, so a missing framework fails at
     the import statement, with the install hint.
     """
-    import convlab
-
-    backend = canonical_name(name)
     module_name = f"convlab.{name}"
     if module_name not in sys.modules:
-        with use_backend(backend):
-            pass  # imports the framework now, or raises BackendNotInstalledError
-        module = types.ModuleType(module_name, f"convlab's API on the {backend} backend.")
-        for public in _PINNED:
-            setattr(module, public, _pinned(getattr(convlab, public), backend))
-        shared = [public for public in convlab.__all__ if public not in _PINNED]
-        for public in shared:
-            setattr(module, public, getattr(convlab, public))
-        module.backend = backend  # type: ignore[attr-defined]
-        module.__all__ = list(convlab.__all__)  # type: ignore[attr-defined]
-        sys.modules[module_name] = module
+        sys.modules[module_name] = _new_bound_module(module_name, canonical_name(name))
     return sys.modules[module_name]
+
+
+class BoundModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``convlab.<backend>`` for ``import convlab.<backend>``; consulted after the real submodules."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        package, _, name = fullname.partition(".")
+        if package != "convlab" or not name or "." in name or not is_backend_name(name):
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        name = spec.name.partition(".")[2]
+        return sys.modules.get(spec.name) or _new_bound_module(spec.name, canonical_name(name))
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        """Nothing to run: :meth:`create_module` filled the module."""
+
+
+def install_finder() -> None:
+    """Put :class:`BoundModuleFinder` at the end of ``sys.meta_path`` (once)."""
+    if not any(isinstance(finder, BoundModuleFinder) for finder in sys.meta_path):
+        sys.meta_path.append(BoundModuleFinder())

@@ -1,14 +1,16 @@
 """Finding, selecting and loading backends.
 
-Adapters are discovered by scanning :mod:`convlab.backends` (one file per
-backend, each defining one :class:`~convlab.backends.base.Backend` subclass);
-adding a backend adds a file and touches nothing here. Adapter modules import
-no framework at module level, so discovery is cheap; a framework is imported
-the first time its backend is used.
+Backends are found, never listed by hand: every subpackage of
+:mod:`convlab.backends` whose ``__init__`` defines ``BACKEND`` (a
+:class:`~convlab.backends.spec.BackendSpec`), every entry point of the
+``convlab.backends`` group, and every spec given to :func:`register_backend`.
+A spec is metadata only; the adapter module, which imports its framework at
+its top, is imported the first time the backend is selected.
 
 The active backend is the innermost :func:`use_backend` block of the current
 context if any, otherwise the process default set by :func:`set_backend`,
-otherwise ``$CONVLAB_BACKEND``, otherwise ``"numpy"``.
+otherwise ``$CONVLAB_BACKEND``, otherwise ``"numpy"``. Each carries a device
+(``None``: the framework's default).
 """
 
 from __future__ import annotations
@@ -19,38 +21,126 @@ import functools
 import importlib
 import os
 import pkgutil
+import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from convlab import backends as _backends_pkg
+from convlab._api import export
 from convlab.backends.base import Backend
-from convlab.errors import BackendNotInstalledError
+from convlab.backends.spec import BackendSpec
+from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
 
 ENV_VAR = "CONVLAB_BACKEND"
 DEFAULT = "numpy"
+ENTRY_POINT_GROUP = "convlab.backends"
 
-_default_name: str | None = None
-_scoped_name: contextvars.ContextVar[str | None] = contextvars.ContextVar("convlab_backend", default=None)
-_loaded: dict[str, Backend] = {}
+_Choice = tuple[str, "str | None"]
+"""``(backend name, device or None)``."""
+
+_default_choice: _Choice | None = None
+_scoped_choice: contextvars.ContextVar[_Choice | None] = contextvars.ContextVar("convlab_backend", default=None)
+_loaded: dict[_Choice, Backend] = {}
+_registered: dict[str, BackendSpec] = {}
 _loading = threading.RLock()
 
 
-@functools.cache
-def _adapter_classes() -> dict[str, type[Backend]]:
-    classes: dict[str, type[Backend]] = {}
+def _builtin_specs() -> Iterator[BackendSpec]:
     for info in pkgutil.iter_modules(_backends_pkg.__path__):
-        if info.name == "base" or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{_backends_pkg.__name__}.{info.name}")
-        for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, Backend) and obj.__module__ == module.__name__:
-                classes[obj.name] = obj
-    return dict(sorted(classes.items(), key=lambda item: (item[0] != DEFAULT, item[0])))
+        if info.ispkg:
+            spec = getattr(importlib.import_module(f"{_backends_pkg.__name__}.{info.name}"), "BACKEND", None)
+            if isinstance(spec, BackendSpec):
+                yield spec
 
 
+def _entry_point_specs() -> Iterator[BackendSpec]:
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        spec = point.load()
+        spec = spec() if callable(spec) and not isinstance(spec, BackendSpec) else spec
+        if not isinstance(spec, BackendSpec):
+            raise TypeError(
+                f"entry point {point.name!r} of group {ENTRY_POINT_GROUP!r}: expected a convlab BackendSpec "
+                f"(or a function returning one), got {type(spec).__name__}"
+            )
+        yield spec
+
+
+@functools.cache
+def _discovered() -> dict[str, BackendSpec]:
+    return {spec.name: spec for spec in (*_builtin_specs(), *_entry_point_specs())}
+
+
+def specs() -> dict[str, BackendSpec]:
+    """Every known backend's spec by name, the default (NumPy) first, then alphabetical."""
+    found = {**_discovered(), **_registered}
+    return dict(sorted(found.items(), key=lambda item: (item[0] != DEFAULT, item[0])))
+
+
+@export
+def register_backend(spec: BackendSpec) -> BackendSpec:
+    """Add a backend to the registry (what a third-party package does, or use the entry-point group).
+
+    Parameters
+    ----------
+    spec : BackendSpec
+        The backend's metadata. Its name and aliases must not clash with
+        those of another backend.
+
+    Returns
+    -------
+    BackendSpec
+        ``spec``, so that a module can write ``BACKEND = register_backend(BackendSpec(...))``.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> from convlab.backends.spec import BackendSpec
+    >>> spec = cl.register_backend(BackendSpec("mine", "my_package.adapter:MyBackend"))
+    >>> "mine" in cl.backend_names()
+    True
+    >>> cl.unregister_backend("mine")
+    """
+    if not isinstance(spec, BackendSpec):
+        raise TypeError(f"spec: expected a convlab.backends.spec.BackendSpec, got {type(spec).__name__}")
+    taken = {alias: other.name for other in specs().values() if other.name != spec.name for alias in other.aliases}
+    taken.update({other: other for other in specs() if other != spec.name})
+    clashes = [name for name in (spec.name, *spec.aliases) if name in taken]
+    if clashes:
+        raise ValueError(f"spec: the names {clashes} already belong to the backends {[taken[n] for n in clashes]}")
+    _registered[spec.name] = spec
+    _forget(spec.name)
+    return spec
+
+
+@export
+def unregister_backend(name: str) -> None:
+    """Remove a backend added by :func:`register_backend` (built-in ones stay)."""
+    if name not in _registered:
+        raise ValueError(f"name: {name!r} was not added by register_backend; registered: {sorted(_registered)}")
+    del _registered[name]
+    _forget(name)
+
+
+def _forget(name: str) -> None:
+    for choice in [choice for choice in _loaded if choice[0] == name]:
+        del _loaded[choice]
+    _owner_of_type.cache_clear()
+
+
+@export
 def backend_names() -> list[str]:
-    """Canonical names of every backend convlab has an adapter for."""
-    return list(_adapter_classes())
+    """Canonical names of every backend convlab knows, installed or not.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> cl.backend_names()[0]
+    'numpy'
+    """
+    return list(specs())
 
 
 def canonical_name(name: str) -> str:
@@ -64,58 +154,95 @@ def canonical_name(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"backend: expected a backend name (str), got {type(name).__name__} {name!r}")
     key = name.strip().lower()
-    for cls in _adapter_classes().values():
-        if key == cls.name or key in cls.aliases:
-            return cls.name
+    for spec in specs().values():
+        if key == spec.name or key in spec.aliases:
+            return spec.name
     known = ", ".join(
-        cls.name + (f" (alias {', '.join(cls.aliases)})" if cls.aliases else "") for cls in _adapter_classes().values()
+        spec.name + (f" (alias {', '.join(spec.aliases)})" if spec.aliases else "") for spec in specs().values()
     )
     raise ValueError(f"backend: unknown backend {name!r}; expected one of: {known}")
 
 
-def load_backend(name: str) -> Backend:
-    """The adapter for ``name``, importing its framework on first use.
+def is_backend_name(name: str) -> bool:
+    """Whether ``name`` is a backend's name or alias (exactly, as an attribute name would be)."""
+    return any(name == spec.name or name in spec.aliases for spec in specs().values())
+
+
+def _check_import_order(spec: BackendSpec) -> None:
+    """Import what must precede ``spec``'s framework; refuse a framework that another has been loaded before."""
+    framework = spec.modules[0] if spec.modules else None
+    if framework is None:
+        return
+    for other in specs().values():
+        if other.name == spec.name or framework not in other.import_first:
+            continue
+        late = [module for module in other.modules[:1] if module in sys.modules]
+        if late and framework not in sys.modules:
+            raise BackendLoadOrderError(
+                f"backend {spec.name!r}: {framework} must be imported before {late[0]} in one process "
+                f"(after it, it can crash the process), but {late[0]} is already loaded. Select "
+                f"{spec.name!r} (or import {framework}) before {other.name!r}, or use a new process."
+            )
+    if framework in sys.modules:
+        return  # already imported by the user: importing the others now would come too late
+    for module in spec.import_first:
+        if module not in sys.modules and _findable(module):
+            importlib.import_module(module)
+
+
+def _findable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def load_backend(name: str, device: str | None = None) -> Backend:
+    """The adapter for ``name`` on ``device``, importing its framework on first use.
 
     Raises
     ------
     ValueError
-        Unknown name.
+        Unknown name, or a device the backend does not have.
     BackendNotInstalledError
         The framework does not import here; the message gives the pip extra.
+    BackendLoadOrderError
+        The framework must be imported before one that is already loaded.
     """
-    key = canonical_name(name)
+    key = (canonical_name(name), device)
     if key in _loaded:
         return _loaded[key]
-    with _loading:  # one adapter instance per backend: compiled-function caches hang on it
+    with _loading:  # one adapter instance per backend and device: compiled-function caches hang on it
         if key not in _loaded:
-            cls = _adapter_classes()[key]
-            backend = cls()
+            spec = specs()[key[0]]
+            if not spec.is_installed():
+                raise BackendNotInstalledError(
+                    f"backend {spec.name!r} is not installed here (no module named {spec.modules[0]!r}); "
+                    f"install it with: {spec.hint}"
+                )
+            _check_import_order(spec)
             try:
-                backend.import_framework()
+                cls = spec.adapter_class()
             except ImportError as exc:
                 raise BackendNotInstalledError(
-                    f"backend {key!r} is not installed here ({exc}); install it with: {install_hint(cls)}"
+                    f"backend {spec.name!r} is not installed here ({exc}); install it with: {spec.hint}"
                 ) from exc
-            _loaded[key] = backend
+            _loaded[key] = cls(spec, device)
     return _loaded[key]
 
 
-def install_hint(cls: type[Backend]) -> str:
-    """The command that installs a backend's framework."""
-    if cls.install_hint:
-        return cls.install_hint
-    return f'pip install "convlab[{cls.extra}]"' if cls.extra else "(built in)"
-
-
-def _default() -> str:
-    if _default_name is not None:
-        return _default_name
+def _default() -> _Choice:
+    if _default_choice is not None:
+        return _default_choice
     try:
-        return canonical_name(os.environ.get(ENV_VAR) or DEFAULT)
+        return canonical_name(os.environ.get(ENV_VAR) or DEFAULT), None
     except ValueError as exc:
         raise ValueError(f"${ENV_VAR}: {exc}") from None
 
 
+@export(pinned=True)
 def get_backend() -> Backend:
     """The active backend.
 
@@ -125,10 +252,11 @@ def get_backend() -> Backend:
     >>> cl.get_backend().name
     'numpy'
     """
-    return load_backend(_scoped_name.get() or _default())
+    return load_backend(*(_scoped_choice.get() or _default()))
 
 
-def set_backend(name: str) -> None:
+@export
+def set_backend(name: str, device: str | None = None) -> None:
     """Make ``name`` the process-wide default backend.
 
     The framework is imported now, so a missing framework fails here rather
@@ -138,8 +266,10 @@ def set_backend(name: str) -> None:
     Parameters
     ----------
     name : str
-        ``"numpy"``, ``"torch"``, ``"tensorflow"``, ``"jax"`` or ``"mxnet"``,
-        or an alias (``"pytorch"``, ``"tf"``, ``"mx"``).
+        A backend's name or alias; :func:`convlab.backend_names` lists them.
+    device : str, optional
+        Where tensors, layers and training live, in the framework's words
+        (``"cuda"``, ``"gpu"``, ``"cpu"``); default: the framework's default.
 
     Examples
     --------
@@ -148,14 +278,15 @@ def set_backend(name: str) -> None:
     >>> cl.get_backend().name
     'numpy'
     """
-    global _default_name
-    backend = load_backend(name)
-    _default_name = backend.name
+    global _default_choice
+    backend = load_backend(name, device)
+    _default_choice = (backend.name, device)
 
 
+@export
 @contextlib.contextmanager
-def use_backend(name: str) -> Iterator[Backend]:
-    """Use backend ``name`` inside a ``with`` block (per thread / async task).
+def use_backend(name: str, device: str | None = None) -> Iterator[Backend]:
+    """Use backend ``name`` (on ``device``) inside a ``with`` block (per thread / async task).
 
     The previous backend is restored on exit, also when the block raises.
 
@@ -163,22 +294,24 @@ def use_backend(name: str) -> Iterator[Backend]:
     --------
     >>> import convlab as cl
     >>> with cl.use_backend("numpy") as backend:
-    ...     print(backend.name)
-    numpy
+    ...     print(backend.name, backend.device)
+    numpy cpu
     """
-    backend = load_backend(name)
-    token = _scoped_name.set(backend.name)
+    backend = load_backend(name, device)
+    token = _scoped_choice.set((backend.name, device))
     try:
         yield backend
     finally:
-        _scoped_name.reset(token)
+        _scoped_choice.reset(token)
 
 
+@export
 def available_backends() -> list[str]:
     """Names of the backends whose framework imports in this environment.
 
     Each framework is actually imported (once per process), so this can take
-    a few seconds the first time.
+    a few seconds the first time. A backend that cannot be loaded because of
+    the import order of frameworks already loaded is left out.
 
     Examples
     --------
@@ -190,10 +323,41 @@ def available_backends() -> list[str]:
     for name in backend_names():
         try:
             load_backend(name)
-        except BackendNotInstalledError:
+        except (BackendNotInstalledError, BackendLoadOrderError):
             continue
         names.append(name)
     return names
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One row of :func:`backend_info`."""
+
+    name: str
+    aliases: tuple[str, ...]
+    installed: bool
+    version: str | None
+    install_hint: str
+
+
+@export
+def backend_info() -> list[BackendInfo]:
+    """One row per known backend: name, aliases, installed or not, version, install hint.
+
+    Reads package metadata only: no framework is imported.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> row = cl.backend_info()[0]
+    >>> row.name, row.installed
+    ('numpy', True)
+    """
+    rows = []
+    for spec in specs().values():
+        installed = spec.is_installed()
+        rows.append(BackendInfo(spec.name, spec.aliases, installed, spec.version() if installed else None, spec.hint))
+    return rows
 
 
 def owning_backend(x: object) -> str | None:
@@ -204,7 +368,8 @@ def owning_backend(x: object) -> str | None:
 @functools.lru_cache(maxsize=256)
 def _owner_of_type(kind: type) -> str | None:
     root = kind.__module__.partition(".")[0]
-    for cls in _adapter_classes().values():
-        if root in cls.modules:
-            return cls.name
+    for spec in specs().values():
+        if root in spec.modules:
+            return spec.name
     return None
+

@@ -81,11 +81,6 @@ SAMPLE_S = 1e-3
 # -- timing ----------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _device(backend: Backend) -> str:
-    return backend.device()  # asked once: TensorFlow lists its devices to answer
-
-
 def sync(backend: Backend, y: Any) -> Any:
     """Wait until ``y`` is computed, at (almost) no cost; return it."""
     for wait in ("block_until_ready", "wait_to_read"):  # JAX, MXNet: asynchronous dispatch
@@ -93,7 +88,7 @@ def sync(backend: Backend, y: Any) -> Any:
         if callable(method):
             method()
             return y
-    if _device(backend) != "cpu":  # e.g. a GPU: copying one element waits for the whole result
+    if backend.device != "cpu":  # e.g. a GPU: copying one element waits for the whole result
         backend.to_numpy(y[:1, :1])
     return y  # NumPy, PyTorch on CPU, TensorFlow eager: already finished
 
@@ -587,7 +582,7 @@ def run_benchmark(
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "versions": {name: backend.version() for name, backend in loaded.items()},
-            "devices": {name: backend.device() for name, backend in loaded.items()},
+            "devices": {name: backend.device for name, backend in loaded.items()},
         },
         "backends": list(loaded),
         "skipped": skipped,

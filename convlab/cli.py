@@ -6,21 +6,23 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from convlab._registry import _adapter_classes, backend_names, get_backend, install_hint, load_backend
+from convlab._registry import backend_info, backend_names, get_backend, load_backend
 from convlab._text import table
-from convlab.errors import BackendNotInstalledError
+from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
 
 
 def _info(args: argparse.Namespace) -> int:
     rows = [("backend", "installed", "version", "device", "install with")]
-    for name, cls in _adapter_classes().items():
-        hint = install_hint(cls)
+    for row in backend_info():
         try:
-            backend = load_backend(name)
+            backend = load_backend(row.name)
         except BackendNotInstalledError:
-            rows.append((name, "no", "-", "-", hint))
+            rows.append((row.name, "no", "-", "-", row.install_hint))
             continue
-        rows.append((name, "yes", backend.version(), backend.device(), hint))
+        except BackendLoadOrderError as exc:
+            rows.append((row.name, "yes", row.version or "-", f"not loadable here: {exc}", row.install_hint))
+            continue
+        rows.append((row.name, "yes", backend.version(), backend.device, row.install_hint))
     print(table(rows))
     return 0
 

@@ -15,7 +15,7 @@ def _show(title: str, value: object) -> None:
 def run_demo(backend: str = "numpy") -> cl.TrainResult:
     """Print the chapter's results on ``backend`` and return the training result."""
     with cl.use_backend(backend) as active:
-        print(f"convlab demo on the {active.name} backend ({active.version()}, {active.device()})")
+        print(f"convlab demo on the {active.name} backend ({active.version()}, {active.device})")
 
         X, K = cl.data.fig_correlation()
         _show("cross-correlation of the first figure: corr2d(X, K)", cl.corr2d(X, K))

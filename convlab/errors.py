@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from convlab._api import export
 
+
+@export
 class BackendNotInstalledError(ImportError):
     """The selected backend's framework cannot be imported in this environment."""
 
 
+@export
 class DivergenceError(RuntimeError):
     """Gradient descent diverged: the loss became non-finite or kept growing.
 
@@ -23,3 +27,12 @@ class DivergenceError(RuntimeError):
         super().__init__(message)
         self.lr = lr
         self.max_stable_lr = max_stable_lr
+
+
+@export
+class BackendLoadOrderError(ImportError):
+    """A backend's framework must be imported before another framework that is already loaded.
+
+    Importing them the other way round can crash the process, so convlab
+    refuses instead and says which import must come first.
+    """

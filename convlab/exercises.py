@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convlab._api import export
 from convlab._registry import get_backend
 from convlab.data import edge_image
 from convlab.kernels import edge
@@ -30,6 +31,7 @@ class AutogradOutcome:
         return f"{self.backend}: {self.outcome}: {self.detail}"
 
 
+@export(pinned=True)
 def autograd_exercise() -> AutogradOutcome:
     """Differentiate a ``Conv2D`` whose forward pass is the book's loop ``corr2d``.
 

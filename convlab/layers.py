@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from convlab._api import export
 from convlab._checks import check_choice, check_kernel_size
 from convlab._registry import get_backend
 from convlab.backends.base import Backend, Forward, Loss, Tensor, weight_and_bias
@@ -63,6 +64,7 @@ def make_forward(method: str, backend: Backend) -> Forward:
     return LayerForward(check_choice(method, "method", METHODS), backend)
 
 
+@export(pinned=True)
 def Conv2D(  # noqa: N802 - a factory that reads like the book's class
     kernel_size: Any,
     bias: bool = True,

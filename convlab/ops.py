@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from convlab._api import export
 from convlab._checks import as_native, check_choice, check_fits, check_kernel_size, check_matrix
 from convlab._registry import get_backend, load_backend, owning_backend
 from convlab.backends.base import Backend, Tensor
@@ -14,6 +15,7 @@ from convlab.backends.base import Backend, Tensor
 METHODS = ("auto", "loop", "vectorized", "native")
 
 
+@export(pinned=True)
 def tensor(data: Any) -> Tensor:
     """A float32 tensor of the active backend.
 
@@ -32,6 +34,7 @@ def tensor(data: Any) -> Tensor:
     return as_native(data, "data")
 
 
+@export
 def to_numpy(x: Any) -> np.ndarray:
     """Any backend's tensor (or a list, or an array) as a NumPy array.
 
@@ -56,6 +59,7 @@ def _operands(X: Any, K: Any, backend: Backend) -> tuple[Tensor, Tensor]:
     return X, K
 
 
+@export(pinned=True)
 def corr2d(X: Any, K: Any, method: str = "auto") -> Tensor:
     """Two-dimensional cross-correlation of ``X`` with ``K`` (valid mode).
 
@@ -104,6 +108,7 @@ def corr2d_on(backend: Backend, X: Any, K: Any, method: str = "auto") -> Tensor:
     return getattr(backend, f"corr2d_{method}")(X, K)
 
 
+@export(pinned=True)
 def conv2d(X: Any, K: Any, method: str = "auto") -> Tensor:
     """Strict two-dimensional convolution: cross-correlation with ``K`` flipped both ways.
 
@@ -123,6 +128,7 @@ def conv2d(X: Any, K: Any, method: str = "auto") -> Tensor:
     return corr2d_on(backend, X, backend.flip(K), method)
 
 
+@export(pinned=True)
 def corr2d_matrix(K: Any, X_shape: Sequence[int]) -> Tensor:
     """The matrix ``W`` with ``W @ X.ravel() == corr2d(X, K).ravel()`` for every ``X`` of shape ``X_shape``.
 
@@ -163,6 +169,7 @@ def corr2d_matrix(K: Any, X_shape: Sequence[int]) -> Tensor:
     return tensor(W.reshape(out_h * out_w, height * width))
 
 
+@export
 def receptive_field(kernel_sizes: Sequence[Any]) -> tuple[int, int]:
     """The receptive field, on the input, of one output element of stacked conv layers.
 

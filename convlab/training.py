@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from convlab._api import export
 from convlab._checks import as_native, check_choice, check_fits, check_kernel_size, check_matrix, check_positive
 from convlab._registry import get_backend
 from convlab.errors import DivergenceError
@@ -17,6 +18,7 @@ from convlab.ops import to_numpy
 LAYERS = ("builtin", "custom")
 
 
+@export
 @dataclass
 class TrainResult:
     """What :func:`train_kernel` learned and how the loss went."""
@@ -45,6 +47,7 @@ def design_matrix(X: np.ndarray, kernel_size: tuple[int, int], bias: bool) -> np
     return np.stack(columns, axis=1).astype(np.float64)
 
 
+@export(pinned=True)
 def max_stable_lr(X: Any, kernel_size: Any, bias: bool = False) -> float:
     """The largest learning rate at which SGD on the chapter's loss converges.
 
@@ -89,6 +92,7 @@ def _diverging(losses: list[float]) -> bool:
     return len(losses) >= 3 and losses[-1] > losses[-2] > losses[-3] and losses[-1] > losses[0]
 
 
+@export(pinned=True)
 def train_kernel(
     X: Any,
     Y: Any,

@@ -13,7 +13,8 @@ from reference import correlate
 
 import convlab as cl
 from convlab import _registry
-from convlab.backends.numpy import NumpyBackend
+from convlab.backends.numpy.adapter import NumpyBackend
+from convlab.backends.spec import BackendSpec
 
 FRAMEWORKS = ("torch", "tensorflow", "jax", "mxnet", "flax", "keras")
 
@@ -55,20 +56,17 @@ def test_unknown_env_var_is_an_error():
 class GhostBackend(NumpyBackend):
     """NumPy under another name: a second backend that needs no framework."""
 
-    name, extra = "ghost", "ghost"
-
 
 @pytest.fixture
-def ghost(monkeypatch):
-    classes = {**_registry._adapter_classes(), "ghost": GhostBackend}
-    monkeypatch.setattr(_registry, "_adapter_classes", lambda: classes)
-    monkeypatch.delitem(_registry._loaded, "ghost", raising=False)
+def ghost():
+    cl.register_backend(BackendSpec("ghost", f"{__name__}:GhostBackend", extra="ghost"))
     yield
-    _registry._loaded.pop("ghost", None)
+    cl.unregister_backend("ghost")
+    sys.modules.pop("convlab.ghost", None)
 
 
 def test_set_and_use_backend_restore(ghost, monkeypatch):
-    monkeypatch.setattr(_registry, "_default_name", None)
+    monkeypatch.setattr(_registry, "_default_choice", None)
     cl.set_backend("ghost")
     assert cl.get_backend().name == "ghost"
     with cl.use_backend("numpy") as backend:
@@ -84,7 +82,7 @@ def test_set_and_use_backend_restore(ghost, monkeypatch):
 def test_use_backend_is_per_thread():
     seen = []
     with cl.use_backend("numpy"):
-        thread = threading.Thread(target=lambda: seen.append(_registry._scoped_name.get()))
+        thread = threading.Thread(target=lambda: seen.append(_registry._scoped_choice.get()))
         thread.start()
         thread.join()
     assert seen == [None]
@@ -106,20 +104,22 @@ def test_every_framework_has_an_adapter():
     assert set(cl.backend_names()) == {"numpy", "torch", "tensorflow", "jax", "mxnet"}
 
 
-def test_missing_framework_gives_install_hint(monkeypatch):
-    class MissingBackend(NumpyBackend):
-        name, extra = "ghost", "ghost"
-
-        def import_framework(self):
-            import convlab_no_such_framework  # noqa: F401
-
-    classes = {**_registry._adapter_classes(), "ghost": MissingBackend}
-    monkeypatch.setattr(_registry, "_adapter_classes", lambda: classes)
-    with pytest.raises(
-        cl.BackendNotInstalledError, match=r'backend .ghost. is not installed.*pip install "convlab\[ghost\]"'
-    ):
-        cl.set_backend("ghost")
-    assert "ghost" not in cl.available_backends()
+def test_missing_framework_gives_install_hint():
+    cl.register_backend(
+        BackendSpec(
+            "ghost", "convlab_no_such_framework.adapter:Ghost", modules=("convlab_no_such_framework",), extra="ghost"
+        )
+    )
+    try:
+        with pytest.raises(
+            cl.BackendNotInstalledError, match=r'backend .ghost. is not installed.*pip install "convlab\[ghost\]"'
+        ):
+            cl.set_backend("ghost")
+        assert "ghost" not in cl.available_backends()
+        row = next(row for row in cl.backend_info() if row.name == "ghost")
+        assert (row.installed, row.version, row.install_hint) == (False, None, 'pip install "convlab[ghost]"')
+    finally:
+        cl.unregister_backend("ghost")
 
 
 def test_available_backends_includes_numpy():

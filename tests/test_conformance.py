@@ -222,7 +222,7 @@ def test_large_image_matches_scipy(backend, method):
 @pytest.mark.parametrize("shape", [(1100, 703), (9, 2000), (2000, 9)])
 def test_numpy_bands_over_threads_match_scipy(monkeypatch, shape):
     """NumPy splits large images into one band of rows per core; make every image large enough."""
-    from convlab.backends import numpy as numpy_backend
+    from convlab.backends.numpy import adapter as numpy_backend
 
     monkeypatch.setattr(numpy_backend, "_PARALLEL_MIN", 1000)
     monkeypatch.setattr(numpy_backend, "_BLOCK", 4096)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 import convlab as cl
-from convlab._registry import _adapter_classes, backend_names
+from convlab._registry import backend_names, load_backend
 
 pytestmark = pytest.mark.docs
 
@@ -131,7 +131,7 @@ def test_side_by_side_has_a_tab_per_backend(site: Path) -> None:
 
 def test_side_by_side_quotes_the_adapters_source(site: Path) -> None:
     lines = text_lines(page(site, "side-by-side"))
-    for cls in _adapter_classes().values():
+    for cls in (type(load_backend(name)) for name in installed()):
         for method in QUOTED:
             owner = next(k for k in cls.__mro__ if method in vars(k))
             source = textwrap.dedent(inspect.getsource(vars(owner)[method]))

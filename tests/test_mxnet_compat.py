@@ -21,7 +21,7 @@ import pytest
 from reference import correlate
 
 import convlab as cl
-from convlab.backends import mxnet as adapter
+from convlab.backends.mxnet import numpy_compat as adapter
 from convlab.layers import SquaredError, make_forward
 
 if importlib.util.find_spec("mxnet") is None:
@@ -131,7 +131,7 @@ def test_numpy_names_untouched_and_only_table_names_added():
 
         before = snapshot()
         import convlab
-        from convlab.backends.mxnet import MXNET_NUMPY_NAMES
+        from convlab.backends.mxnet.numpy_compat import MXNET_NUMPY_NAMES
 
         convlab.set_backend("mxnet")
         after = snapshot()

@@ -5,10 +5,12 @@ the chapter *does* (validation, strict convolution, the layer's forward pass,
 the loss, the training loop, divergence checks) lives in the core and is
 written once in terms of these primitives.
 
-An adapter is one file in :mod:`convlab.backends` defining one subclass of
-:class:`Backend`. The file must not import its framework at module level:
-:meth:`Backend.import_framework` does that when the backend is selected, so
-that ``import convlab`` stays free of deep-learning frameworks.
+A backend is one package in :mod:`convlab.backends`: its ``__init__`` holds
+only a :class:`~convlab.backends.spec.BackendSpec` (read without importing
+the framework), and the adapter module the spec names imports its framework
+at its top and defines one subclass of :class:`Backend`. The registry imports
+that module when the backend is first selected, so ``import convlab`` stays
+free of deep-learning frameworks.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+
+from convlab.backends.spec import BackendSpec
 
 Tensor = Any
 """A native tensor of some backend (``np.ndarray``, ``torch.Tensor``, ...)."""
@@ -39,34 +43,37 @@ class Loss(abc.ABC):
 
 
 class Backend(abc.ABC):
-    """One framework behind convlab's API.
+    """One framework behind convlab's API, on one device.
 
-    Class attributes describe the backend without importing its framework.
+    The registry makes one instance per backend and device, from the
+    backend's :class:`~convlab.backends.spec.BackendSpec`.
     """
 
-    name: ClassVar[str]
-    """Canonical name used by :func:`convlab.set_backend`."""
-    aliases: ClassVar[tuple[str, ...]] = ()
-    """Other accepted names (``"pytorch"`` for ``"torch"``)."""
-    modules: ClassVar[tuple[str, ...]] = ()
-    """Top-level module names that native tensors' types come from."""
-    extra: ClassVar[str | None] = None
-    """The ``pip install "convlab[extra]"`` that installs the framework."""
-    install_hint: ClassVar[str | None] = None
-    """An install command to suggest instead of ``pip install "convlab[extra]"``."""
     has_autograd: ClassVar[bool] = True
     """Whether gradients come from the framework's autograd (else a hand-written backward pass)."""
 
-    def import_framework(self) -> None:  # noqa: B027 - optional hook
-        """Import the framework; raise ``ImportError`` if it is missing."""
+    def __init__(self, spec: BackendSpec, device: str | None = None) -> None:
+        self.spec = spec
+        self.device = self.resolve_device(device)
+        """Where this backend's tensors live, in the framework's words (``"cpu"``, ``"cuda:0"``)."""
+
+    @property
+    def name(self) -> str:
+        """Canonical name used by :func:`convlab.set_backend`."""
+        return self.spec.name
+
+    def __repr__(self) -> str:
+        return f"<convlab backend {self.name!r} on {self.device!r}>"
 
     # -- facts -------------------------------------------------------------
     @abc.abstractmethod
     def version(self) -> str:
         """The framework's version string."""
 
-    def device(self) -> str:
-        """Where this backend computes, e.g. ``"cpu"``."""
+    def resolve_device(self, device: str | None) -> str:
+        """The device to use for ``device`` (``None``: the framework's default); ``ValueError`` if unknown."""
+        if device not in (None, "cpu"):
+            raise ValueError(f"device: the {self.spec.name} backend computes on 'cpu' only, got {device!r}")
         return "cpu"
 
     # -- tensors -----------------------------------------------------------

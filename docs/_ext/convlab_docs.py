@@ -73,11 +73,11 @@ def ordered_backends() -> list[str]:
 def try_load(name: str) -> Any | None:
     """The loaded backend, or ``None`` when its framework does not import here."""
     from convlab._registry import load_backend
-    from convlab.errors import BackendNotInstalledError
+    from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
 
     try:
         return load_backend(name)
-    except BackendNotInstalledError:
+    except (BackendNotInstalledError, BackendLoadOrderError):
         return None
 
 
@@ -313,7 +313,7 @@ class BackendTabs(GeneratedDirective):
     }
 
     def run(self) -> list[Any]:
-        from convlab._registry import _adapter_classes
+        from convlab._registry import specs
 
         methods = self.options.get("methods", "").replace(",", " ").split()
         snippet_mode = self.options.get("snippet", "above")
@@ -323,24 +323,25 @@ class BackendTabs(GeneratedDirective):
             lines += code_block(snippet, "python", caption="the same convlab code, run on every backend")
         lines += [".. tab-set::", "   :sync-group: backend", "   :class: convlab-backend-tabs", ""]
         for name in ordered_backends():
-            cls = _adapter_classes()[name]
-            self.env.note_dependency(inspect.getsourcefile(cls))
+            backend = try_load(name)  # an adapter imports its framework: without it there is no code to quote
             body: list[str] = []
             code = snippet.replace("{backend}", name)
             if snippet.strip() and snippet_mode == "tab":
                 body += code_block(code, "python")
-            for quote in quotes_for(cls, methods, try_load(name)):
-                self.env.note_dependency(str(ROOT / quote.path))
-                body += code_block(quote.code, "python", caption=quote.caption(), lineno_start=quote.start)
-            body += self.output(name, code, cls) if snippet.strip() else []
+            if backend is not None:
+                cls = type(backend)
+                self.env.note_dependency(inspect.getsourcefile(cls))
+                for quote in quotes_for(cls, methods, backend):
+                    self.env.note_dependency(str(ROOT / quote.path))
+                    body += code_block(quote.code, "python", caption=quote.caption(), lineno_start=quote.start)
+            body += self.output(name, code, specs()[name].hint) if snippet.strip() or backend is None else []
             lines += [f"   .. tab-item:: {name}", f"      :sync: {name}", ""]
             lines += indent(body, 6)
         return self.parse(lines)
 
-    def output(self, name: str, code: str, cls: type) -> list[str]:
+    def output(self, name: str, code: str, hint: str) -> list[str]:
         backend = try_load(name)
         if backend is None:
-            hint = f'pip install "convlab[{cls.extra}]"' if cls.extra else "reinstall convlab"
             return [
                 ".. admonition:: not installed",
                 "   :class: warning convlab-not-installed",
@@ -473,7 +474,7 @@ class BackendTable(GeneratedDirective):
     has_content = False
 
     def run(self) -> list[Any]:
-        from convlab._registry import _adapter_classes
+        from convlab._registry import specs
 
         lines = [
             ".. list-table::",
@@ -486,13 +487,14 @@ class BackendTable(GeneratedDirective):
             "     - installed where this site was built",
         ]
         for name in ordered_backends():
-            cls = _adapter_classes()[name]
+            spec = specs()[name]
             backend = try_load(name)
-            install = f'``pip install "convlab[{cls.extra}]"``' if cls.extra else "built in"
+            install = f"``{spec.hint}``" if spec.extra else "built in"
+            module, _, class_name = spec.adapter.partition(":")
             lines += [
                 f"   * - ``{name}``",
-                f"     - {', '.join(f'``{a}``' for a in cls.aliases) or '—'}",
-                f"     - ``{relative(inspect.getsourcefile(cls))}`` (``{cls.__name__}``)",
+                f"     - {', '.join(f'``{a}``' for a in spec.aliases) or '—'}",
+                f"     - ``{module.replace('.', '/')}.py`` (``{class_name}``)",
                 f"     - {install}",
                 f"     - {'yes, ' + backend.version() if backend else 'no'}",
             ]

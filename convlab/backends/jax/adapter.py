@@ -25,16 +25,14 @@ into the layer's ``nnx.Param`` (``param[...] -= lr * grad``, as the book).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from convlab.backends.base import Backend, Forward, Loss
-
-jax: Any = None  # imported by JaxBackend.import_framework: `import convlab` must not load jax
-jnp: Any = None
-nnx: Any = None
 
 SEED = 0
 """Seed of the ``nnx.Rngs`` behind ``init="framework"``."""
@@ -51,28 +49,23 @@ def _native(X: Any, K: Any) -> Any:
     return Y[0, 0]
 
 
-@functools.cache
-def _layer_classes() -> tuple[type, type]:
-    """``(Conv2D, BuiltinConv)``, built on first use: they subclass Flax types."""
+class Conv2D(nnx.Module):
+    """The chapter's hand-written layer; its forward pass is the core's."""
 
-    class Conv2D(nnx.Module):
-        """The chapter's hand-written layer; its forward pass is the core's."""
+    def __init__(self, weight: Any, bias: Any, forward: Forward) -> None:
+        self.weight = nnx.Param(weight)
+        self.bias = None if bias is None else nnx.Param(bias)
+        self.forward = forward
 
-        def __init__(self, weight: Any, bias: Any, forward: Forward) -> None:
-            self.weight = nnx.Param(weight)
-            self.bias = None if bias is None else nnx.Param(bias)
-            self.forward = forward
+    def __call__(self, X: Any) -> Any:
+        return self.forward(X, self.weight[...], None if self.bias is None else self.bias[...])
 
-        def __call__(self, X: Any) -> Any:
-            return self.forward(X, self.weight[...], None if self.bias is None else self.bias[...])
 
-    class BuiltinConv(nnx.Conv):
-        """Flax's ``nnx.Conv`` on 2-D images: adds and removes the batch and channel axes."""
+class BuiltinConv(nnx.Conv):
+    """Flax's ``nnx.Conv`` on 2-D images: adds and removes the batch and channel axes."""
 
-        def __call__(self, X: Any) -> Any:
-            return super().__call__(X[None, :, :, None])[0, :, :, 0]
-
-    return Conv2D, BuiltinConv
+    def __call__(self, X: Any) -> Any:
+        return super().__call__(X[None, :, :, None])[0, :, :, 0]
 
 
 def _named(layer: Any, tree: Any) -> dict[str, Any]:
@@ -86,16 +79,9 @@ def _named(layer: Any, tree: Any) -> dict[str, Any]:
 
 
 class JaxBackend(Backend):
-    name = "jax"
-    modules = ("jax", "jaxlib")  # arrays are jaxlib._jax.ArrayImpl, tracers come from jax._src
-    extra = "jax"
-
-    def import_framework(self) -> None:
-        global jax, jnp, nnx
-        import jax
-        import jax.numpy as jnp
-        from flax import nnx
-
+    def __init__(self, spec: Any, device: str | None = None) -> None:
+        super().__init__(spec, device)
+        self._place = jax.devices(self.device.partition(":")[0])[int(self.device.partition(":")[2] or 0)]
         self._vectorized = jax.jit(super().corr2d_vectorized)
         self._native = jax.jit(_native)
         self._value_and_grad = nnx.jit(_value_and_grad, static_argnames="loss")
@@ -103,15 +89,22 @@ class JaxBackend(Backend):
     def version(self) -> str:
         return jax.__version__
 
-    def device(self) -> str:
-        return jax.default_backend()
+    def resolve_device(self, device: str | None) -> str:
+        kind, _, index = (device or jax.default_backend()).partition(":")
+        try:
+            count = len(jax.devices(kind))
+        except RuntimeError:
+            raise ValueError(f"device: JAX has no {kind!r} devices here; it has {jax.default_backend()!r}") from None
+        if index and not (index.isdigit() and int(index) < count):
+            raise ValueError(f"device: expected {kind}:0 to {kind}:{count - 1}, got {device!r}")
+        return f"{kind}:{index}" if index else kind
 
     @property
     def tensor_types(self) -> tuple[type, ...]:
         return (jax.Array,)  # also matches tracers, so the core's checks work under jit and grad
 
     def tensor(self, data: Any) -> Any:
-        return jnp.asarray(data, dtype=jnp.float32)
+        return jax.device_put(jnp.asarray(data, dtype=jnp.float32), self._place)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
@@ -138,13 +131,11 @@ class JaxBackend(Backend):
         return "vectorized"
 
     def conv2d_layer(self, kernel_size, weight, bias, forward: Forward) -> Any:
-        Conv2D, _ = _layer_classes()
         if weight is None:  # the book's NNX tab: nnx.initializers.uniform(), on [0, 0.01)
             weight = nnx.initializers.uniform()(nnx.Rngs(SEED).params(), kernel_size)
         return Conv2D(self.tensor(weight), None if bias is None else self.tensor(bias), forward)
 
     def builtin_layer(self, kernel_size, weight) -> Any:
-        _, BuiltinConv = _layer_classes()
         layer = BuiltinConv(1, 1, kernel_size, use_bias=False, padding="VALID", rngs=nnx.Rngs(SEED))
         if weight is not None:
             layer.kernel[...] = self.tensor(weight).reshape(layer.kernel.shape)

@@ -34,18 +34,17 @@ Notes
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import os
-import sys
 from typing import Any
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow's C++ runtime loads
+
+import keras
 import numpy as np
+import tensorflow as tf
 
 from convlab.backends.base import Backend, Forward, Loss
-
-tf: Any = None  # imported by TensorFlowBackend.import_framework: `import convlab` must not load tensorflow
-keras: Any = None
 
 
 class BuiltinConv2D:
@@ -67,26 +66,22 @@ class BuiltinConv2D:
         return f"BuiltinConv2D({self.conv.name}, kernel_size={self.conv.kernel_size})"
 
 
-@functools.cache
-def _conv2d_class() -> type:
-    class Conv2D(keras.layers.Layer):
-        """The chapter's hand-written layer: ``forward(X, weight, bias)`` on Keras weights."""
+class Conv2D(keras.layers.Layer):
+    """The chapter's hand-written layer: ``forward(X, weight, bias)`` on Keras weights."""
 
-        def __init__(self, kernel_size, weight, bias, forward: Forward) -> None:
-            super().__init__()
-            self._forward = forward
-            # The book's tab initialises with tf.random_normal_initializer (stddev 0.05).
-            init = tf.random_normal_initializer() if weight is None else keras.initializers.Constant(weight)
-            self.weight = self.add_weight(name="weight", shape=kernel_size, initializer=init)
-            self.bias = None
-            if bias is not None:
-                self.bias = self.add_weight(name="bias", shape=(1,), initializer=keras.initializers.Constant(bias))
-            self.built = True  # weights made here, not in build()
+    def __init__(self, kernel_size, weight, bias, forward: Forward) -> None:
+        super().__init__()
+        self._forward = forward
+        # The book's tab initialises with tf.random_normal_initializer (stddev 0.05).
+        init = tf.random_normal_initializer() if weight is None else keras.initializers.Constant(weight)
+        self.weight = self.add_weight(name="weight", shape=kernel_size, initializer=init)
+        self.bias = None
+        if bias is not None:
+            self.bias = self.add_weight(name="bias", shape=(1,), initializer=keras.initializers.Constant(bias))
+        self.built = True  # weights made here, not in build()
 
-        def call(self, X):
-            return self._forward(X, self.weight, self.bias)
-
-    return Conv2D
+    def call(self, X):
+        return self._forward(X, self.weight, self.bias)
 
 
 def _shift_and_add(X: Any, K: Any) -> Any:
@@ -120,26 +115,14 @@ def _conv(X: Any, K: Any) -> Any:
     return tf.nn.conv2d(X[None, :, :, None], K[:, :, None, None], strides=1, padding="VALID")[0, :, :, 0]
 
 
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(f"Keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
+
+
 class TensorFlowBackend(Backend):
-    name = "tensorflow"
-    aliases = ("tf",)
-    modules = ("tensorflow", "keras")  # EagerTensor, tf.Variable; keras.Variable (layer weights)
-    extra = "tensorflow"
-
-    def import_framework(self) -> None:
-        global tf, keras
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        if "torch" not in sys.modules and importlib.util.find_spec("torch") is not None:
-            # Where both are installed, torch must be imported first: imported after
-            # TensorFlow (which loads its own copies of shared native libraries), it can fail.
-            import torch  # noqa: F401
-        import keras
-        import tensorflow as tf
-
+    def __init__(self, spec: Any, device: str | None = None) -> None:
+        super().__init__(spec, device)
         tf.get_logger().addFilter(_not_a_retracing_warning)
-
-        if keras.backend.backend() != "tensorflow":
-            raise ImportError(f"Keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
         self._native = tf.function(_conv, input_signature=[tf.TensorSpec([None, None], tf.float32)] * 2)
         # EagerTensor subclasses tf.Tensor; listed for readers who look for type(x).
         self._types = (tf.Tensor, type(tf.constant(0.0)), tf.Variable, keras.Variable)
@@ -147,8 +130,14 @@ class TensorFlowBackend(Backend):
     def version(self) -> str:
         return tf.__version__
 
-    def device(self) -> str:
-        return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+    def resolve_device(self, device: str | None) -> str:
+        names = {d.name.partition("device:")[2].lower(): d.name for d in tf.config.list_logical_devices()}
+        if device is None:
+            return "gpu" if "gpu:0" in names else "cpu"
+        key = device.lower() if ":" in device else f"{device.lower()}:0"
+        if key not in names:
+            raise ValueError(f"device: expected one of {sorted(names)}, got {device!r}")
+        return key.removesuffix(":0")
 
     @property
     def tensor_types(self) -> tuple[type, ...]:
@@ -190,7 +179,7 @@ class TensorFlowBackend(Backend):
         return "vectorized"
 
     def conv2d_layer(self, kernel_size, weight, bias, forward: Forward) -> Any:
-        return _conv2d_class()(kernel_size, weight, bias, forward)
+        return Conv2D(kernel_size, weight, bias, forward)
 
     def builtin_layer(self, kernel_size, weight) -> Any:
         conv = keras.layers.Conv2D(1, kernel_size, use_bias=False)  # default init: glorot_uniform

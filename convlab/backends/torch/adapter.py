@@ -23,58 +23,55 @@ Notes
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from convlab.backends.base import Backend, Forward, Loss, weight_and_bias
 
-torch: Any = None  # imported by TorchBackend.import_framework: `import convlab` must not load torch
+
+class Conv2D(nn.Module):
+    """The book's hand-written layer; its forward pass comes from the core."""
+
+    def __init__(self, weight: Any, bias: Any, forward: Forward) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.bias = None if bias is None else nn.Parameter(bias)
+        self.forward_fn = forward
+
+    def forward(self, X: Any) -> Any:
+        return self.forward_fn(X, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={tuple(self.weight.shape)}, bias={self.bias is not None}"
 
 
-@functools.cache
-def _layer_classes() -> tuple[type, type]:
-    """``nn.Module`` subclasses can only be defined once torch is imported."""
-    nn = torch.nn
+class Conv2d2D(nn.Conv2d):
+    """``nn.Conv2d(1, 1, kernel_size, bias=False)`` on 2-D inputs and outputs."""
 
-    class Conv2D(nn.Module):
-        """The book's hand-written layer; its forward pass comes from the core."""
+    def __init__(self, kernel_size: tuple[int, int]) -> None:
+        super().__init__(1, 1, kernel_size, bias=False)
 
-        def __init__(self, weight: Any, bias: Any, forward: Forward) -> None:
-            super().__init__()
-            self.weight = nn.Parameter(weight)
-            self.bias = None if bias is None else nn.Parameter(bias)
-            self.forward_fn = forward
-
-        def forward(self, X: Any) -> Any:
-            return self.forward_fn(X, self.weight, self.bias)
-
-        def extra_repr(self) -> str:
-            return f"kernel_size={tuple(self.weight.shape)}, bias={self.bias is not None}"
-
-    class Conv2d2D(nn.Conv2d):
-        """``nn.Conv2d(1, 1, kernel_size, bias=False)`` on 2-D inputs and outputs."""
-
-        def __init__(self, kernel_size: tuple[int, int]) -> None:
-            super().__init__(1, 1, kernel_size, bias=False)
-
-        def forward(self, X: Any) -> Any:
-            X = X if isinstance(X, torch.Tensor) else torch.as_tensor(X, dtype=torch.float32)
-            return self._conv_forward(X.view(1, 1, *X.shape), self.weight, None).squeeze((0, 1))
-
-    return Conv2D, Conv2d2D
+    def forward(self, X: Any) -> Any:
+        X = X if isinstance(X, torch.Tensor) else torch.as_tensor(X, dtype=torch.float32)
+        return self._conv_forward(X.view(1, 1, *X.shape), self.weight, None).squeeze((0, 1))
 
 
 class TorchBackend(Backend):
-    name = "torch"
-    aliases = ("pytorch",)
-    modules = ("torch",)
-    extra = "torch"
-
-    def import_framework(self) -> None:
-        global torch
-        import torch
+    def resolve_device(self, device: str | None) -> str:
+        if device is None:
+            return str(torch.get_default_device())
+        try:
+            place = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"device: expected a torch device such as 'cpu' or 'cuda', got {device!r} ({exc})"
+            ) from None
+        if place.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} was asked for, but torch sees no CUDA device here; use 'cpu'")
+        return str(place)
 
     def version(self) -> str:
         return str(torch.__version__)
@@ -86,7 +83,8 @@ class TorchBackend(Backend):
     def tensor(self, data: Any) -> Any:
         if isinstance(data, torch.Tensor):
             return data.to(torch.float32)  # the same tensor when already float32
-        return torch.from_numpy(np.array(data, dtype=np.float32, order="C"))  # one fresh copy
+        fresh = torch.from_numpy(np.array(data, dtype=np.float32, order="C"))  # one fresh copy
+        return fresh if self.device == "cpu" else fresh.to(self.device)
 
     def is_real(self, x: Any) -> bool:
         return not (x.is_complex() or x.dtype == torch.bool)
@@ -99,7 +97,7 @@ class TorchBackend(Backend):
 
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         h, w = K.shape
-        Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+        Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1), device=X.device)
         for i in range(Y.shape[0]):
             for j in range(Y.shape[1]):
                 Y[i, j] = (X[i : i + h, j : j + w] * K).sum()
@@ -130,14 +128,12 @@ class TorchBackend(Backend):
         return "native" if x_shape[0] * x_shape[1] <= 128 * 128 else "vectorized"
 
     def conv2d_layer(self, kernel_size, weight, bias, forward: Forward) -> Any:
-        Conv2D, _ = _layer_classes()
         # The book's PyTorch tab initialises the weight uniformly on [0, 1).
-        w = torch.rand(kernel_size) if weight is None else self.tensor(weight)
+        w = torch.rand(kernel_size, device=self.device) if weight is None else self.tensor(weight)
         return Conv2D(w, None if bias is None else self.tensor(bias), forward)
 
     def builtin_layer(self, kernel_size, weight) -> Any:
-        _, Conv2d2D = _layer_classes()
-        layer = Conv2d2D(kernel_size)
+        layer = Conv2d2D(kernel_size).to(self.device)
         if weight is not None:
             with torch.no_grad():
                 layer.weight.copy_(self.tensor(weight).reshape(layer.weight.shape))

@@ -27,7 +27,6 @@ def _pool() -> ThreadPoolExecutor:
 
 
 class NumpyBackend(Backend):
-    name = "numpy"
     has_autograd = False
 
     def version(self) -> str:

@@ -1,0 +1,42 @@
+"""convlab's public names, and which of them run on a backend.
+
+:func:`export` is the one mechanism behind both ``convlab.__all__`` and the
+bound modules (``import convlab.torch``): an object exported with
+``pinned=True`` computes on a backend, so a bound module wraps it to run on
+that module's backend; every other export is shared as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_exports: dict[str, bool] = {}
+"""Public name -> whether it runs on the active backend."""
+
+
+def export(obj: T | None = None, *, pinned: bool = False) -> Any:
+    """Make ``obj`` (a function, class or module) part of convlab's public API.
+
+    Usable as ``@export``, ``@export(pinned=True)`` or ``export(module)``.
+    """
+
+    def mark(target: T) -> T:
+        name = getattr(target, "__name__", "").rpartition(".")[2]
+        if not name:
+            raise TypeError(f"export: expected a named function, class or module, got {target!r}")
+        _exports[name] = pinned
+        return target
+
+    return mark if obj is None else mark(obj)
+
+
+def exported() -> list[str]:
+    """Every public name, sorted (``convlab.__all__``)."""
+    return sorted(_exports)
+
+
+def is_pinned(name: str) -> bool:
+    """Whether the public ``name`` computes on the active backend."""
+    return _exports[name]

@@ -1,0 +1,9 @@
+"""The NumPy backend (built in): the reference every other backend is tested against."""
+
+from convlab.backends.spec import BackendSpec
+
+BACKEND = BackendSpec(
+    name="numpy",
+    adapter="convlab.backends.numpy.adapter:NumpyBackend",
+    distribution="numpy",
+)

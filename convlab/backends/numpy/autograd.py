@@ -1,0 +1,813 @@
+"""A small reverse-mode autograd over NumPy arrays: micrograd's idea, on whole arrays.
+
+A :class:`Tensor` is an array that remembers how it was computed. Every
+primitive below is one function with the same shape: compute the forward value
+with NumPy on the raw arrays, then hand it to :func:`record` together with the
+operands and a *backward rule*, a function from the output's gradient to one
+gradient per operand. :meth:`Tensor.backward` walks that graph from the output
+back to the leaves and adds the gradients up (the chain rule).
+
+When no operand is a Tensor, :func:`record` returns the plain ndarray, so code
+running on plain arrays gets plain arrays back and pays nothing for autograd.
+
+>>> w = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+>>> loss = sum(w * w)
+>>> loss.backward()
+>>> w.grad
+array([2., 4., 6.])
+
+The graph lives only inside Tensors. Writing a Tensor into a plain ndarray, as
+the book's loop does with ``Y[i, j] = (X[i:i + h, j:j + w] * K).sum()``, keeps
+the number and drops the graph: ``K`` then gets no gradient at all. That is the
+real outcome of the book's loop layer on NumPy, not a bug to work around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Tensor",
+    "add",
+    "argmax",
+    "conv2d",
+    "divide",
+    "exp",
+    "getitem",
+    "log",
+    "log_softmax",
+    "matmul",
+    "mean",
+    "multiply",
+    "negative",
+    "pad",
+    "pool2d",
+    "power",
+    "record",
+    "relu",
+    "reshape",
+    "sigmoid",
+    "subtract",
+    "sum",
+    "transpose",
+    "unbroadcast",
+    "value_and_grad",
+    "value_of",
+]
+
+BackwardRule = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
+"""Maps the gradient of an operation's output to one gradient per operand (None: no gradient)."""
+
+
+class Tensor:
+    """A float array that remembers how it was computed, for reverse-mode differentiation.
+
+    Parameters
+    ----------
+    data
+        The value. It is wrapped, not copied; integer and boolean data become float64.
+    requires_grad
+        Whether :meth:`backward` should fill :attr:`grad` for this Tensor. Set it on
+        the leaves you differentiate with respect to (the parameters).
+
+    Attributes
+    ----------
+    data : np.ndarray
+        The value.
+    grad : np.ndarray or None
+        The gradient of the last output :meth:`backward` was called on, with this
+        Tensor's shape and dtype; None until then, or when the output does not depend on it.
+    requires_grad : bool
+        True for leaves made with ``requires_grad=True`` and for everything computed from them.
+    """
+
+    __slots__ = ("_backward", "_parents", "data", "grad", "requires_grad")
+
+    # NumPy's operators and ufuncs on a Tensor would turn it into a plain array and lose
+    # the graph. None makes ``ndarray + Tensor`` hand over to Tensor.__radd__, and makes
+    # ``np.exp(tensor)`` fail loudly instead of silently: use this module's exp.
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        data = np.asarray(value_of(data))
+        if data.dtype.kind in "biu":  # a gradient is not an integer
+            data = data.astype(np.float64)
+        self.data: np.ndarray = data
+        self.grad: np.ndarray | None = None
+        self.requires_grad = requires_grad
+        self._parents: tuple[Tensor, ...] = ()
+        self._backward: BackwardRule | None = None
+
+    @classmethod
+    def _result(cls, data: np.ndarray, parents: tuple[Tensor, ...], backward: BackwardRule) -> Tensor:
+        # The output of an operation: skips __init__'s conversions, the data is already an array.
+        out = cls.__new__(cls)
+        out.data, out.grad, out.requires_grad = data, None, True
+        out._parents, out._backward = parents, backward
+        return out
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of :attr:`data`."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions of :attr:`data`."""
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of :attr:`data` (and of :attr:`grad`)."""
+        return self.data.dtype
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        # np.asarray(tensor), and ``Y[i:j] = tensor``, give the value and leave the graph behind.
+        return np.array(self.data, dtype=dtype, copy=copy)
+
+    def __float__(self) -> float:
+        # NumPy stores a single element through float(): ``Y[i, j] = tensor`` lands here,
+        # and keeps the number without the graph.
+        return float(self.data.item())
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        flag = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({body}, dtype={self.dtype}{flag})"
+
+    def __add__(self, other: Any) -> Any:
+        return add(self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        return add(other, self)
+
+    def __sub__(self, other: Any) -> Any:
+        return subtract(self, other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return subtract(other, self)
+
+    def __mul__(self, other: Any) -> Any:
+        return multiply(self, other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return multiply(other, self)
+
+    def __truediv__(self, other: Any) -> Any:
+        return divide(self, other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return divide(other, self)
+
+    def __neg__(self) -> Any:
+        return negative(self)
+
+    def __pow__(self, exponent: float) -> Any:
+        return power(self, exponent)
+
+    def __matmul__(self, other: Any) -> Any:
+        return matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Any:
+        return matmul(other, self)
+
+    def __getitem__(self, index: Any) -> Any:
+        return getitem(self, index)
+
+    def reshape(self, *shape: Any) -> Any:
+        """This Tensor with a new shape: ``t.reshape(2, 3)`` or ``t.reshape((2, 3))``."""
+        return reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes: Any) -> Any:
+        """The axes permuted: reversed without arguments, as ``ndarray.transpose``."""
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return transpose(self, axes or None)
+
+    @property
+    def T(self) -> Any:  # noqa: N802 (NumPy's name)
+        """The axes reversed."""
+        return transpose(self)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
+        """The sum over ``axis`` (all axes by default); see :func:`sum`."""
+        return sum(self, axis, keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
+        """The mean over ``axis`` (all axes by default); see :func:`mean`."""
+        return mean(self, axis, keepdims)
+
+    def backward(self, grad: np.ndarray | None = None) -> None:
+        """Add the gradient of this Tensor to the :attr:`grad` of every leaf that requires it.
+
+        Parameters
+        ----------
+        grad
+            The gradient of the final result with respect to this Tensor. Leave it
+            out for a scalar (size-1) Tensor: the seed is then 1.
+
+        Notes
+        -----
+        Gradients add up across calls, as in PyTorch: reset ``leaf.grad = None``
+        between steps. Only leaves keep their gradient; those of intermediate
+        results are dropped as soon as they have been passed on.
+        """
+        if not self.requires_grad:
+            return
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(f"backward() without a gradient needs a scalar, not a Tensor of shape {self.shape}")
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(grad)
+            if grad.shape != self.shape:
+                raise ValueError(f"the gradient has shape {grad.shape}, the Tensor {self.shape}")
+
+        # Topological order by an explicit stack, not recursion, so that a graph of
+        # 10,000 steps does not hit Python's recursion limit. A node is appended
+        # only after all its parents, so reversed(order) visits every node before
+        # its parents: by then, all the gradient flowing into it has arrived.
+        order: list[Tensor] = []
+        seen: set[int] = set()
+        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        while stack:
+            node, parents_done = stack.pop()
+            if parents_done:
+                order.append(node)
+            elif id(node) not in seen:
+                seen.add(id(node))
+                stack.append((node, True))
+                stack.extend((parent, False) for parent in node._parents if id(parent) not in seen)
+
+        grads: dict[int, np.ndarray] = {id(self): grad}
+        for node in reversed(order):
+            g = grads.pop(id(node), None)  # pop: an intermediate gradient is freed once passed on
+            if g is None:
+                continue
+            if node._backward is None:  # a leaf
+                # A copy in the leaf's dtype: g may be a read-only broadcast view, or shared
+                # with another leaf (both operands of an addition get the same array).
+                g = np.array(g, dtype=node.dtype)
+                node.grad = g if node.grad is None else node.grad + g
+                continue
+            for parent, parent_grad in zip(node._parents, node._backward(g), strict=True):
+                if parent_grad is not None:
+                    key = id(parent)
+                    grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+
+
+def value_of(x: Any) -> Any:
+    """The raw value of ``x``: a Tensor's data, an array as it is, anything else through ``np.asarray``.
+
+    Python numbers are returned unchanged so that NumPy keeps treating them as
+    weakly typed: ``float32_array * 2.0`` stays float32.
+    """
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, (np.ndarray, float, int)):
+        return x
+    return np.asarray(x)
+
+
+def record(value: Any, parents: Sequence[Any], backward_rule: BackwardRule) -> Any:
+    """The result of an operation: ``value`` as a plain ndarray, or as a Tensor joined to the graph.
+
+    Parameters
+    ----------
+    value
+        The forward value, computed on the raw arrays.
+    parents
+        The operands, Tensors or not, in the order ``backward_rule`` returns their gradients.
+    backward_rule
+        Maps the output's gradient to one gradient per operand (None for "no gradient").
+
+    Returns
+    -------
+    np.ndarray or Tensor
+        The plain ndarray when no operand is a Tensor; a Tensor otherwise, part of the
+        graph when some operand requires a gradient, a constant when none does.
+    """
+    value = np.asarray(value)  # NumPy returns scalars from full reductions; keep arrays throughout
+    tracked = [i for i, p in enumerate(parents) if isinstance(p, Tensor) and p.requires_grad]
+    if not tracked:
+        return Tensor(value) if any(isinstance(p, Tensor) for p in parents) else value
+    if len(tracked) == len(parents):
+        return Tensor._result(value, tuple(parents), backward_rule)
+
+    def tracked_only(g: np.ndarray) -> list[np.ndarray | None]:
+        # The graph holds only the Tensors that need gradients; drop the others' gradients.
+        grads = backward_rule(g)
+        return [grads[i] for i in tracked]
+
+    return Tensor._result(value, tuple(parents[i] for i in tracked), tracked_only)
+
+
+def _tracks(x: Any) -> bool:
+    # Whether x wants a gradient: lets a rule skip the work for an operand nobody differentiates.
+    return isinstance(x, Tensor) and x.requires_grad
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` down to ``shape``, undoing NumPy broadcasting.
+
+    An operand broadcast along an axis was used once per position on that axis,
+    so its gradient is the sum of the gradients at all those positions.
+
+    >>> unbroadcast(np.ones((2, 3)), (3,))
+    array([2., 2., 2.])
+    >>> unbroadcast(np.ones((2, 3)), (2, 1))
+    array([[3.],
+           [3.]])
+    """
+    if grad.shape == shape:
+        return grad
+    leading = grad.ndim - len(shape)  # axes that broadcasting added in front
+    axes = tuple(range(leading)) + tuple(
+        leading + i for i, n in enumerate(shape) if n == 1 and grad.shape[leading + i] != 1
+    )
+    return np.sum(grad, axis=axes).reshape(shape)
+
+
+# Arithmetic ------------------------------------------------------------------------------------------------------
+
+
+def add(a: Any, b: Any) -> Any:
+    """``a + b``, with broadcasting."""
+    av, bv = value_of(a), value_of(b)
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return (
+            unbroadcast(g, np.shape(av)) if _tracks(a) else None,
+            unbroadcast(g, np.shape(bv)) if _tracks(b) else None,
+        )
+
+    return record(av + bv, (a, b), rule)
+
+
+def subtract(a: Any, b: Any) -> Any:
+    """``a - b``, with broadcasting."""
+    av, bv = value_of(a), value_of(b)
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return (
+            unbroadcast(g, np.shape(av)) if _tracks(a) else None,
+            unbroadcast(-g, np.shape(bv)) if _tracks(b) else None,
+        )
+
+    return record(av - bv, (a, b), rule)
+
+
+def multiply(a: Any, b: Any) -> Any:
+    """``a * b`` elementwise, with broadcasting."""
+    av, bv = value_of(a), value_of(b)
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return (
+            unbroadcast(g * bv, np.shape(av)) if _tracks(a) else None,
+            unbroadcast(g * av, np.shape(bv)) if _tracks(b) else None,
+        )
+
+    return record(av * bv, (a, b), rule)
+
+
+def divide(a: Any, b: Any) -> Any:
+    """``a / b`` elementwise, with broadcasting."""
+    av, bv = value_of(a), value_of(b)
+    out = av / bv
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        g_over_b = g / bv
+        return (
+            unbroadcast(g_over_b, np.shape(av)) if _tracks(a) else None,
+            unbroadcast(-g_over_b * out, np.shape(bv)) if _tracks(b) else None,
+        )
+
+    return record(out, (a, b), rule)
+
+
+def negative(a: Any) -> Any:
+    """``-a``."""
+    return record(-value_of(a), (a,), lambda g: (-g,))
+
+
+def power(a: Any, exponent: float) -> Any:
+    """``a ** exponent`` for a fixed Python number ``exponent``."""
+    av = value_of(a)
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * exponent * av ** (exponent - 1),)
+
+    return record(av**exponent, (a,), rule)
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """``a @ b``: matrix product, batched over leading axes, with NumPy's rules for 1-D operands."""
+    av, bv = value_of(a), value_of(b)
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        # Treat a 1-D operand as a matrix (a row on the left, a column on the right),
+        # and put back in g the axis that matmul removed for it.
+        a2 = av[np.newaxis, :] if av.ndim == 1 else av
+        b2 = bv[:, np.newaxis] if bv.ndim == 1 else bv
+        if bv.ndim == 1:
+            g = g[..., np.newaxis]
+        if av.ndim == 1:
+            g = g[..., np.newaxis, :]
+        ga = unbroadcast(g @ np.swapaxes(b2, -1, -2), a2.shape).reshape(av.shape) if _tracks(a) else None
+        gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(bv.shape) if _tracks(b) else None
+        return ga, gb
+
+    return record(av @ bv, (a, b), rule)
+
+
+# Elementwise functions -------------------------------------------------------------------------------------------
+
+
+def sigmoid(x: Any) -> Any:
+    """The logistic function ``1 / (1 + exp(-x))``, without overflow for large ``|x|``."""
+    xv = value_of(x)
+    e = np.exp(-np.abs(xv))  # at most 1, never overflows
+    out = np.where(xv >= 0, 1 / (1 + e), e / (1 + e))
+    return record(out, (x,), lambda g: (g * out * (1 - out),))
+
+
+def relu(x: Any) -> Any:
+    """``max(x, 0)``; its gradient at 0 is taken to be 0."""
+    xv = value_of(x)
+    return record(np.maximum(xv, 0), (x,), lambda g: (g * (xv > 0),))
+
+
+def exp(x: Any) -> Any:
+    """``e ** x``."""
+    out = np.exp(value_of(x))
+    return record(out, (x,), lambda g: (g * out,))
+
+
+def log(x: Any) -> Any:
+    """The natural logarithm."""
+    xv = value_of(x)
+    return record(np.log(xv), (x,), lambda g: (g / xv,))
+
+
+def log_softmax(x: Any, axis: int = -1) -> Any:
+    """``x - log(sum(exp(x)))`` along ``axis``: log-probabilities from scores.
+
+    The maximum is subtracted first (the result does not change), so ``exp``
+    sees only numbers <= 0 and cannot overflow.
+    """
+    xv = value_of(x)
+    shifted = xv - np.max(xv, axis=axis, keepdims=True)
+    out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray]:
+        # d out_i / d x_j = [i == j] - softmax_j
+        return (g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),)
+
+    return record(out, (x,), rule)
+
+
+# Reductions and shapes -------------------------------------------------------------------------------------------
+
+
+def _spread(g: np.ndarray, shape: tuple[int, ...], axis: int | tuple[int, ...] | None, keepdims: bool) -> np.ndarray:
+    # The gradient of a reduction: every reduced element gets the gradient of its result.
+    if not keepdims and axis is not None:
+        g = np.expand_dims(g, axis)
+    return np.broadcast_to(g, shape)
+
+
+def sum(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
+    """The sum over ``axis`` (all axes when None)."""
+    xv = value_of(x)
+    shape = np.shape(xv)
+    out = np.add.reduce(xv, axis=axis, keepdims=keepdims)  # np.sum, without its Python-level wrapper
+    return record(out, (x,), lambda g: (_spread(g, shape, axis, keepdims),))
+
+
+def mean(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
+    """The mean over ``axis`` (all axes when None)."""
+    xv = value_of(x)
+    shape = np.shape(xv)
+    total = np.add.reduce(xv, axis=axis, keepdims=keepdims)
+    count = max(np.size(xv) // max(np.size(total), 1), 1)  # elements averaged into each result
+    out = total / count
+    return record(out, (x,), lambda g: (_spread(g / count, shape, axis, keepdims),))
+
+
+def reshape(x: Any, shape: int | tuple[int, ...]) -> Any:
+    """``x`` with a new shape (one axis may be -1)."""
+    xv = value_of(x)
+    old = np.shape(xv)
+    return record(np.reshape(xv, shape), (x,), lambda g: (g.reshape(old),))
+
+
+def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
+    """``x`` with its axes permuted by ``axes``, or reversed when None."""
+    xv = value_of(x)
+    if axes is None:
+        return record(np.transpose(xv), (x,), lambda g: (np.transpose(g),))
+    inverse = tuple(np.argsort([a % np.ndim(xv) for a in axes]))  # undoes the permutation
+    return record(np.transpose(xv, axes), (x,), lambda g: (np.transpose(g, inverse),))
+
+
+def _is_basic(index: Any) -> bool:
+    # Slices and integers pick each element at most once; only index arrays can repeat one.
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+def getitem(x: Any, index: Any) -> Any:
+    """``x[index]``, for basic (slices, integers) and advanced (arrays, masks) indexing."""
+    xv = value_of(x)
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray]:
+        grad = np.zeros(np.shape(xv), dtype=g.dtype)
+        if _is_basic(index):
+            grad[index] = g  # no element is picked twice: a plain write is enough, and faster
+        else:
+            np.add.at(grad, index, g)  # x[[0, 0]] uses x[0] twice: its gradient is the sum of both
+        return (grad,)
+
+    return record(xv[index], (x,), rule)
+
+
+def pad(x: Any, pad_width: Any) -> Any:
+    """``x`` surrounded by zeros; ``pad_width`` is as for ``np.pad`` (an int, a pair, or a pair per axis)."""
+    xv = value_of(x)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (np.ndim(xv), 2))
+    inner = tuple(slice(before, before + n) for (before, _), n in zip(widths, np.shape(xv), strict=True))
+    return record(np.pad(xv, widths), (x,), lambda g: (g[inner],))
+
+
+def argmax(x: Any, axis: int | None = None) -> np.ndarray:
+    """The index of the (first) maximum, as a plain integer array: an index has no gradient."""
+    return np.asarray(np.argmax(value_of(x), axis=axis))
+
+
+# Convolution and pooling -----------------------------------------------------------------------------------------
+
+
+def _pad_hw(x: np.ndarray, padding: Sequence[int], fill: float) -> np.ndarray:
+    # Pad the last two axes by (top, bottom, left, right) with `fill`; no copy when there is no padding.
+    top, bottom, left, right = padding
+    if not (top or bottom or left or right):
+        return x
+    N, C, H, W = x.shape
+    out = np.full((N, C, H + top + bottom, W + left + right), fill, dtype=x.dtype)
+    out[:, :, top : top + H, left : left + W] = x
+    return out
+
+
+def _windows(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> np.ndarray:
+    """All kH x kW windows of an NCHW array, strided by the stride: a (N, C, H_out, W_out, kH, kW) view.
+
+    ``view[n, c, i, j]`` is the window ``xp[n, c, i*s_h : i*s_h + kH, j*s_w : j*s_w + kW]``;
+    nothing is copied, the view only steps through ``xp``'s memory differently.
+    """
+    N, C, Hp, Wp = xp.shape
+    H_out, W_out = (Hp - kH) // s_h + 1, (Wp - kW) // s_w + 1
+    if H_out < 1 or W_out < 1:
+        raise ValueError(f"a {kH}x{kW} window does not fit in the (padded) {Hp}x{Wp} input")
+    if not xp.flags.c_contiguous:
+        xp = np.ascontiguousarray(xp)
+    sN, sC, sH, sW = xp.strides
+    # np.ndarray over xp's memory is what np.lib.stride_tricks.as_strided does, without its
+    # few microseconds of bookkeeping (they matter on the chapter's 6x8 images).
+    return np.ndarray((N, C, H_out, W_out, kH, kW), xp.dtype, xp, 0, (sN, sC, sH * s_h, sW * s_w, sH, sW))
+
+
+def _im2col(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int, groups: int) -> np.ndarray:
+    # The windows as columns, one matrix per group: (G, C/G * kH * kW, N * H_out * W_out).
+    # Correlating with every kernel is then one matrix product per group.
+    # Rows run over (channel, a, b) with the channel slowest, so group g's rows are the g-th block.
+    win = _windows(xp, kH, kW, s_h, s_w)
+    N, _, H_out, W_out = win.shape[:4]
+    return win.transpose(1, 4, 5, 0, 2, 3).reshape(groups, -1, N * H_out * W_out)  # the copy is here
+
+
+def _correlate(xp: np.ndarray, w: np.ndarray, s_h: int, s_w: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    # Grouped cross-correlation of an already padded xp with w (OIHW); also returns the columns,
+    # which the weight gradient reuses.
+    N, _, Hp, Wp = xp.shape
+    C_out, _, kH, kW = w.shape
+    cols = _im2col(xp, kH, kW, s_h, s_w, groups)
+    y = w.reshape(groups, C_out // groups, -1) @ cols  # one matrix product per group, batched over G
+    H_out, W_out = (Hp - kH) // s_h + 1, (Wp - kW) // s_w + 1
+    return y.reshape(C_out, N, H_out, W_out).transpose(1, 0, 2, 3), cols
+
+
+def conv2d(
+    x: Any,
+    w: Any,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    groups: int = 1,
+) -> Any:
+    """2-D cross-correlation of NCHW images with OIHW kernels, as every deep-learning framework's "conv".
+
+    Parameters
+    ----------
+    x
+        Images, shape (N, C_in, H, W).
+    w
+        Kernels, shape (C_out, C_in // groups, kH, kW). Not flipped: this is cross-correlation.
+    stride
+        (s_h, s_w): the step between windows.
+    padding
+        (top, bottom, left, right): rows and columns of zeros added around each image.
+    groups
+        Input and output channels are split into this many groups; group g's outputs
+        see only group g's inputs.
+
+    Returns
+    -------
+    np.ndarray or Tensor
+        Shape (N, C_out, H_out, W_out) with ``H_out = (H + top + bottom - kH) // s_h + 1``
+        (``W_out`` likewise).
+
+    Notes
+    -----
+    The forward pass takes every window of the padded input as a strided view, and
+    correlates them with the kernels in one matrix product per group: no Python
+    loop over pixels.
+
+    The backward pass is two correlations again:
+
+    * the weight gradient is the cross-correlation of the (padded) input with the
+      output gradient, as the chapter finds for its own layer:
+      ``dW[o, c, a, b] = sum_{n,i,j} Xpad[n, g*C + c, i*s_h + a, j*s_w + b] * dY[n, o, i, j]``
+      (C the channels per group), computed from the same windows as the forward pass;
+    * the input gradient is a "full" convolution: the output gradient, dilated by
+      the stride (zeros between its entries) and zero-padded by k - 1 on every side,
+      correlated with the kernel flipped both ways and with in/out channels swapped
+      within each group. The padding is then cropped away; input rows and columns
+      that no window reached (when the stride does not divide the size) get 0.
+
+    >>> X = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> K = np.arange(4.0).reshape(1, 1, 2, 2)
+    >>> conv2d(X, K)[0, 0]
+    array([[19., 25.],
+           [37., 43.]])
+    """
+    xv, wv = value_of(x), value_of(w)
+    N, C, H, W = xv.shape
+    C_out, C_group, kH, kW = wv.shape
+    if C != C_group * groups or C_out % groups:
+        raise ValueError(
+            f"with groups={groups}, x's {C} channels and w's {C_out} kernels must both split into "
+            f"{groups} groups, and each kernel must have {C}/{groups} channels (it has {C_group})"
+        )
+    s_h, s_w = stride
+    top, _, left, _ = padding
+    xp = _pad_hw(xv, padding, 0)
+    y, cols = _correlate(xp, wv, s_h, s_w, groups)
+    need_x, need_w = _tracks(x), _tracks(w)
+    if not need_w:
+        cols = None  # only the weight gradient reads the columns: do not keep them alive in the graph
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        _, _, H_out, W_out = g.shape
+        dw = dx = None
+        if need_w:
+            # dW = Xpad (cross-correlated with) dY: the same columns times the output gradient.
+            g_rows = g.transpose(1, 0, 2, 3).reshape(groups, C_out // groups, N * H_out * W_out)
+            dw = (g_rows @ cols.transpose(0, 2, 1)).reshape(wv.shape)
+        if need_x:
+            # Dilate by the stride and pad by k - 1, in one zero array.
+            H_dil, W_dil = (H_out - 1) * s_h + 1, (W_out - 1) * s_w + 1
+            g_full = np.zeros((N, C_out, H_dil + 2 * (kH - 1), W_dil + 2 * (kW - 1)), dtype=g.dtype)
+            g_full[:, :, kH - 1 : kH - 1 + H_dil : s_h, kW - 1 : kW - 1 + W_dil : s_w] = g
+            # Flip both ways; within each group, kernel o's channel c becomes kernel c's channel o.
+            w_t = wv.reshape(groups, C_out // groups, C_group, kH, kW)[..., ::-1, ::-1]
+            w_t = w_t.transpose(0, 2, 1, 3, 4).reshape(C, C_out // groups, kH, kW)
+            reached, _ = _correlate(g_full, w_t, 1, 1, groups)  # (N, C, (H_out-1)*s_h + kH, ...)
+            dxp = reached
+            if reached.shape != xp.shape:  # the last rows/cols that no window touched get 0
+                dxp = np.zeros(xp.shape, dtype=reached.dtype)
+                dxp[:, :, : reached.shape[2], : reached.shape[3]] = reached
+            dx = dxp[:, :, top : top + H, left : left + W]
+        return dx, dw
+
+    return record(y, (x, w), rule)
+
+
+def pool2d(
+    x: Any,
+    window: tuple[int, int],
+    stride: tuple[int, int] | None = None,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    mode: str = "max",
+) -> Any:
+    """Maximum or average of every window of NCHW images, channel by channel.
+
+    Parameters
+    ----------
+    x
+        Images, shape (N, C, H, W).
+    window
+        (kH, kW): the window's size.
+    stride
+        (s_h, s_w); by default the window's size, as in every framework.
+    padding
+        (top, bottom, left, right). For ``"max"`` the padding is -inf, so it never
+        wins; for ``"avg"`` it is 0 and counts: the sum is always divided by kH * kW
+        (PyTorch's default, ``count_include_pad=True``).
+    mode
+        ``"max"`` or ``"avg"``.
+
+    Notes
+    -----
+    The gradient of a maximum goes to the position of the maximum (the first one on
+    ties, as ``np.argmax``); that of an average is spread evenly over the window.
+    Where windows overlap, the gradients from each add up.
+
+    >>> X = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> pool2d(X, (2, 2), (1, 1))[0, 0]
+    array([[4., 5.],
+           [7., 8.]])
+    >>> pool2d(X, (2, 2), (1, 1), mode="avg")[0, 0]
+    array([[2., 3.],
+           [5., 6.]])
+    """
+    if mode not in ("max", "avg"):
+        raise ValueError(f"mode must be 'max' or 'avg', not {mode!r}")
+    xv = value_of(x)
+    N, C, H, W = xv.shape
+    kH, kW = window
+    s_h, s_w = window if stride is None else stride
+    top, _, left, _ = padding
+    if mode == "max":
+        fill = -np.inf if xv.dtype.kind == "f" else np.iinfo(xv.dtype).min
+    else:
+        fill = 0
+    xp = _pad_hw(xv, padding, fill)
+    win = _windows(xp, kH, kW, s_h, s_w)
+    _, _, H_out, W_out, _, _ = win.shape
+    out = win.max(axis=(4, 5)) if mode == "max" else win.sum(axis=(4, 5)) / (kH * kW)
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray]:
+        dxp = np.zeros(xp.shape, dtype=g.dtype)
+        if mode == "max":
+            # The flat position of each window's maximum, back to rows and columns of xp.
+            first = win.reshape(N, C, H_out, W_out, kH * kW).argmax(axis=-1)
+            n, c, i, j = np.indices((N, C, H_out, W_out), sparse=True)
+            rows, cols = i * s_h + first // kW, j * s_w + first % kW
+            np.add.at(dxp, (n, c, rows, cols), g)  # overlapping windows may share a maximum
+        else:
+            # Loop over the kH * kW offsets in the window, not over pixels: offset (a, b) of
+            # every window at once is a strided slice of xp.
+            share = g / (kH * kW)
+            for a in range(kH):
+                for b in range(kW):
+                    dxp[:, :, a : a + s_h * H_out : s_h, b : b + s_w * W_out : s_w] += share
+        return (dxp[:, :, top : top + H, left : left + W],)
+
+    return record(out, (x,), rule)
+
+
+# Differentiating a function --------------------------------------------------------------------------------------
+
+
+def value_and_grad(f: Callable[..., Any], *args: Any) -> tuple[float, list[np.ndarray | None]]:
+    """``f(*args)`` and its gradient with respect to each argument.
+
+    Every ndarray, float or Tensor argument is passed to ``f`` as a fresh leaf
+    ``Tensor(..., requires_grad=True)``; other arguments (ints, tuples, ...) are
+    passed as they are and get no gradient.
+
+    Returns
+    -------
+    value : float
+        ``f(*args)``, which must be a scalar (size-1) Tensor.
+    grads : list
+        One gradient per argument, with its shape and dtype; None where the value does
+        not depend on that argument (no path in the graph), which is not the same as zero.
+
+    >>> value, (gx,) = value_and_grad(lambda x: sum(x**2), np.array([1.0, -2.0]))
+    >>> value, gx
+    (5.0, array([ 2., -4.]))
+    """
+    leaves = [
+        Tensor(value_of(a), requires_grad=True) if isinstance(a, (np.ndarray, np.floating, float, Tensor)) else a
+        for a in args
+    ]
+    out = f(*leaves)
+    if not isinstance(out, Tensor):
+        hint = ""
+        if isinstance(out, np.ndarray):
+            hint = (
+                ": the graph was lost on the way (was a Tensor written into a NumPy array,"
+                " or passed through a NumPy function instead of this module's?)"
+            )
+        raise TypeError(f"f must return a scalar Tensor, but returned {type(out).__name__}{hint}")
+    if out.data.size != 1:
+        raise ValueError(f"f must return a scalar Tensor, but returned one of shape {out.shape}")
+    out.backward()
+    grads = [None if leaf is arg else leaf.grad for leaf, arg in zip(leaves, args, strict=True)]
+    return float(out.data.item()), grads

@@ -1,0 +1,93 @@
+"""What the registry knows about a backend before its framework is imported.
+
+Each backend package's ``__init__`` holds one :class:`BackendSpec` named
+``BACKEND`` and nothing else: reading it imports no framework. A third-party
+package registers its own spec with :func:`convlab.register_backend` or
+through the ``convlab.backends`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend's metadata: names, framework modules, how to install it, import-order rules.
+
+    Parameters
+    ----------
+    name : str
+        The canonical name, as given to :func:`convlab.set_backend`.
+    adapter : str
+        ``"module:Class"`` of the :class:`~convlab.backends.base.Backend`
+        subclass; importing ``module`` imports the framework.
+    aliases : tuple of str
+        Other accepted names (``"pytorch"`` for ``"torch"``).
+    modules : tuple of str
+        Top-level modules that the framework's tensor types come from; the
+        first is the one that must import for the backend to count as installed.
+    distribution : str, optional
+        The PyPI distribution whose version :func:`convlab.backend_info`
+        reports (default: the first of ``modules``).
+    extra : str, optional
+        The ``pip install "convlab[extra]"`` that installs the framework.
+    install_hint : str, optional
+        A command to suggest instead of ``pip install "convlab[extra]"``.
+    import_first : tuple of str
+        Frameworks (top-level modules) that must be imported before this
+        backend's, where both are installed: the registry imports them first,
+        and refuses to load them once this backend's framework is loaded.
+    """
+
+    name: str
+    adapter: str
+    aliases: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    distribution: str | None = None
+    extra: str | None = None
+    install_hint: str | None = None
+    import_first: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier() or self.name != self.name.lower():
+            raise ValueError(f"name: expected a lower-case Python identifier, got {self.name!r}")
+        module, colon, attribute = self.adapter.partition(":")
+        if not (module and colon and attribute):
+            raise ValueError(f"adapter: expected 'package.module:ClassName', got {self.adapter!r}")
+
+    @property
+    def hint(self) -> str:
+        """The command that installs this backend's framework."""
+        if self.install_hint:
+            return self.install_hint
+        return f'pip install "convlab[{self.extra}]"' if self.extra else "(built in)"
+
+    def is_installed(self) -> bool:
+        """Whether the framework's main module can be found, without importing it."""
+        if not self.modules:
+            return True
+        try:
+            return importlib.util.find_spec(self.modules[0]) is not None
+        except (ImportError, ValueError):
+            return False
+
+    def version(self) -> str | None:
+        """The installed framework's version from its package metadata, without importing it."""
+        from importlib import metadata
+
+        name = self.distribution or (self.modules[0] if self.modules else None)
+        if name is None:
+            return None
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    def adapter_class(self) -> Any:
+        """Import the adapter module (and with it the framework) and return the adapter class."""
+        module, _, attribute = self.adapter.partition(":")
+        return getattr(importlib.import_module(module), attribute)

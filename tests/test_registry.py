@@ -1,0 +1,227 @@
+"""The public registry: backend_info, register_backend, entry points, bound modules, load order, devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import convlab as cl
+from convlab import _api
+from convlab.backends.spec import BackendSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, **env: str) -> str:
+    """Run ``code`` in a fresh interpreter; return its stdout (raises on a non-zero exit)."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}")
+    return result.stdout.strip()
+
+
+def installed(name: str) -> bool:
+    return next(row for row in cl.backend_info() if row.name == name).installed
+
+
+# -- what the registry knows without importing a framework --------------------------------------
+
+
+def test_backend_info_reads_metadata_only():
+    rows = json.loads(
+        run_python(
+            """
+            import json, sys
+            import convlab as cl
+            rows = [row.__dict__ for row in cl.backend_info()]
+            frameworks = [m for m in ("torch", "tensorflow", "jax", "mxnet", "keras", "flax") if m in sys.modules]
+            print(json.dumps({"rows": rows, "frameworks": frameworks}, default=list))
+            """
+        )
+    )
+    assert rows["frameworks"] == [], f"backend_info imported {rows['frameworks']}"
+    by_name = {row["name"]: row for row in rows["rows"]}
+    assert next(iter(by_name)) == "numpy"
+    assert by_name["numpy"]["installed"] and by_name["numpy"]["version"] == np.__version__
+    assert by_name["torch"]["aliases"] == ["pytorch"]
+    assert by_name["tensorflow"]["install_hint"] == 'pip install "convlab[tensorflow]"'
+    for row in rows["rows"]:
+        assert row["installed"] == (row["version"] is not None), row
+
+
+def test_backend_packages_hold_metadata_only():
+    # Each built-in backend is a package whose __init__ defines BACKEND and imports no framework.
+    packages = sorted(p.parent.name for p in (ROOT / "convlab" / "backends").glob("*/__init__.py"))
+    assert packages == sorted(cl.backend_names())
+    for name in packages:
+        source = (ROOT / "convlab" / "backends" / name / "__init__.py").read_text()
+        imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+        assert imports == ["from convlab.backends.spec import BackendSpec"], f"{name}: {imports}"
+
+
+def test_no_global_framework_rebinding_in_adapters():
+    for path in (ROOT / "convlab" / "backends").rglob("*.py"):
+        text = path.read_text()
+        assert "global " not in text, f"{path}: `global` in an adapter"
+        assert "functools.cache\ndef _layer_classes" not in text
+
+
+def test_register_backend_refuses_clashing_names():
+    with pytest.raises(ValueError, match=r"already belong to the backends \['torch'\]"):
+        cl.register_backend(BackendSpec("mytorch", "x.y:Z", aliases=("pytorch",)))
+    with pytest.raises(TypeError, match=r"spec: expected a convlab\.backends\.spec\.BackendSpec"):
+        cl.register_backend({"name": "x"})
+    with pytest.raises(ValueError, match=r"adapter: expected .package\.module:ClassName."):
+        BackendSpec("mine", "no_colon")
+    with pytest.raises(ValueError, match="was not added by register_backend"):
+        cl.unregister_backend("torch")
+
+
+def test_entry_point_group_adds_a_backend(tmp_path):
+    # A third-party distribution: its dist-info declares an entry point in the convlab.backends group.
+    (tmp_path / "thirdparty_backend.py").write_text(
+        textwrap.dedent(
+            """
+            from convlab.backends.numpy.adapter import NumpyBackend
+            from convlab.backends.spec import BackendSpec
+
+            class ThirdPartyBackend(NumpyBackend):
+                pass
+
+            BACKEND = BackendSpec("thirdparty", "thirdparty_backend:ThirdPartyBackend", aliases=("tp",))
+            """
+        )
+    )
+    info = tmp_path / "thirdparty_backend-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-backend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[convlab.backends]\nthirdparty = thirdparty_backend:BACKEND\n")
+    out = run_python(
+        """
+        import convlab as cl
+        X, K = cl.data.fig_correlation()
+        with cl.use_backend("tp") as backend:
+            print(backend.name, cl.to_numpy(cl.corr2d(X, K)).tolist())
+        import convlab.thirdparty as tp
+        print(tp.get_backend().name)
+        """,
+        PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    )
+    assert out.splitlines() == ["thirdparty [[19.0, 25.0], [37.0, 43.0]]", "thirdparty"]
+
+
+# -- bound modules ---------------------------------------------------------------------------------
+
+
+def test_import_convlab_dot_backend():
+    out = run_python(
+        """
+        import convlab.numpy as cl
+        from convlab import numpy as cl2
+        import convlab
+        print(cl is cl2, cl.get_backend().name, cl.__all__ == convlab.__all__)
+        with convlab.use_backend("numpy"):
+            pass
+        try:
+            import convlab.theano
+        except ModuleNotFoundError as exc:
+            print("refused", exc.name)
+        """
+    )
+    assert out.splitlines() == ["True numpy True", "refused convlab.theano"]
+
+
+def test_bound_module_pins_exactly_the_pinned_exports():
+    bound = sys.modules.get("convlab.numpy") or __import__("convlab.numpy", fromlist=["_"])
+    for name in cl.__all__:
+        shared = getattr(bound, name) is getattr(cl, name)
+        assert shared != _api.is_pinned(name), name
+    assert _api.is_pinned("get_backend") and _api.is_pinned("corr2d") and not _api.is_pinned("set_backend")
+
+
+@pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
+def test_bound_module_get_backend_names_its_backend():
+    out = run_python(
+        """
+        import convlab as cl
+        import convlab.torch as ct
+        print(ct.get_backend().name, cl.get_backend().name, type(ct.corr2d([[1.0, 2.0]], [[1.0]])).__module__)
+        """
+    )
+    assert out == "torch numpy torch"
+
+
+# -- load order ------------------------------------------------------------------------------------
+
+BOTH = installed("torch") and installed("tensorflow")
+
+
+@pytest.mark.skipif(not BOTH, reason="needs torch and tensorflow")
+def test_selecting_tensorflow_imports_torch_first():
+    out = run_python(
+        """
+        import sys
+        import convlab as cl
+        cl.set_backend("tensorflow")
+        print("torch" in sys.modules)
+        cl.set_backend("torch")
+        print(cl.to_numpy(cl.corr2d(*cl.data.fig_correlation())).tolist())
+        """
+    )
+    assert out.splitlines() == ["True", "[[19.0, 25.0], [37.0, 43.0]]"]
+
+
+@pytest.mark.skipif(not BOTH, reason="needs torch and tensorflow")
+def test_torch_after_tensorflow_is_a_clear_error_not_a_crash():
+    out = run_python(
+        """
+        import tensorflow
+        import convlab as cl
+        try:
+            cl.set_backend("torch")
+        except cl.BackendLoadOrderError as exc:
+            print(type(exc).__name__, isinstance(exc, ImportError))
+            print(exc)
+        print(cl.available_backends())
+        """
+    )
+    kind, message, available = out.splitlines()[-3:]
+    assert kind == "BackendLoadOrderError True"
+    assert "torch must be imported before tensorflow" in message and "already loaded" in message
+    assert "torch" not in available and "tensorflow" in available
+
+
+def test_load_order_rule_comes_from_the_specs():
+    # The rule is metadata: a spec's import_first names what must come before its framework.
+    rules = {spec.name: spec.import_first for spec in cl._registry.specs().values() if spec.import_first}
+    assert rules.get("tensorflow") == ("torch",)
+
+
+# -- devices ---------------------------------------------------------------------------------------
+
+
+def test_device_is_part_of_the_choice():
+    with cl.use_backend("numpy", device="cpu") as backend:
+        assert backend.device == "cpu" and cl.get_backend() is backend
+    with pytest.raises(ValueError, match="device: the numpy backend computes on 'cpu' only, got 'cuda'"):
+        cl.set_backend("numpy", device="cuda")
+
+
+def test_every_installed_backend_reports_a_default_device(backend):
+    assert isinstance(backend.device, str) and backend.device
+    with pytest.raises(ValueError, match="device:"):
+        cl._registry.load_backend(backend.name, device="no-such-device")
