@@ -25,6 +25,7 @@ from typing import Any
 
 from convlab import _api, data, kernels
 from convlab._bound import install_finder
+from convlab._convert import to_numpy
 from convlab._registry import (
     available_backends,
     backend_info,
@@ -35,10 +36,12 @@ from convlab._registry import (
     unregister_backend,
     use_backend,
 )
+from convlab.backends.spec import BackendSpec
 from convlab.errors import BackendLoadOrderError, BackendNotInstalledError, DivergenceError
 from convlab.exercises import autograd_exercise
+from convlab.gradcheck import GradcheckError, GradcheckResult, gradcheck
 from convlab.layers import Conv2D
-from convlab.ops import conv2d, corr2d, corr2d_matrix, receptive_field, tensor, to_numpy
+from convlab.ops import conv2d, corr2d, corr2d_matrix, receptive_field, tensor
 from convlab.training import TrainResult, max_stable_lr, train_kernel
 
 __version__ = "0.1.0"

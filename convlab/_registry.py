@@ -226,6 +226,8 @@ def load_backend(name: str, device: str | None = None) -> Backend:
             try:
                 cls = spec.adapter_class()
             except ImportError as exc:
+                if (exc.name or "").partition(".")[0] == "convlab":
+                    raise  # a bug in convlab, not a missing framework: say so
                 raise BackendNotInstalledError(
                     f"backend {spec.name!r} is not installed here ({exc}); install it with: {spec.hint}"
                 ) from exc
@@ -372,4 +374,3 @@ def _owner_of_type(kind: type) -> str | None:
         if root in spec.modules:
             return spec.name
     return None
-

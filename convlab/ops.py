@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab._checks import as_native, check_choice, check_fits, check_kernel_size, check_matrix
-from convlab._registry import get_backend, load_backend, owning_backend
+from convlab._checks import check_choice, check_fits, check_kernel_size, check_matrix
+from convlab._convert import as_native, to_numpy
+from convlab._registry import get_backend
 from convlab.backends.base import Backend, Tensor
 
 METHODS = ("auto", "loop", "vectorized", "native")
@@ -32,22 +33,6 @@ def tensor(data: Any) -> Tensor:
            [2., 3.]], dtype=float32)
     """
     return as_native(data, "data")
-
-
-@export
-def to_numpy(x: Any) -> np.ndarray:
-    """Any backend's tensor (or a list, or an array) as a NumPy array.
-
-    Examples
-    --------
-    >>> import convlab as cl
-    >>> cl.to_numpy([[1, 2]])
-    array([[1, 2]])
-    """
-    owner = owning_backend(x)
-    if owner is not None:
-        return load_backend(owner).to_numpy(x)
-    return np.asarray(x)
 
 
 def _operands(X: Any, K: Any, backend: Backend) -> tuple[Tensor, Tensor]:
@@ -105,7 +90,18 @@ def corr2d_on(backend: Backend, X: Any, K: Any, method: str = "auto") -> Tensor:
     X, K = _operands(X, K, backend)
     if method == "auto":
         method = backend.auto_method(tuple(X.shape), tuple(K.shape))
-    return getattr(backend, f"corr2d_{method}")(X, K)
+    if method == "loop":
+        return backend.corr2d_loop(X, K)
+    if method == "vectorized":
+        return backend.corr2d_vectorized(X, K)
+    return _native(backend, X, K)
+
+
+def _native(backend: Backend, X: Tensor, K: Tensor) -> Tensor:
+    # The framework's own convolution: the batched primitive on one image and one channel.
+    (h, w), (kh, kw) = X.shape, K.shape
+    x, k = backend.reshape(X, (1, 1, h, w)), backend.reshape(K, (1, 1, kh, kw))
+    return backend.reshape(backend.conv2d(x, k, (1, 1), (0, 0, 0, 0), 1), (h - kh + 1, w - kw + 1))
 
 
 @export(pinned=True)
@@ -125,7 +121,7 @@ def conv2d(X: Any, K: Any, method: str = "auto") -> Tensor:
     check_choice(method, "method", METHODS)
     backend = get_backend()
     X, K = _operands(X, K, backend)
-    return corr2d_on(backend, X, backend.flip(K), method)
+    return corr2d_on(backend, X, backend.flip(K, (0, 1)), method)
 
 
 @export(pinned=True)

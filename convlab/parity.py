@@ -25,7 +25,7 @@ import numpy as np
 import convlab as cl
 from convlab._registry import DEFAULT, backend_names, load_backend, use_backend
 from convlab._text import table
-from convlab.errors import BackendNotInstalledError
+from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
 from convlab.layers import SquaredError
 
 REFERENCE = DEFAULT
@@ -137,7 +137,7 @@ def installed(names: Iterable[str] | None = None) -> list[str]:
     for name in names or backend_names():
         try:
             found.append(load_backend(name).name)
-        except BackendNotInstalledError:
+        except (BackendNotInstalledError, BackendLoadOrderError):
             continue
     return found
 

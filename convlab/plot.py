@@ -73,7 +73,7 @@ def _pyplot() -> Any:
 
 def _matrix(x: Any, name: str) -> np.ndarray:
     """``x`` (a list, an array or a tensor of any backend) as a finite 2-D float array."""
-    from convlab._checks import as_real_array
+    from convlab._convert import as_real_array
 
     array = as_real_array(x, name).astype(np.float64)
     if array.ndim != 2 or 0 in array.shape:
@@ -235,7 +235,8 @@ def correlation_figure(X: Any, K: Any, Y: Any = None, ax: Any = None) -> Figure:
     check_fits(Xa.shape, Ka.shape)
     expected = (Xa.shape[0] - Ka.shape[0] + 1, Xa.shape[1] - Ka.shape[1] + 1)
     if Y is None:
-        from convlab.ops import corr2d, to_numpy
+        from convlab._convert import to_numpy
+        from convlab.ops import corr2d
 
         Ya = _matrix(to_numpy(corr2d(Xa.astype(np.float32), Ka.astype(np.float32))), "Y")
     else:

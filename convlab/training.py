@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab._checks import as_native, check_choice, check_fits, check_kernel_size, check_matrix, check_positive
+from convlab._checks import check_choice, check_fits, check_kernel_size, check_matrix, check_positive
+from convlab._convert import as_native, to_numpy
 from convlab._registry import get_backend
 from convlab.errors import DivergenceError
-from convlab.layers import INITS, SquaredError, initial_weights, make_forward
-from convlab.ops import to_numpy
+from convlab.layers import INITS, HandWrittenConv2D, SquaredError, initial_weights
 
 LAYERS = ("builtin", "custom")
 
@@ -108,8 +108,8 @@ def train_kernel(
     """Learn the kernel that maps ``X`` to ``Y`` by plain SGD, as the chapter does.
 
     Each iteration computes the squared error summed over all outputs,
-    differentiates it with the active framework's autograd (by hand on
-    NumPy) and takes one gradient step on the whole image.
+    differentiates it with the active framework's autograd (convlab's own
+    on NumPy) and takes one gradient step on the whole image.
 
     Parameters
     ----------
@@ -177,11 +177,11 @@ def train_kernel(
         )
 
     use_bias = layer == "custom"
-    weight, bias = initial_weights(size, use_bias, init, seed)
     if use_bias:
-        model = backend.conv2d_layer(size, weight, bias, make_forward("vectorized", backend))
-    else:
-        model = backend.builtin_layer(size, weight)
+        model = backend.module(HandWrittenConv2D("vectorized"), initial_weights(size, True, init, seed, backend))
+    else:  # the framework's own layer keeps its own initialiser for init="framework"
+        weight = None if init == "framework" else initial_weights(size, False, init, seed, backend)["weight"]
+        model = backend.builtin_conv2d(size, weight)
     bound = max_stable_lr(backend.to_numpy(X_native), size, bias=use_bias)
     loss = SquaredError(backend)
 
@@ -209,7 +209,7 @@ def train_kernel(
         if verbose and epoch % log_every == 0:
             print(f"epoch {epoch}, loss {value:.3f}")
 
-    params = backend.parameters(model)
-    kernel = np.asarray(params["weight"], dtype=np.float32).reshape(size)
-    learned_bias = float(np.asarray(params["bias"]).reshape(-1)[0]) if "bias" in params else None
+    params = {name: to_numpy(value) for name, value in backend.parameters(model).items()}
+    kernel = params["weight"].astype(np.float32).reshape(size)
+    learned_bias = float(params["bias"].reshape(-1)[0]) if "bias" in params else None
     return TrainResult(losses, kernel, learned_bias, bound, backend.name, model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
@@ -9,6 +10,13 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import convlab as cl
 from convlab._registry import backend_names
+
+EXTRA_BACKEND = "CONVLAB_TEST_EXTRA_BACKEND"
+"""``module:attribute`` of a BackendSpec to register before collection (tests/test_synthetic_backend.py)."""
+
+if os.environ.get(EXTRA_BACKEND):
+    _module, _, _attribute = os.environ[EXTRA_BACKEND].partition(":")
+    cl.register_backend(getattr(importlib.import_module(_module), _attribute))
 
 
 def load_or_skip(name: str):

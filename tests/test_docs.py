@@ -43,7 +43,7 @@ PAGES = [
 ]
 STEPS = 7
 """Tab sets on the side-by-side page: one per step of the chapter."""
-QUOTED = ["corr2d_loop", "corr2d_vectorized", "corr2d_native", "conv2d_layer", "builtin_layer", "value_and_grad"]
+QUOTED = ["corr2d_loop", "corr2d_vectorized", "conv2d", "module", "builtin_conv2d", "value_and_grad"]
 """Adapter methods whose source the side-by-side page must quote, for every backend."""
 DOC_PACKAGES = ("sphinx", "myst_nb", "sphinx_design", "pydata_sphinx_theme")
 TAB_LABEL = re.compile(r'<label[^>]*class="sd-tab-label[^"]*"[^>]*>\s*(.*?)\s*</label>', re.S)

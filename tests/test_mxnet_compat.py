@@ -22,7 +22,7 @@ from reference import correlate
 
 import convlab as cl
 from convlab.backends.mxnet import numpy_compat as adapter
-from convlab.layers import SquaredError, make_forward
+from convlab.layers import HandWrittenConv2D, SquaredError
 
 if importlib.util.find_spec("mxnet") is None:
     pytest.skip("mxnet is not installed (pip install --no-deps mxnet==1.9.1)", allow_module_level=True)
@@ -74,15 +74,22 @@ def test_stand_ins_work_through_mxnet(backend):
 
 def test_gradient_backward_does_not_write_is_none(backend):
     """A parameter outside the recorded graph gets ``None``, not a stale or zero buffer."""
-    vectorized = make_forward("vectorized", backend)
-    layer = backend.conv2d_layer(
-        (1, 2), np.ones((1, 2), np.float32), np.zeros(1, np.float32), lambda X, w, b: vectorized(X, w, None)
-    )
+    # The hand-written layer reads only "weight" and "bias": "unused" never enters the graph.
+    initial = {"weight": np.ones((1, 2), np.float32), "unused": np.zeros(1, np.float32)}
+    layer = backend.module(HandWrittenConv2D("vectorized"), initial)
     X, Y = backend.tensor(np.ones((2, 3), np.float32)), backend.tensor(np.zeros((2, 2), np.float32))
     for _ in range(2):  # the second call must not report the first call's gradient
         _, grads = backend.value_and_grad(layer, X, Y, SquaredError(backend))
-        assert grads["bias"] is None
+        assert grads["unused"] is None
         np.testing.assert_allclose(cl.to_numpy(grads["weight"]), [[16, 16]])
+
+
+def test_grad_keeps_float64_and_reports_inputs_the_value_ignores(backend):
+    """MXNet raises when backward() meets a value outside any graph; grad reports no gradient instead."""
+    value, grads = backend.grad(lambda x, unused: backend.sum(x * x), np.array([1.0, 2.0]), np.ones(2))
+    assert value == 5.0 and grads[0].dtype == np.float64 and grads[1] is None
+    np.testing.assert_array_equal(grads[0], [2.0, 4.0])
+    assert backend.grad(lambda x: backend.sum(backend.tensor(np.ones(2))), np.ones(3)) == (2.0, [None])
 
 
 def test_layers_work_in_a_thread_without_numpy_mode(backend):

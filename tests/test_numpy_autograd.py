@@ -247,7 +247,9 @@ def test_power_gradients(exponent):
 
 
 @pytest.mark.parametrize(
-    ("op", "low"), [(ag.sigmoid, None), (ag.exp, None), (ag.log, 0.5), (ag.negative, None)], ids=lambda v: str(v)
+    ("op", "low"),
+    [(ag.sigmoid, None), (ag.exp, None), (ag.log, 0.5), (ag.negative, None)],
+    ids=["sigmoid", "exp", "log", "negative"],
 )
 def test_elementwise_gradients(op, low):
     check_gradients(op, rand(3, 4, low=low))
@@ -343,6 +345,13 @@ def test_conv2d_gradients(x_shape, w_shape, stride, padding, groups):
     check_gradients(lambda a: ag.conv2d(a, w, stride, padding, groups), x)  # only the input tracked
 
 
+@settings(max_examples=15, deadline=None)
+@given(conv_cases())
+def test_conv2d_gradients_random(case):
+    x, w, stride, padding, groups = case
+    check_gradients(lambda a, b: ag.conv2d(a, b, stride, padding, groups), x, w)
+
+
 def test_conv2d_weight_gradient_is_the_correlation_of_input_and_output_gradient():
     X = rand(6, 8, seed=5)
     dY = rand(4, 6, seed=6)
@@ -365,6 +374,23 @@ def test_conv2d_weight_gradient_is_the_correlation_of_input_and_output_gradient(
 def test_pool2d_gradients(shape, window, stride, padding, mode):
     x = distinct(*shape) if mode == "max" else rand(*shape)
     check_gradients(lambda a: ag.pool2d(a, window, stride, padding, mode), x)
+
+
+@settings(max_examples=15, deadline=None)
+@given(pool_cases())
+def test_pool2d_gradients_random(case):
+    x, window, stride, padding, mode = case
+    if mode == "max":
+        x = distinct(*x.shape)
+    check_gradients(lambda a: ag.pool2d(a, window, stride, padding, mode), x)
+
+
+def test_value_and_grad_differentiates_a_tensor_argument_as_a_fresh_leaf():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    w.grad = np.array([100.0, 100.0])
+    _, (g,) = ag.value_and_grad(lambda t: ag.sum(t * 3.0), w)
+    np.testing.assert_array_equal(g, [3.0, 3.0])
+    np.testing.assert_array_equal(w.grad, [100.0, 100.0])  # the caller's Tensor is left alone
 
 
 def test_max_pool_gradient_goes_to_the_first_maximum_on_ties():

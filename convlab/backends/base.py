@@ -1,9 +1,27 @@
-"""The narrow protocol every backend adapter implements.
+"""The protocol every backend adapter implements.
 
-An adapter translates a handful of primitives into one framework; everything
-the chapter *does* (validation, strict convolution, the layer's forward pass,
-the loss, the training loop, divergence checks) lives in the core and is
-written once in terms of these primitives.
+An adapter translates a few primitives into one framework; everything the
+chapter *does* (validation, shape arithmetic, strict convolution, the layers'
+forward passes and initial values, the loss, the training loop, divergence
+checks) lives in the core and is written once in terms of these primitives.
+
+The primitives, grouped as Keras 3 groups its backends' modules:
+
+* **core**: facts (``version``, ``resolve_device``) and tensors
+  (``tensor_types``, ``tensor``, ``to_numpy``, ``is_real``);
+* **nn**: ``conv2d`` and ``pool2d`` on NCHW tensors with OIHW weights, and the
+  activations and reductions a small CNN needs;
+* **chapter**: the book's double loop as that framework's tab writes it
+  (``corr2d_loop``, which the documentation quotes), and two speed hooks,
+  ``corr2d_vectorized`` and ``auto_method``;
+* **modules and training**: how a parameter is made and registered in the
+  framework's module type (:meth:`Backend.module`), the framework's own conv
+  layer (:meth:`Backend.builtin_conv2d`), gradients (``value_and_grad``) and
+  an update step (``sgd_update``).
+
+The core has checked every argument before it calls a primitive: shapes fit,
+stride and padding are positive (or zero) int pairs and quadruples, tensors
+belong to this backend.
 
 A backend is one package in :mod:`convlab.backends`: its ``__init__`` holds
 only a :class:`~convlab.backends.spec.BackendSpec` (read without importing
@@ -16,30 +34,27 @@ free of deep-learning frameworks.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convlab.backends.spec import BackendSpec
 
+if TYPE_CHECKING:
+    from convlab.layers import LayerDef
+
 Tensor = Any
 """A native tensor of some backend (``np.ndarray``, ``torch.Tensor``, ...)."""
 
-Forward = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
-"""``forward(X, weight, bias)``: the hand-written layer's forward pass (from the core)."""
+Pair = tuple[int, int]
+"""``(height, width)``: a window, a stride."""
 
+Padding = tuple[int, int, int, int]
+"""``(top, bottom, left, right)`` rows and columns of padding."""
 
-class Loss(abc.ABC):
-    """A loss written by the core in terms of native tensor operators."""
-
-    @abc.abstractmethod
-    def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
-        """The scalar loss, differentiable by the framework's autograd."""
-
-    @abc.abstractmethod
-    def grad(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
-        """``d loss / d Y_hat``, for backends without autograd."""
+Loss = Callable[[Tensor, Tensor], Tensor]
+"""``loss(Y_hat, Y)``: a scalar written by the core in terms of native tensor operators."""
 
 
 class Backend(abc.ABC):
@@ -48,9 +63,6 @@ class Backend(abc.ABC):
     The registry makes one instance per backend and device, from the
     backend's :class:`~convlab.backends.spec.BackendSpec`.
     """
-
-    has_autograd: ClassVar[bool] = True
-    """Whether gradients come from the framework's autograd (else a hand-written backward pass)."""
 
     def __init__(self, spec: BackendSpec, device: str | None = None) -> None:
         self.spec = spec
@@ -65,7 +77,7 @@ class Backend(abc.ABC):
     def __repr__(self) -> str:
         return f"<convlab backend {self.name!r} on {self.device!r}>"
 
-    # -- facts -------------------------------------------------------------
+    # -- core: facts -------------------------------------------------------
     @abc.abstractmethod
     def version(self) -> str:
         """The framework's version string."""
@@ -76,7 +88,7 @@ class Backend(abc.ABC):
             raise ValueError(f"device: the {self.spec.name} backend computes on 'cpu' only, got {device!r}")
         return "cpu"
 
-    # -- tensors -----------------------------------------------------------
+    # -- core: tensors -----------------------------------------------------
     @property
     @abc.abstractmethod
     def tensor_types(self) -> tuple[type, ...]:
@@ -84,7 +96,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def tensor(self, data: np.ndarray | Tensor) -> Tensor:
-        """A float32 native tensor from a NumPy array or a native tensor."""
+        """A float32 native tensor on :attr:`device` from a NumPy array or a native tensor."""
 
     @abc.abstractmethod
     def to_numpy(self, x: Tensor) -> np.ndarray:
@@ -94,25 +106,76 @@ class Backend(abc.ABC):
         """Whether a native tensor holds real numbers (an int or float dtype, not bool or complex)."""
         return np.dtype(x.dtype).kind in "iuf"
 
-    def sum(self, x: Tensor) -> Tensor:
-        """Sum of all elements, as a native scalar."""
-        return x.sum()
+    # -- nn: the batched primitives ----------------------------------------
+    @abc.abstractmethod
+    def conv2d(self, x: Tensor, w: Tensor, stride: Pair, padding: Padding, groups: int) -> Tensor:
+        """Cross-correlation of an NCHW ``x`` with OIHW weights ``w``, as every framework's conv.
 
-    def flip(self, K: Tensor) -> Tensor:
-        """``K`` reversed along both axes."""
-        return K[::-1, ::-1]
+        ``x`` is zero-padded by ``padding`` (top, bottom, left, right); the
+        window moves by ``stride``; with ``groups`` g, input channels
+        ``[i C/g, (i + 1) C/g)`` feed output channels ``[i O/g, (i + 1) O/g)``.
+        """
 
-    # -- cross-correlation -------------------------------------------------
+    @abc.abstractmethod
+    def pool2d(self, x: Tensor, window: Pair, stride: Pair, padding: Padding, mode: str) -> Tensor:
+        """Max (``mode="max"``) or average (``"avg"``) pooling of each channel of an NCHW ``x``.
+
+        Max pooling pads with ``-inf``, so padding never wins; average pooling
+        pads with zeros and divides by the whole window, padding included
+        (PyTorch's default).
+        """
+
+    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """``x`` with a new shape (a view where the framework can)."""
+        return x.reshape(shape)
+
+    def flip(self, x: Tensor, axes: tuple[int, ...]) -> Tensor:
+        """``x`` reversed along ``axes``."""
+        index = [slice(None)] * len(x.shape)
+        for axis in axes:
+            index[axis] = slice(None, None, -1)
+        return x[tuple(index)]
+
+    def matmul(self, a: Tensor, b: Tensor) -> Tensor:
+        """Matrix product."""
+        return a @ b
+
+    @abc.abstractmethod
+    def sigmoid(self, x: Tensor) -> Tensor:
+        """``1 / (1 + exp(-x))``, elementwise."""
+
+    @abc.abstractmethod
+    def relu(self, x: Tensor) -> Tensor:
+        """``max(x, 0)``, elementwise."""
+
+    @abc.abstractmethod
+    def log_softmax(self, x: Tensor, axis: int = -1) -> Tensor:
+        """``x - logsumexp(x)`` along ``axis``, computed stably."""
+
+    def sum(self, x: Tensor, axis: int | None = None) -> Tensor:
+        """Sum along ``axis`` (all elements when ``None``), as a native tensor."""
+        return x.sum() if axis is None else x.sum(axis)
+
+    def mean(self, x: Tensor, axis: int | None = None) -> Tensor:
+        """Mean along ``axis`` (all elements when ``None``), as a native tensor."""
+        return x.mean() if axis is None else x.mean(axis)
+
+    def argmax(self, x: Tensor, axis: int = -1) -> Tensor:
+        """Index of the largest element along ``axis``."""
+        return x.argmax(axis)
+
+    # -- chapter: the book's loop and two speed hooks ----------------------
     @abc.abstractmethod
     def corr2d_loop(self, X: Tensor, K: Tensor) -> Tensor:
-        """The book's double loop, written as the book's tab writes it."""
+        """The book's double loop over output pixels (2-D, valid), written as the book's tab writes it."""
 
     def corr2d_vectorized(self, X: Tensor, K: Tensor) -> Tensor:
-        """Shift-and-add: one scaled, shifted view of ``X`` per kernel element.
+        """Shift-and-add (2-D, valid): one scaled, shifted view of ``X`` per kernel element.
 
         Uses only slicing, ``*`` and ``+``, so it is differentiable wherever
         the framework's operators are, and it keeps one output-sized
-        accumulator (plus one output-sized temporary) beside the input.
+        accumulator (plus one output-sized temporary) beside the input. An
+        adapter may override it with a faster equivalent.
         """
         h, w = K.shape
         out_h, out_w = X.shape[0] - h + 1, X.shape[1] - w + 1
@@ -123,63 +186,68 @@ class Backend(abc.ABC):
                     Y = Y + X[a : a + out_h, b : b + out_w] * K[a, b]
         return Y
 
-    @abc.abstractmethod
-    def corr2d_native(self, X: Tensor, K: Tensor) -> Tensor:
-        """The framework's own convolution routine (valid mode, no flip)."""
-
-    def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
-        """Which of ``"vectorized"`` / ``"native"`` ``method="auto"`` uses."""
+    def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
+        """Which of ``"vectorized"`` / ``"native"`` ``corr2d(method="auto")`` uses for these 2-D shapes."""
         return "vectorized"
 
-    # -- layers and training -----------------------------------------------
+    # -- modules and training ----------------------------------------------
     @abc.abstractmethod
-    def conv2d_layer(
-        self,
-        kernel_size: tuple[int, int],
-        weight: np.ndarray | None,
-        bias: np.ndarray | None,
-        forward: Forward,
-    ) -> Any:
-        """The hand-written ``Conv2D`` as a module of this framework.
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Any:
+        """A module of the framework (``nn.Module``, Keras ``Layer``, NNX ``Module``, Gluon ``Block``).
 
-        ``weight`` and ``bias`` hold the initial values; ``weight=None``
-        means "use this framework's own initialiser", ``bias=None`` means no
-        bias. The module's forward pass calls ``forward(X, weight, bias)``
-        with its parameters.
+        It holds one trainable parameter per entry of ``initial`` (name ->
+        initial value, in the core's layout), registered so that the
+        framework's own optimisers see it, and calling it on ``X`` returns
+        ``definition.forward(self_backend, params, X)`` with ``params`` the
+        parameters by name, as tensors that the framework's autograd tracks.
         """
 
     @abc.abstractmethod
-    def builtin_layer(self, kernel_size: tuple[int, int], weight: np.ndarray | None) -> Any:
-        """The framework's own conv layer: one channel in and out, no bias.
+    def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> Any:
+        """The framework's own conv layer: one channel in and out, no bias, on 2-D inputs and outputs.
 
-        Calling the returned object maps a 2-D input to a 2-D output (the
-        adapter adds and removes the batch and channel axes).
+        ``weight`` (``kernel_size``) is the initial kernel; ``None`` keeps the
+        framework's own initialiser.
         """
 
     @abc.abstractmethod
-    def parameters(self, layer: Any) -> dict[str, np.ndarray]:
-        """The layer's current parameters as NumPy arrays, e.g. ``{"weight": ...}``."""
+    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+        """A kernel drawn by the initialiser the book's tab for this framework uses."""
 
     @abc.abstractmethod
-    def value_and_grad(self, layer: Any, X: Tensor, Y: Tensor, loss: Loss) -> tuple[float, dict[str, Tensor | None]]:
-        """``loss(layer(X), Y)`` and its gradient w.r.t. each parameter, by the framework's autograd.
+    def parameters(self, module: Any) -> dict[str, Tensor]:
+        """The module's trainable parameters by name (``"weight"``, ``"bias"``), live, in the framework's layout."""
+
+    @abc.abstractmethod
+    def value_and_grad(self, module: Any, X: Tensor, Y: Tensor, loss: Loss) -> tuple[float, dict[str, Tensor | None]]:
+        """``loss(module(X), Y)`` and its gradient w.r.t. each parameter, by the framework's autograd.
 
         A gradient the framework reports as missing is ``None``; errors the
-        framework raises while differentiating propagate unchanged.
+        framework raises while differentiating propagate unchanged. ``loss``
+        compares equal for equal losses, so a compiled step can be reused.
         """
 
     @abc.abstractmethod
-    def sgd_update(self, layer: Any, grads: dict[str, Tensor], lr: float) -> None:
-        """``param -= lr * grad`` for every parameter of ``layer``, in place."""
+    def sgd_update(self, module: Any, grads: Mapping[str, Tensor], lr: float) -> None:
+        """``param -= lr * grad`` for every parameter of ``module``, in place."""
 
+    @abc.abstractmethod
+    def grad(self, f: Callable[..., Tensor], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
+        """``f(*inputs)`` (a scalar) and its gradient w.r.t. each input, as NumPy arrays (``None``: no gradient).
 
-def weight_and_bias(layer: Any) -> dict[str, Any]:
-    """A layer's ``weight`` and ``bias`` attributes by name; no ``"bias"`` when it is ``None``.
+        The inputs become tensors of this backend, in the inputs' own float
+        dtype where the framework has it; :func:`convlab.gradcheck` uses this.
+        """
 
-    For layers that keep their parameters under these names (the core's
-    reference layer, PyTorch's and Gluon's layers).
-    """
-    params = {"weight": layer.weight}
-    if layer.bias is not None:
-        params["bias"] = layer.bias
-    return params
+    @abc.abstractmethod
+    def book_train_kernel(
+        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
+    ) -> list[float]:
+        """The book's kernel-training loop as this framework's tab writes it, from a zero kernel; its losses.
+
+        Not used by convlab's own code: ``convlab bench`` times ``train_kernel`` against it.
+        """
+
+    def synchronize(self, y: Tensor) -> Tensor:
+        """Wait until ``y`` is computed, at (almost) no cost, and return it (asynchronous frameworks override)."""
+        return y

@@ -13,7 +13,10 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
+from convlab._api import export
 
+
+@export
 @dataclass(frozen=True)
 class BackendSpec:
     """A backend's metadata: names, framework modules, how to install it, import-order rules.

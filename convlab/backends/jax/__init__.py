@@ -5,6 +5,6 @@ from convlab.backends.spec import BackendSpec
 BACKEND = BackendSpec(
     name="jax",
     adapter="convlab.backends.jax.adapter:JaxBackend",
-    modules=("jax", "jaxlib"),  # arrays are jaxlib._jax.ArrayImpl, tracers come from jax._src
+    modules=("jax", "jaxlib", "flax"),  # arrays: jaxlib._jax.ArrayImpl; tracers: jax._src; parameters: flax.nnx
     extra="jax",
 )

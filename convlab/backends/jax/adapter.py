@@ -4,88 +4,143 @@ JAX arrays are immutable, so the book's loop builds its output with
 ``Y = Y.at[i, j].set(...)``, which returns a new array each time; it runs
 eagerly, one dispatch per pixel, as in the book (slow, but differentiable).
 ``corr2d_vectorized`` is the core's shift-and-add under ``jax.jit``: XLA fuses
-it into one pass over the output, and it stays differentiable.
-``corr2d_native`` is ``jax.lax.conv_general_dilated``.
+it into one pass over the output, and it stays differentiable. The batched
+primitives are ``jax.lax.conv_general_dilated`` and ``jax.lax.reduce_window``,
+jitted with their shapes static; both take explicit (top, bottom) and
+(left, right) padding, so asymmetric padding needs no separate pad, and
+``reduce_window`` pads with its initial value: ``-inf`` for max, ``0`` for
+average. Convolutions run at ``precision="highest"``, which keeps float32
+accuracy where XLA would otherwise use TF32 or bfloat16 (GPU, TPU).
 
 The layers are Flax NNX modules (``flax.nnx`` is Flax's current API; its
 modules hold their state and are called directly, unlike linen's
-``apply(params, x)``): the hand-written ``Conv2D`` keeps ``weight`` and
-``bias`` as ``nnx.Param``, so ``nnx.Optimizer`` and optax see them; the
-built-in layer is ``nnx.Conv`` (NHWC, kernel ``(k_h, k_w, 1, 1)``).
+``apply(params, x)``): :class:`JaxModule` keeps each of the core's parameters
+(``weight``, ``bias``) as an ``nnx.Param`` attribute, so ``nnx.Optimizer``
+and optax see them, and runs the core's forward pass; the built-in layer is
+:class:`BuiltinConv2d`, an ``nnx.Conv`` (NHWC, kernel ``(k_h, k_w, 1, 1)``).
 ``init="framework"`` uses the book's NNX initialisers, ``uniform()`` on
-``[0, 0.01)`` for ``Conv2D`` and ``nnx.Conv``'s default ``lecun_normal``,
-drawn from ``nnx.Rngs(0)``: JAX's randomness is explicit, so the layers use a
-fixed seed (0), as the book's ``d2l.get_key()`` does, and every such layer
-starts from the same values.
+``[0, 0.01)`` for the hand-written layer and ``nnx.Conv``'s default
+``lecun_normal``, drawn from ``nnx.Rngs(0)``: JAX's randomness is explicit,
+so the layers use a fixed seed (0), as the book's ``d2l.get_key()`` does, and
+every such layer starts from the same values.
 
 Gradients come from ``nnx.value_and_grad`` under ``nnx.jit``, compiled once
-per layer structure, input shape and loss; ``sgd_update`` writes new values
-into the layer's ``nnx.Param`` (``param[...] -= lr * grad``, as the book).
+per layer structure, input shape and loss (the layer's definition, its
+backend and the loss compare by value or identity, so they are static);
+``sgd_update`` writes new values into the layer's ``nnx.Param``
+(``param[...] -= lr * grad``, as the book). :meth:`JaxBackend.grad` differentiates
+in float64 under ``jax.enable_x64`` (``jax.experimental.enable_x64`` in older
+JAX; float32 where neither exists).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import jax
+import jax.experimental
 import jax.numpy as jnp
 import numpy as np
+from flax import linen as nn  # the book's JAX tab (book_train_kernel) is written for linen
 from flax import nnx
 
-from convlab.backends.base import Backend, Forward, Loss
+from convlab.backends.base import Backend, Loss, Padding, Pair
+
+if TYPE_CHECKING:
+    from convlab.layers import LayerDef
 
 SEED = 0
 """Seed of the ``nnx.Rngs`` behind ``init="framework"``."""
 
 
-def _value_and_grad(layer: Any, X: Any, Y: Any, loss: Loss) -> Any:
-    # `loss` is static: the core's losses compare by value, so one compilation serves every call.
-    return nnx.value_and_grad(lambda layer: loss(layer(X), Y))(layer)
+def _float64() -> contextlib.AbstractContextManager:
+    """A context with float64 on; its name moved between JAX versions, and where neither exists, float32 stays."""
+    enable_x64 = getattr(jax, "enable_x64", None)
+    if enable_x64 is None:
+        enable_x64 = getattr(jax.experimental, "enable_x64", None)
+    return contextlib.nullcontext() if enable_x64 is None else enable_x64(True)
 
 
-def _native(X: Any, K: Any) -> Any:
-    # HIGHEST keeps float32 accuracy where XLA would otherwise use TF32/bf16 (GPU, TPU).
-    Y = jax.lax.conv_general_dilated(X[None, None], K[None, None], (1, 1), "VALID", precision="highest")
-    return Y[0, 0]
+class JaxModule(nnx.Module):
+    """A layer on Flax NNX: one ``nnx.Param`` attribute per parameter, the forward pass from the core.
 
+    Parameters
+    ----------
+    definition : LayerDef
+        What the layer computes.
+    backend : JaxBackend
+        The backend the layer computes with, whichever is active when it is called.
+    initial : mapping of str to numpy.ndarray
+        Each parameter's name and initial value.
+    """
 
-class Conv2D(nnx.Module):
-    """The chapter's hand-written layer; its forward pass is the core's."""
-
-    def __init__(self, weight: Any, bias: Any, forward: Forward) -> None:
-        self.weight = nnx.Param(weight)
-        self.bias = None if bias is None else nnx.Param(bias)
-        self.forward = forward
+    def __init__(self, definition: LayerDef, backend: JaxBackend, initial: Mapping[str, np.ndarray]) -> None:
+        # Neither holds arrays, so NNX keeps both as static structure: jit compiles once per definition.
+        self.definition = definition
+        self.backend = backend
+        self.parameter_names = tuple(initial)
+        for name, value in initial.items():
+            setattr(self, name, nnx.Param(backend.tensor(value)))
 
     def __call__(self, X: Any) -> Any:
-        return self.forward(X, self.weight[...], None if self.bias is None else self.bias[...])
+        params = {name: getattr(self, name)[...] for name in self.parameter_names}
+        return self.definition.forward(self.backend, params, X)
 
 
-class BuiltinConv(nnx.Conv):
+class BuiltinConv2d(nnx.Conv):
     """Flax's ``nnx.Conv`` on 2-D images: adds and removes the batch and channel axes."""
 
     def __call__(self, X: Any) -> Any:
         return super().__call__(X[None, :, :, None])[0, :, :, 0]
 
 
-def _named(layer: Any, tree: Any) -> dict[str, Any]:
-    """The weight and bias in ``tree`` (the layer itself or its gradient ``State``), weight shaped 2-D."""
-    if isinstance(layer, nnx.Conv):
-        return {"weight": tree.kernel[...].reshape(layer.kernel_size)}
-    named = {"weight": tree.weight[...]}
-    if layer.bias is not None:
-        named["bias"] = tree.bias[...]
-    return named
+def _attributes(module: Any) -> dict[str, str]:
+    """Each parameter's name -> the attribute holding it, in the module and in its gradient ``State``."""
+    if isinstance(module, BuiltinConv2d):
+        return {"weight": "kernel"}
+    return {name: name for name in module.parameter_names}
+
+
+@nnx.jit(static_argnames="loss")
+def _value_and_grad(module: Any, X: Any, Y: Any, loss: Loss) -> tuple[Any, dict[str, Any]]:
+    # `loss` is static: the core's losses compare by value, so one compilation serves every call.
+    value, grads = nnx.value_and_grad(lambda module: loss(module(X), Y))(module)
+    return value, {name: getattr(grads, attribute)[...] for name, attribute in _attributes(module).items()}
+
+
+@functools.partial(jax.jit, static_argnames=("stride", "padding", "groups"))
+def _conv2d(x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+    top, bottom, left, right = padding
+    # The default dimension numbers are NCHW input, OIHW kernel, NCHW output: the protocol's layouts.
+    return jax.lax.conv_general_dilated(
+        x, w, stride, ((top, bottom), (left, right)), feature_group_count=groups, precision="highest"
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("window", "stride", "padding", "mode"))
+def _pool2d(x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
+    top, bottom, left, right = padding
+    dims, strides, pads = (1, 1, *window), (1, 1, *stride), ((0, 0), (0, 0), (top, bottom), (left, right))
+    # NumPy scalars of x's dtype: concrete identities, so JAX uses its max / sum windows and their gradients.
+    if mode == "max":
+        return jax.lax.reduce_window(x, np.array(-np.inf, x.dtype), jax.lax.max, dims, strides, pads)
+    total = jax.lax.reduce_window(x, np.array(0, x.dtype), jax.lax.add, dims, strides, pads)
+    return total / (window[0] * window[1])
 
 
 class JaxBackend(Backend):
+    """JAX on one device (``"cpu"``, ``"gpu:1"``), with Flax NNX modules."""
+
     def __init__(self, spec: Any, device: str | None = None) -> None:
         super().__init__(spec, device)
-        self._place = jax.devices(self.device.partition(":")[0])[int(self.device.partition(":")[2] or 0)]
+        kind, _, index = self.device.partition(":")
+        self._place = jax.devices(kind)[int(index or 0)]
         self._vectorized = jax.jit(super().corr2d_vectorized)
-        self._native = jax.jit(_native)
-        self._value_and_grad = nnx.jit(_value_and_grad, static_argnames="loss")
 
+    # -- core --------------------------------------------------------------
     def version(self) -> str:
         return jax.__version__
 
@@ -104,11 +159,37 @@ class JaxBackend(Backend):
         return (jax.Array,)  # also matches tracers, so the core's checks work under jit and grad
 
     def tensor(self, data: Any) -> Any:
-        return jax.device_put(jnp.asarray(data, dtype=jnp.float32), self._place)
+        # NumPy data goes straight to the device; jnp.asarray would stage it on the default device first.
+        array = data.astype(jnp.float32) if isinstance(data, jax.Array) else np.asarray(data, dtype=np.float32)
+        return jax.device_put(array, self._place)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
+    def is_real(self, x: Any) -> bool:
+        # jnp.issubdtype knows bfloat16 is a float; NumPy sees it as an opaque ("V") dtype.
+        return bool(jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.floating))
+
+    def synchronize(self, y: Any) -> Any:
+        return y.block_until_ready()  # JAX dispatches asynchronously; this copies nothing
+
+    # -- nn ----------------------------------------------------------------
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+        return _conv2d(x, w, tuple(stride), tuple(padding), groups)
+
+    def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
+        return _pool2d(x, tuple(window), tuple(stride), tuple(padding), mode)
+
+    def sigmoid(self, x: Any) -> Any:
+        return jax.nn.sigmoid(x)
+
+    def relu(self, x: Any) -> Any:
+        return jax.nn.relu(x)
+
+    def log_softmax(self, x: Any, axis: int = -1) -> Any:
+        return jax.nn.log_softmax(x, axis=axis)
+
+    # -- chapter -----------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         h, w = K.shape
         Y = jnp.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
@@ -120,35 +201,63 @@ class JaxBackend(Backend):
     def corr2d_vectorized(self, X: Any, K: Any) -> Any:
         return self._vectorized(X, K)
 
-    def corr2d_native(self, X: Any, K: Any) -> Any:
-        return self._native(X, K)
-
-    def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
-        # On CPU XLA's one-channel convolution is slow: jitted shift-and-add vs native, in microseconds,
-        # n x n input: n=8 1x2 13 vs 14, 5x5 20 vs 30; n=64 3x3 40 vs 941; n=256 1x2 142 vs 101 (the
-        # only ties are 1x2 below n=512, within noise), 3x3 151 vs 10641; n=1024 1x2 216 vs 1858,
-        # 5x5 2646 vs 260941; n=2048 3x3 2900 vs 580062.
+    def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
+        # Measured on CPU: XLA's one-channel convolution is up to 100x slower than the fused shift-and-add.
         return "vectorized"
 
-    def conv2d_layer(self, kernel_size, weight, bias, forward: Forward) -> Any:
-        if weight is None:  # the book's NNX tab: nnx.initializers.uniform(), on [0, 0.01)
-            weight = nnx.initializers.uniform()(nnx.Rngs(SEED).params(), kernel_size)
-        return Conv2D(self.tensor(weight), None if bias is None else self.tensor(bias), forward)
+    # -- modules and training ----------------------------------------------
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> JaxModule:
+        return JaxModule(definition, self, initial)
 
-    def builtin_layer(self, kernel_size, weight) -> Any:
-        layer = BuiltinConv(1, 1, kernel_size, use_bias=False, padding="VALID", rngs=nnx.Rngs(SEED))
+    def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
+        with jax.default_device(self._place):  # the kernel is made, and stays, on this backend's device
+            layer = BuiltinConv2d(
+                1, 1, kernel_size, use_bias=False, padding="VALID", precision="highest", rngs=nnx.Rngs(SEED)
+            )
         if weight is not None:
             layer.kernel[...] = self.tensor(weight).reshape(layer.kernel.shape)
         return layer
 
-    def parameters(self, layer: Any) -> dict[str, np.ndarray]:
-        return {name: np.array(value) for name, value in _named(layer, layer).items()}
+    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+        # The book's NNX tab: nnx.initializers.uniform(), on [0, 0.01).
+        return np.asarray(nnx.initializers.uniform()(nnx.Rngs(SEED).params(), kernel_size))
 
-    def value_and_grad(self, layer: Any, X: Any, Y: Any, loss: Loss):
-        value, grads = self._value_and_grad(layer, X, Y, loss)
-        return float(value), _named(layer, grads)
+    def parameters(self, module: Any) -> dict[str, Any]:
+        return {name: getattr(module, attribute)[...] for name, attribute in _attributes(module).items()}
 
-    def sgd_update(self, layer: Any, grads: dict[str, Any], lr: float) -> None:
-        for name, grad in grads.items():
-            param = layer.kernel if isinstance(layer, nnx.Conv) else getattr(layer, name)
-            param[...] -= lr * jnp.reshape(grad, param.shape)
+    def value_and_grad(self, module: Any, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
+        value, grads = _value_and_grad(module, X, Y, loss)
+        return float(value), grads
+
+    def sgd_update(self, module: Any, grads: Mapping[str, Any], lr: float) -> None:
+        for name, attribute in _attributes(module).items():
+            getattr(module, attribute)[...] -= lr * grads[name]
+
+    def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
+        with _float64():
+            arrays = [jax.device_put(np.asarray(x), self._place) for x in inputs]
+            value, grads = jax.value_and_grad(f, argnums=tuple(range(len(arrays))))(*arrays)
+            return float(value), [np.asarray(g) for g in grads]
+
+    def book_train_kernel(
+        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
+    ) -> list[float]:
+        # The book's JAX tab: Flax nn.Conv, jax.value_and_grad (not jitted), a tree_map update.
+        with jax.default_device(self._place):
+            conv2d = nn.Conv(
+                1, kernel_size=kernel_size, use_bias=False, padding="VALID", kernel_init=nn.initializers.zeros
+            )
+            X = jax.numpy.asarray(X).reshape((1, *X.shape, 1))
+            Y = jax.numpy.asarray(Y).reshape((1, *Y.shape, 1))
+            params = conv2d.init(jax.random.PRNGKey(0), X)
+
+            def loss(params, X, Y):
+                Y_hat = conv2d.apply(params, X)
+                return ((Y_hat - Y) ** 2).sum()
+
+            losses = []
+            for _ in range(num_epochs):
+                l, grads = jax.value_and_grad(loss)(params, X, Y)  # noqa: E741 - the book's name
+                params = jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+                losses.append(float(l))
+            return losses

@@ -5,34 +5,51 @@ MXNet 1.9.1 is made importable on today's NumPy by
 
 Adapter choices
 ---------------
-* Tensors are ``mxnet.numpy.ndarray`` (float32). Legacy ``mx.nd.NDArray``
+* Tensors are ``mxnet.numpy.ndarray`` (float32) in the context of the
+  backend's device (``mx.cpu()``, ``mx.gpu(i)``). Legacy ``mx.nd.NDArray``
   input is accepted as any other array, through NumPy (a copy).
+* ``conv2d`` is ``npx.convolution`` and ``pool2d`` is ``npx.pooling``, both
+  NCHW, with their own padding where it is symmetric: MXNet's max pooling
+  ignores its padding and its average pooling counts it
+  (``count_include_pad=True``), as the protocol asks. Other paddings are
+  concatenated first (``-inf`` for max pooling, zeros otherwise), since
+  MXNet's padding is symmetric only and ``mxnet.np.pad`` does not work here:
+  it reads ``numpy.compat``, gone in NumPy 2, and ignores ``constant_values``.
+  MXNet's pooling refuses padding as wide as its window, so padding beyond
+  half the window is concatenated too.
+* ``log_softmax`` subtracts the maximum itself: ``npx.log_softmax`` is off by
+  about ``1e-6`` where the answer is 0.
+* ``reshape`` is ``reshape_view``, a view that autograd records:
+  ``mxnet.np``'s ``reshape`` copies, and ``Y[0, 0]`` is several times slower
+  still. ``method="native"`` adds and removes the batch and channel axes
+  with it, as the built-in layer does.
 * ``corr2d_loop`` is the book's MXNet tab, in-place item assignment into
-  ``np.zeros``. MXNet refuses in-place operations while ``autograd.record()``
-  records, so the loop layer cannot be differentiated:
-  :func:`convlab.autograd_exercise` reports MXNet's error.
+  ``np.zeros`` (made in ``X``'s context, so that it also runs on a GPU).
+  MXNet refuses in-place operations while ``autograd.record()`` records, so
+  the loop layer cannot be differentiated: :func:`convlab.autograd_exercise`
+  reports MXNet's error.
 * ``corr2d_vectorized`` is the core's shift-and-add (no in-place operations,
-  so it records); ``corr2d_native`` is ``npx.convolution`` (NCHW).
-  ``method="auto"`` always picks ``"native"``: each MXNet operator costs tens
-  of microseconds of dispatch and the shift-and-add issues ``3 k_h k_w`` of
-  them. Measured (2 busy CPU cores, square inputs of side 8 to 2048, kernels
-  1x2 to 5x5), native against shift-and-add: 0.3-1.7 ms against 0.5-38 ms up
-  to side 128, 1.9-28 ms against 7.5-58 ms at 512, 35-116 ms against
-  124-352 ms at 2048 with kernels up to 3x3.
-* Batch and channel axes are added and removed with ``reshape_view``, a view
-  that autograd records: ``mxnet.np``'s ``reshape`` copies, and ``Y[0, 0]``
-  is several times slower still. With them ``train_kernel`` took 1.9x the
-  time of the book's MXNet loop per iteration; now about 1.1-1.2x.
-* ``Conv2D`` is a Gluon ``Block`` whose ``weight`` (``kernel_size``) and
-  ``bias`` (``(1,)``) come from ``self.params.get``, as in the book; the
-  built-in layer is ``nn.Conv2D(1, kernel_size, use_bias=False,
-  in_channels=1)``. ``init="framework"`` keeps Gluon's default initialiser,
-  ``Uniform(0.07)`` (the bias starts at zero), as the book's ``initialize()``.
+  so it records). ``method="auto"`` always picks ``"native"``: each MXNet
+  operator costs tens of microseconds of dispatch and the shift-and-add
+  issues ``3 k_h k_w`` of them.
+* The hand-written layer is a :class:`Module`, a Gluon ``Block`` holding one
+  ``self.params.get`` parameter per initial value, as the book's layer does,
+  so ``gluon.Trainer(layer.collect_params(), "sgd", ...)`` trains it; its
+  forward pass is the core's definition. The built-in layer is
+  :class:`BuiltinConv2d`, ``nn.Conv2D(1, kernel_size, use_bias=False,
+  in_channels=1)`` on 2-D inputs and outputs. Without an initial weight it
+  keeps Gluon's default initialiser, ``Uniform(0.07)``, as the book's
+  ``initialize()`` does; ``framework_initial_weight`` draws from it too.
 * Gradients come from ``backward()`` after ``autograd.record()``; a parameter
   whose gradient ``backward()`` did not write (MXNet's "fresh gradient" flag,
-  which ``gluon.Trainer`` checks too) is reported as ``None``.
+  which ``gluon.Trainer`` checks too) is reported as ``None``. The gradients
+  returned are Gluon's own buffers, which the next ``backward()`` overwrites.
   ``sgd_update`` is the book's ``param.data()[:] -= lr * grad`` without the
   ``[:]`` (the same in-place update, one copy fewer).
+* ``grad`` differentiates in the inputs' own float dtype (float64 from
+  :func:`convlab.gradcheck`), which MXNet's operators support on the CPU.
+* MXNet dispatches asynchronously: :meth:`MXNetBackend.synchronize` waits
+  with ``wait_to_read()``, which copies nothing.
 * MXNet's NumPy mode is per thread: ``npx.set_np()`` runs at import and again
   before a layer is built in a thread that has not turned it on.
 """
@@ -40,11 +57,12 @@ Adapter choices
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, Forward, Loss, weight_and_bias
+from convlab.backends.base import Backend, Loss, Padding, Pair
 from convlab.backends.mxnet.numpy_compat import add_numpy_names_for_mxnet
 
 add_numpy_names_for_mxnet(np)
@@ -52,16 +70,13 @@ with warnings.catch_warnings():  # mxnet's own deprecated uses: distutils, and N
     warnings.filterwarnings("ignore", "distutils Version classes are deprecated", DeprecationWarning)
     warnings.filterwarnings("ignore", "In accordance with NEP 32", DeprecationWarning)
     import mxnet as mx
-    from mxnet import autograd, npx
+    from mxnet import autograd, gluon, init, npx
     from mxnet import np as mnp
     from mxnet.gluon import nn
 npx.set_np()
 
-
-def _tensor(data: Any) -> Any:
-    if isinstance(data, mnp.ndarray):
-        return data.astype(np.float32, copy=False)
-    return mnp.array(data, dtype=np.float32)  # without dtype, float64 input would stay float64
+if TYPE_CHECKING:
+    from convlab.layers import LayerDef
 
 
 def _np_mode() -> None:
@@ -70,39 +85,86 @@ def _np_mode() -> None:
         npx.set_np()
 
 
-def _native(X: Any, K: Any) -> Any:
-    kh, kw = K.shape
-    data, weight = X.reshape_view((1, 1, *X.shape)), K.reshape_view((1, 1, kh, kw))
-    Y = npx.convolution(data=data, weight=weight, kernel=(kh, kw), num_filter=1, no_bias=True)
-    return Y.reshape_view(Y.shape[2:])
+class Module(nn.Block):
+    """A convlab layer as a Gluon ``Block``: core parameters and forward pass, Gluon's registration.
 
+    Parameters
+    ----------
+    backend : MXNetBackend
+        The backend the layer computes with, whatever backend is active later.
+    definition : LayerDef
+        The layer's forward pass.
+    initial : mapping of str to numpy.ndarray
+        One parameter per entry, from ``self.params.get`` and set as an
+        attribute of that name (``layer.weight``), starting at that value once
+        the layer is initialised.
+    """
 
-class Conv2D(nn.Block):
-    """The book's hand-written layer; its forward pass comes from the core."""
-
-    def __init__(self, kernel_size: tuple[int, int], use_bias: bool, forward: Forward) -> None:
+    def __init__(self, backend: MXNetBackend, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> None:
         super().__init__()
-        self.weight = self.params.get("weight", shape=kernel_size)
-        self.bias = self.params.get("bias", shape=(1,)) if use_bias else None
-        self.forward_fn = forward
+        self.backend = backend
+        self.definition = definition
+        self.param_names = tuple(initial)
+        for name, value in initial.items():
+            setattr(self, name, self.params.get(name, shape=value.shape, init=init.Constant(value)))
 
     def forward(self, X: Any) -> Any:
-        return self.forward_fn(X, self.weight.data(), None if self.bias is None else self.bias.data())
+        params = {name: getattr(self, name).data() for name in self.param_names}
+        return self.definition.forward(self.backend, params, X)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name}={getattr(self, name).shape}" for name in self.param_names)
+        return f"{type(self).__name__}({self.definition}, {shapes})"
 
 
-class BuiltinConv(nn.Conv2D):
+class BuiltinConv2d(nn.Conv2D):
     """``nn.Conv2D(1, kernel_size, use_bias=False, in_channels=1)`` on 2-D inputs and outputs."""
 
-    def __init__(self, kernel_size: tuple[int, int]) -> None:
+    param_names = ("weight",)
+
+    def __init__(self, backend: MXNetBackend, kernel_size: Pair) -> None:
         super().__init__(1, kernel_size, use_bias=False, in_channels=1)
+        self.backend = backend
 
     def forward(self, X: Any) -> Any:
-        X = _tensor(X)
+        X = self.backend.tensor(X)
         Y = super().forward(X.reshape_view((1, 1, *X.shape)))
         return Y.reshape_view(Y.shape[2:])
 
 
+def _gluon_parameters(module: Module | BuiltinConv2d) -> dict[str, gluon.Parameter]:
+    return {name: getattr(module, name) for name in module.param_names}
+
+
+def _halves(padding: Padding) -> Pair | None:
+    """``(rows, columns)`` on each side where ``padding`` is symmetric, else ``None``."""
+    top, bottom, left, right = padding
+    return (top, left) if top == bottom and left == right else None
+
+
+def _pad(x: Any, padding: Padding, value: float = 0.0) -> Any:
+    """``x`` with ``padding`` rows and columns of ``value`` around its last two axes."""
+    top, bottom, left, right = padding
+    for axis, sizes in ((2, (top, bottom)), (3, (left, right))):
+        if any(sizes):
+            before, after = (
+                mnp.full((*x.shape[:axis], size, *x.shape[axis + 1 :]), value, dtype=x.dtype, ctx=x.ctx)
+                for size in sizes
+            )
+            x = mnp.concatenate([before, x, after], axis=axis)
+    return x
+
+
 class MXNetBackend(Backend):
+    """MXNet's NumPy interface and Gluon, in one context (see the module's notes)."""
+
+    def __init__(self, spec: Any, device: str | None = None) -> None:
+        super().__init__(spec, device)
+        kind, _, index = self.device.partition(":")
+        self.context = mx.Context(kind, int(index or 0))
+        """The MXNet context of :attr:`device`, where tensors and parameters are made."""
+
+    # -- core ------------------------------------------------------------------
     def version(self) -> str:
         return str(mx.__version__)
 
@@ -118,64 +180,150 @@ class MXNetBackend(Backend):
 
     @property
     def tensor_types(self) -> tuple[type, ...]:
-        return (mnp.ndarray,)
+        return (mnp.ndarray,)  # what Gluon's Parameter.data() and grad() return in NumPy mode
 
     def tensor(self, data: Any) -> Any:
-        return _tensor(data)
+        if isinstance(data, mnp.ndarray):  # the same array when nothing changes, so parameters keep their graph
+            return data.astype(np.float32, copy=False).as_in_ctx(self.context)
+        return mnp.array(data, dtype=np.float32, ctx=self.context)  # without dtype, float64 would stay float64
 
     def to_numpy(self, x: Any) -> np.ndarray:
+        if isinstance(x, gluon.Parameter):
+            x = x.data()
         return x.asnumpy()
 
+    def synchronize(self, y: Any) -> Any:
+        y.wait_to_read()
+        return y
+
+    # -- nn ----------------------------------------------------------------------
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+        halves = _halves(padding)
+        if halves is None:
+            x, halves = _pad(x, padding), (0, 0)
+        return npx.convolution(
+            data=x,
+            weight=w,
+            kernel=w.shape[2:],
+            stride=stride,
+            pad=halves,
+            num_filter=w.shape[0],
+            num_group=groups,
+            no_bias=True,
+        )
+
+    def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
+        halves = _halves(padding)
+        # npx.pooling rejects padding as wide as the window; past half of it, concatenate.
+        if halves is None or halves[0] > window[0] // 2 or halves[1] > window[1] // 2:
+            x, halves = _pad(x, padding, -np.inf if mode == "max" else 0.0), (0, 0)
+        return npx.pooling(x, kernel=window, stride=stride, pad=halves, pool_type=mode, count_include_pad=True)
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return x.reshape_view(shape)
+
+    def sigmoid(self, x: Any) -> Any:
+        return npx.sigmoid(x)
+
+    def relu(self, x: Any) -> Any:
+        return npx.relu(x)
+
+    def log_softmax(self, x: Any, axis: int = -1) -> Any:
+        shifted = x - x.max(axis=axis, keepdims=True)
+        return shifted - mnp.log(mnp.exp(shifted).sum(axis=axis, keepdims=True))
+
+    # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         h, w = K.shape
-        Y = mnp.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+        Y = mnp.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1), ctx=X.ctx)
         for i in range(Y.shape[0]):
             for j in range(Y.shape[1]):
                 Y[i, j] = (X[i : i + h, j : j + w] * K).sum()
         return Y
 
-    def corr2d_native(self, X: Any, K: Any) -> Any:
-        return _native(X, K)
+    def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
+        # One convolution call beats the shift-and-add's 3 k_h k_w dispatches at every size `convlab bench` tries.
+        return "native"
 
-    def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
-        return "native"  # faster at every measured size (module docstring)
-
-    def conv2d_layer(self, kernel_size, weight, bias, forward: Forward) -> Any:
+    # -- modules and training ----------------------------------------------------
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Module:
         _np_mode()
-        layer = Conv2D(kernel_size, bias is not None, forward)
-        layer.initialize()  # Gluon's default: Uniform(0.07) for the weight, zeros for the bias
-        if weight is not None:
-            layer.weight.set_data(_tensor(weight))
-        if bias is not None:
-            layer.bias.set_data(_tensor(bias))
+        layer = Module(self, definition, initial)
+        layer.initialize(ctx=self.context)
         return layer
 
-    def builtin_layer(self, kernel_size, weight) -> Any:
+    def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         _np_mode()
-        layer = BuiltinConv(kernel_size)
-        layer.initialize()
+        layer = BuiltinConv2d(self, kernel_size)
+        layer.initialize(ctx=self.context)  # Gluon's default initialiser: Uniform(0.07)
         if weight is not None:
-            layer.weight.set_data(_tensor(weight).reshape(layer.weight.shape))
+            layer.weight.set_data(self.tensor(weight).reshape(layer.weight.shape))
         return layer
 
-    def parameters(self, layer: Any) -> dict[str, np.ndarray]:
-        # nn.Conv2D stores its weight as (out, in, h, w): report it as (h, w).
-        return {name: p.data().asnumpy().reshape(p.shape[-2:]) for name, p in weight_and_bias(layer).items()}
+    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+        _np_mode()
+        weight = mnp.zeros(kernel_size, ctx=self.context)
+        init.Uniform()(init.InitDesc("weight"), weight)  # what initialize() draws a weight from
+        return weight.asnumpy()
 
-    def value_and_grad(self, layer: Any, X: Any, Y: Any, loss: Loss):
-        params = weight_and_bias(layer)
+    def parameters(self, module: Module | BuiltinConv2d) -> dict[str, Any]:
+        return {name: p.data() for name, p in _gluon_parameters(module).items()}
+
+    def value_and_grad(
+        self, module: Module | BuiltinConv2d, X: Any, Y: Any, loss: Loss
+    ) -> tuple[float, dict[str, Any]]:
+        params = _gluon_parameters(module)
         with autograd.record():
-            value = loss(layer(X), Y)
+            value = loss(module(X), Y)
         value.backward()
         grads = {}
         for name, p in params.items():
             data = p.data()  # backward() flags the variable, not its gradient buffer
-            grads[name] = p.grad().reshape_view(p.shape[-2:]) if data._fresh_grad else None
+            grads[name] = p.grad() if data._fresh_grad else None
             data._fresh_grad = False
         return value.item(), grads
 
-    def sgd_update(self, layer: Any, grads: dict[str, Any], lr: float) -> None:
-        params = weight_and_bias(layer)
+    def sgd_update(self, module: Module | BuiltinConv2d, grads: Mapping[str, Any], lr: float) -> None:
+        params = _gluon_parameters(module)
         for name, grad in grads.items():
             data = params[name].data()
-            data -= lr * grad  # in place; broadcasting restores nn.Conv2D's (1, 1, h, w)
+            data -= lr * grad  # in place
+
+    def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
+        """``f(*inputs)`` and its gradients; float inputs keep their dtype, others become float64."""
+        leaves = []
+        for x in inputs:
+            array = np.asarray(x)
+            leaf = mnp.array(array, dtype=array.dtype if array.dtype.kind == "f" else np.float64, ctx=self.context)
+            leaf.attach_grad()
+            leaves.append(leaf)
+        with autograd.record():
+            value = f(*leaves)
+        try:
+            value.backward()
+        except mx.base.MXNetError as exc:
+            if "not in a computational graph" not in str(exc):
+                raise  # else no input reached the value: no gradient for any
+        return value.item(), [leaf.grad.asnumpy() if leaf._fresh_grad else None for leaf in leaves]
+
+    def book_train_kernel(
+        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
+    ) -> list[float]:
+        """The book's MXNet tab: Gluon ``nn.Conv2D``, ``autograd.record()``, ``l.backward()``, ``data()[:] -= ...``.
+
+        The layer and data are placed in :attr:`context`, so that it is timed where ``train_kernel`` runs.
+        """
+        npx.set_np()
+        conv2d = nn.Conv2D(1, kernel_size=kernel_size, use_bias=False)
+        conv2d.initialize(init.Zero(), ctx=self.context)
+        X = mnp.array(X, ctx=self.context).reshape(1, 1, *X.shape)
+        Y = mnp.array(Y, ctx=self.context).reshape(1, 1, *Y.shape)
+        losses = []
+        for _ in range(num_epochs):
+            with autograd.record():
+                Y_hat = conv2d(X)
+                l = (Y_hat - Y) ** 2  # noqa: E741 - the book's name
+            l.backward()
+            conv2d.weight.data()[:] -= lr * conv2d.weight.grad()
+            losses.append(float(l.sum()))
+        return losses

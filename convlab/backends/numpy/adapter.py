@@ -1,19 +1,27 @@
 """The NumPy backend: the reference every other backend is tested against.
 
-NumPy has no autograd and no conv layer, so the layers here are the core's
-:class:`~convlab.layers.ReferenceConv2D`, whose backward pass is written by hand.
+NumPy has no autograd and no layers, so this backend brings its own:
+:mod:`convlab.backends.numpy.autograd` (a small reverse-mode autograd over
+arrays, one backward rule per primitive) and :class:`NumpyModule` (parameters
+as arrays, the forward pass from the core's layer definition). Outside
+:meth:`NumpyBackend.value_and_grad` and :meth:`NumpyBackend.grad` everything
+computes on plain arrays and returns plain arrays.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, Forward, Loss
+from convlab.backends.base import Backend, Loss, Padding, Pair
+from convlab.backends.numpy import autograd
+from convlab.backends.numpy.autograd import Tensor
+from convlab.layers import HandWrittenConv2D, LayerDef
 
 _BLOCK = 1 << 16
 """Elements per row block of the shift-and-add: 256 KiB of float32, so the block stays in L2."""
@@ -26,22 +34,104 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="convlab-numpy")
 
 
-class NumpyBackend(Backend):
-    has_autograd = False
+class NumpyModule:
+    """A layer on NumPy: its parameters as float32 arrays, its forward pass from the core.
 
+    Parameters are attributes too (``layer.weight``), as in the frameworks' modules.
+    """
+
+    def __init__(self, definition: LayerDef, backend: Backend, initial: Mapping[str, np.ndarray]) -> None:
+        self.definition = definition
+        self.backend = backend
+        self.params = {name: np.array(value, dtype=np.float32) for name, value in initial.items()}
+
+    def __getattr__(self, name: str) -> Any:
+        params = self.__dict__.get("params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __call__(self, X: Any) -> Any:
+        return self.forward(self.params, X)
+
+    def forward(self, params: Mapping[str, Any], X: Any) -> Any:
+        """The output for ``X`` with the parameters ``params`` (arrays, or Tensors while differentiating)."""
+        return self.definition.forward(self.backend, params, X)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name}={value.shape}" for name, value in self.params.items())
+        return f"NumpyModule({self.definition}, {shapes})"
+
+
+class BuiltinConv2d(NumpyModule):
+    """NumPy's stand-in for a framework's own conv layer: one channel in and out, no bias, 2-D in and out.
+
+    Like ``nn.Conv2d``, it keeps its weight in OIHW layout and calls the convolution primitive
+    directly, without the core's argument checks: the input is the training loop's own tensor.
+    """
+
+    def __init__(self, backend: Backend, weight: np.ndarray) -> None:
+        super().__init__(
+            HandWrittenConv2D("native"), backend, {"weight": np.reshape(weight, (1, 1, *np.shape(weight)))}
+        )
+
+    def forward(self, params: Mapping[str, Any], X: Any) -> Any:
+        X, weight = np.asarray(X, dtype=np.float32), params["weight"]
+        (h, w), (kh, kw) = X.shape, weight.shape[2:]
+        return autograd.reshape(autograd.conv2d(X.reshape(1, 1, h, w), weight), (h - kh + 1, w - kw + 1))
+
+
+class NumpyBackend(Backend):
     def version(self) -> str:
         return np.__version__
 
     @property
     def tensor_types(self) -> tuple[type, ...]:
-        return (np.ndarray,)
+        return (np.ndarray, Tensor)
 
-    def tensor(self, data: Any) -> np.ndarray:
+    def tensor(self, data: Any) -> Any:
+        if isinstance(data, Tensor):  # inside value_and_grad: keep the graph (and gradcheck's float64)
+            return data
         return np.asarray(data, dtype=np.float32)
 
-    def to_numpy(self, x: np.ndarray) -> np.ndarray:
+    def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
+    # -- nn ----------------------------------------------------------------
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+        return autograd.conv2d(x, w, stride, padding, groups)
+
+    def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
+        return autograd.pool2d(x, window, stride, padding, mode)
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return autograd.reshape(x, shape)
+
+    def flip(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return autograd.getitem(x, tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(x.ndim)))
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return autograd.matmul(a, b)
+
+    def sigmoid(self, x: Any) -> Any:
+        return autograd.sigmoid(x)
+
+    def relu(self, x: Any) -> Any:
+        return autograd.relu(x)
+
+    def log_softmax(self, x: Any, axis: int = -1) -> Any:
+        return autograd.log_softmax(x, axis)
+
+    def sum(self, x: Any, axis: int | None = None) -> Any:
+        return autograd.sum(x, axis)
+
+    def mean(self, x: Any, axis: int | None = None) -> Any:
+        return autograd.mean(x, axis)
+
+    def argmax(self, x: Any, axis: int = -1) -> Any:
+        return autograd.argmax(x, axis)
+
+    # -- chapter -----------------------------------------------------------
     def corr2d_loop(self, X: np.ndarray, K: np.ndarray) -> np.ndarray:
         h, w = K.shape
         Y = np.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1), dtype=np.float32)
@@ -50,7 +140,11 @@ class NumpyBackend(Backend):
                 Y[i, j] = (X[i : i + h, j : j + w] * K).sum()
         return Y
 
-    def corr2d_vectorized(self, X: np.ndarray, K: np.ndarray) -> np.ndarray:
+    def corr2d_vectorized(self, X: Any, K: Any) -> Any:
+        if isinstance(X, Tensor) or isinstance(K, Tensor):  # differentiating: the primitive has the backward rule
+            (h, w), (kh, kw) = X.shape, K.shape
+            x, k = autograd.reshape(X, (1, 1, h, w)), autograd.reshape(K, (1, 1, kh, kw))
+            return autograd.reshape(autograd.conv2d(x, k), (h - kh + 1, w - kw + 1))
         # The core's shift-and-add, fused, cache-blocked and split over the cores.
         # On the flattened input, kernel element (a, b) is the contiguous slice at
         # offset a * W + b: ``Y.flat[p] += K[a, b] * X.flat[p + a * W + b]`` where Y
@@ -86,16 +180,6 @@ class NumpyBackend(Backend):
             other.result()
         return full.reshape(out_h, W)[:, :out_w]
 
-    def corr2d_native(self, X: np.ndarray, K: np.ndarray) -> np.ndarray:
-        # NumPy has no convolution: one einsum over the window view, a k_h * k_w-term
-        # dot product per output pixel. The view is made by the ndarray constructor:
-        # as_strided and sliding_window_view cost ~5 us a call, more than the
-        # einsum on the chapter's images.
-        h, w = K.shape
-        X = np.ascontiguousarray(X)
-        windows = np.ndarray((X.shape[0] - h + 1, X.shape[1] - w + 1, h, w), X.dtype, X, 0, X.strides * 2)
-        return np.einsum("ijab,ab->ij", windows, K)
-
     def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
         # The native einsum costs ~4 us plus ~3 ns per output pixel and kernel
         # element; the shift-and-add ~17 us a call (views, blocks, the thread
@@ -104,26 +188,44 @@ class NumpyBackend(Backend):
         out = (x_shape[0] - k_shape[0] + 1) * (x_shape[1] - k_shape[1] + 1)
         return "native" if out * k_shape[0] * k_shape[1] <= 6000 else "vectorized"
 
-    def conv2d_layer(self, kernel_size, weight, bias, forward: Forward) -> Any:
-        from convlab.layers import ReferenceConv2D
+    # -- modules and training ----------------------------------------------
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> NumpyModule:
+        return NumpyModule(definition, self, initial)
 
-        if weight is None:  # like the book's PyTorch tab: uniform on [0, 1)
-            weight = np.random.default_rng().random(kernel_size, dtype=np.float32)
-        return ReferenceConv2D(weight, bias, forward)
+    def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> NumpyModule:
+        return BuiltinConv2d(self, self.framework_initial_weight(kernel_size) if weight is None else weight)
 
-    def builtin_layer(self, kernel_size, weight) -> Any:
-        from convlab.layers import make_forward
+    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+        return np.random.default_rng().random(kernel_size, dtype=np.float32)  # the book's PyTorch tab: torch.rand
 
-        return self.conv2d_layer(kernel_size, weight, None, make_forward("native", self))
+    def parameters(self, module: NumpyModule) -> dict[str, np.ndarray]:
+        return dict(module.params)
 
-    def parameters(self, layer: Any) -> dict[str, np.ndarray]:
-        return {name: value.copy() for name, value in layer.parameters().items()}
+    def value_and_grad(self, module: NumpyModule, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
+        names = list(module.params)
 
-    def value_and_grad(self, layer: Any, X: np.ndarray, Y: np.ndarray, loss: Loss):
-        Y_hat = layer(X)
-        return float(loss(Y_hat, Y)), layer.backward(X, loss.grad(Y_hat, Y))
+        def objective(*values: Any) -> Any:
+            return loss(module.forward(dict(zip(names, values, strict=True)), X), Y)
 
-    def sgd_update(self, layer: Any, grads: dict[str, np.ndarray], lr: float) -> None:
-        params = layer.parameters()
+        value, grads = autograd.value_and_grad(objective, *module.params.values())
+        return value, dict(zip(names, grads, strict=True))
+
+    def sgd_update(self, module: NumpyModule, grads: Mapping[str, np.ndarray], lr: float) -> None:
         for name, grad in grads.items():
-            params[name] -= lr * grad
+            module.params[name] -= lr * grad
+
+    def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
+        return autograd.value_and_grad(f, *inputs)
+
+    def book_train_kernel(
+        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
+    ) -> list[float]:
+        # The book has no NumPy tab: the plain loop one would write, with the gradient by hand.
+        windows = np.lib.stride_tricks.sliding_window_view(X, kernel_size)
+        weight = np.zeros(kernel_size, dtype=np.float32)
+        losses = []
+        for _ in range(num_epochs):
+            diff = np.einsum("ijab,ab->ij", windows, weight) - Y
+            losses.append(float((diff**2).sum()))
+            weight -= lr * 2 * np.einsum("ijab,ij->ab", windows, diff)
+        return losses

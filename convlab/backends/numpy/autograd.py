@@ -11,7 +11,7 @@ When no operand is a Tensor, :func:`record` returns the plain ndarray, so code
 running on plain arrays gets plain arrays back and pays nothing for autograd.
 
 >>> w = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
->>> loss = sum(w * w)
+>>> loss = (w * w).sum()
 >>> loss.backward()
 >>> w.grad
 array([2., 4., 6.])
@@ -78,8 +78,9 @@ class Tensor:
     data : np.ndarray
         The value.
     grad : np.ndarray or None
-        The gradient of the last output :meth:`backward` was called on, with this
-        Tensor's shape and dtype; None until then, or when the output does not depend on it.
+        Filled by :meth:`backward` on a leaf: the gradient of the output it was called on
+        (summed over calls), with this Tensor's shape and dtype. None until then, or when
+        no output depends on it.
     requires_grad : bool
         True for leaves made with ``requires_grad=True`` and for everything computed from them.
     """
@@ -229,37 +230,39 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"the gradient has shape {grad.shape}, the Tensor {self.shape}")
 
-        # Topological order by an explicit stack, not recursion, so that a graph of
-        # 10,000 steps does not hit Python's recursion limit. A node is appended
-        # only after all its parents, so reversed(order) visits every node before
-        # its parents: by then, all the gradient flowing into it has arrived.
+        # Topological order by a depth-first search with an explicit stack, not recursion, so
+        # that a graph of 10,000 steps does not hit Python's recursion limit. A node joins
+        # `order` only after all its parents, so reversed(order) reaches every node before its
+        # parents: by then, all the gradient flowing into it has arrived. (Tensors hash by
+        # identity, so they serve as set members and dict keys.)
         order: list[Tensor] = []
-        seen: set[int] = set()
-        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        seen = {self}
+        stack = [(self, iter(self._parents))]
         while stack:
-            node, parents_done = stack.pop()
-            if parents_done:
+            node, parents = stack[-1]
+            for parent in parents:
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append((parent, iter(parent._parents)))
+                    break
+            else:  # every parent is done
+                stack.pop()
                 order.append(node)
-            elif id(node) not in seen:
-                seen.add(id(node))
-                stack.append((node, True))
-                stack.extend((parent, False) for parent in node._parents if id(parent) not in seen)
 
-        grads: dict[int, np.ndarray] = {id(self): grad}
+        grads = {self: grad}
         for node in reversed(order):
-            g = grads.pop(id(node), None)  # pop: an intermediate gradient is freed once passed on
+            g = grads.pop(node, None)  # pop: an intermediate gradient is freed once passed on
             if g is None:
                 continue
             if node._backward is None:  # a leaf
-                # A copy in the leaf's dtype: g may be a read-only broadcast view, or shared
-                # with another leaf (both operands of an addition get the same array).
+                # A copy in the leaf's dtype: g may be shared with another leaf (both operands
+                # of an addition get the same array) or be a view of the caller's gradient.
                 g = np.array(g, dtype=node.dtype)
                 node.grad = g if node.grad is None else node.grad + g
                 continue
             for parent, parent_grad in zip(node._parents, node._backward(g), strict=True):
                 if parent_grad is not None:
-                    key = id(parent)
-                    grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+                    grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
 
 
 def value_of(x: Any) -> Any:
@@ -308,6 +311,11 @@ def record(value: Any, parents: Sequence[Any], backward_rule: BackwardRule) -> A
     return Tensor._result(value, tuple(parents[i] for i in tracked), tracked_only)
 
 
+def _shape(v: Any) -> tuple[int, ...]:
+    # np.shape, without its dispatch overhead for the common case of an array (it adds up on small images).
+    return v.shape if type(v) is np.ndarray else np.shape(v)
+
+
 def _tracks(x: Any) -> bool:
     # Whether x wants a gradient: lets a rule skip the work for an operand nobody differentiates.
     return isinstance(x, Tensor) and x.requires_grad
@@ -343,8 +351,8 @@ def add(a: Any, b: Any) -> Any:
 
     def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         return (
-            unbroadcast(g, np.shape(av)) if _tracks(a) else None,
-            unbroadcast(g, np.shape(bv)) if _tracks(b) else None,
+            unbroadcast(g, _shape(av)) if _tracks(a) else None,
+            unbroadcast(g, _shape(bv)) if _tracks(b) else None,
         )
 
     return record(av + bv, (a, b), rule)
@@ -356,8 +364,8 @@ def subtract(a: Any, b: Any) -> Any:
 
     def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         return (
-            unbroadcast(g, np.shape(av)) if _tracks(a) else None,
-            unbroadcast(-g, np.shape(bv)) if _tracks(b) else None,
+            unbroadcast(g, _shape(av)) if _tracks(a) else None,
+            unbroadcast(-g, _shape(bv)) if _tracks(b) else None,
         )
 
     return record(av - bv, (a, b), rule)
@@ -369,8 +377,8 @@ def multiply(a: Any, b: Any) -> Any:
 
     def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         return (
-            unbroadcast(g * bv, np.shape(av)) if _tracks(a) else None,
-            unbroadcast(g * av, np.shape(bv)) if _tracks(b) else None,
+            unbroadcast(g * bv, _shape(av)) if _tracks(a) else None,
+            unbroadcast(g * av, _shape(bv)) if _tracks(b) else None,
         )
 
     return record(av * bv, (a, b), rule)
@@ -384,8 +392,8 @@ def divide(a: Any, b: Any) -> Any:
     def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         g_over_b = g / bv
         return (
-            unbroadcast(g_over_b, np.shape(av)) if _tracks(a) else None,
-            unbroadcast(-g_over_b * out, np.shape(bv)) if _tracks(b) else None,
+            unbroadcast(g_over_b, _shape(av)) if _tracks(a) else None,
+            unbroadcast(-g_over_b * out, _shape(bv)) if _tracks(b) else None,
         )
 
     return record(out, (a, b), rule)
@@ -477,15 +485,18 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
 
 def _spread(g: np.ndarray, shape: tuple[int, ...], axis: int | tuple[int, ...] | None, keepdims: bool) -> np.ndarray:
     # The gradient of a reduction: every reduced element gets the gradient of its result.
-    if not keepdims and axis is not None:
-        g = np.expand_dims(g, axis)
-    return np.broadcast_to(g, shape)
+    if axis is not None and not keepdims:  # put the reduced axes back, with size 1
+        axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+        g = g.reshape([1 if i in axes else n for i, n in enumerate(shape)])
+    out = np.empty(shape, dtype=g.dtype)
+    out[...] = g  # broadcasts; a fresh array costs less than np.broadcast_to's bookkeeping
+    return out
 
 
 def sum(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
     """The sum over ``axis`` (all axes when None)."""
     xv = value_of(x)
-    shape = np.shape(xv)
+    shape = _shape(xv)
     out = np.add.reduce(xv, axis=axis, keepdims=keepdims)  # np.sum, without its Python-level wrapper
     return record(out, (x,), lambda g: (_spread(g, shape, axis, keepdims),))
 
@@ -493,7 +504,7 @@ def sum(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
 def mean(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
     """The mean over ``axis`` (all axes when None)."""
     xv = value_of(x)
-    shape = np.shape(xv)
+    shape = _shape(xv)
     total = np.add.reduce(xv, axis=axis, keepdims=keepdims)
     count = max(np.size(xv) // max(np.size(total), 1), 1)  # elements averaged into each result
     out = total / count
@@ -503,8 +514,8 @@ def mean(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fal
 def reshape(x: Any, shape: int | tuple[int, ...]) -> Any:
     """``x`` with a new shape (one axis may be -1)."""
     xv = value_of(x)
-    old = np.shape(xv)
-    return record(np.reshape(xv, shape), (x,), lambda g: (g.reshape(old),))
+    old = _shape(xv)
+    return record(np.asarray(xv).reshape(shape), (x,), lambda g: (g.reshape(old),))
 
 
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
@@ -567,8 +578,9 @@ def _pad_hw(x: np.ndarray, padding: Sequence[int], fill: float) -> np.ndarray:
 def _windows(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> np.ndarray:
     """All kH x kW windows of an NCHW array, strided by the stride: a (N, C, H_out, W_out, kH, kW) view.
 
-    ``view[n, c, i, j]`` is the window ``xp[n, c, i*s_h : i*s_h + kH, j*s_w : j*s_w + kW]``;
-    nothing is copied, the view only steps through ``xp``'s memory differently.
+    ``view[n, c, i, j]`` is the window ``xp[n, c, i*s_h : i*s_h + kH, j*s_w : j*s_w + kW]``.
+    Nothing is copied (unless ``xp`` is not C-contiguous): the view only steps through
+    ``xp``'s memory differently.
     """
     N, C, Hp, Wp = xp.shape
     H_out, W_out = (Hp - kH) // s_h + 1, (Wp - kW) // s_w + 1
@@ -789,7 +801,7 @@ def value_and_grad(f: Callable[..., Any], *args: Any) -> tuple[float, list[np.nd
         One gradient per argument, with its shape and dtype; None where the value does
         not depend on that argument (no path in the graph), which is not the same as zero.
 
-    >>> value, (gx,) = value_and_grad(lambda x: sum(x**2), np.array([1.0, -2.0]))
+    >>> value, (gx,) = value_and_grad(lambda x: (x**2).sum(), np.array([1.0, -2.0]))
     >>> value, gx
     (5.0, array([ 2., -4.]))
     """

@@ -10,6 +10,23 @@ Notes
   with respect to the Keras variables, which works. ``keras.Variable`` is
   among :attr:`tensor_types`, and :meth:`TensorFlowBackend.tensor` reads it
   into a plain tensor (a read the tape records, so gradients flow).
+- The hand-written layer is :class:`TensorFlowModule`, a Keras ``Layer`` with
+  one ``add_weight`` per parameter of the core's definition (``weight``,
+  ``bias``), so ``layer.trainable_weights`` is what a Keras optimizer
+  updates; the built-in one is :class:`BuiltinConv2d`, a
+  ``keras.layers.Conv2D(1, kernel_size, use_bias=False)`` (kernel HWIO,
+  ``(k_h, k_w, 1, 1)``) that adds and removes the batch and channel axes.
+- The batched primitives take NCHW tensors and OIHW weights; TensorFlow's
+  convolution runs on the CPU in NHWC only, so :meth:`TensorFlowBackend.conv2d`
+  transposes in and out (HWIO weights). Its padding takes explicit
+  (top, bottom) and (left, right) pairs, asymmetric ones included, so no
+  separate pad is needed. Grouped convolutions run forward on the CPU but
+  have no gradient there, so on the CPU each group is its own convolution.
+  Pooling works on each channel alone, so NCHW becomes ``(N C, H, W, 1)`` by
+  a reshape, with no transpose. TensorFlow's pools pad only as ``"SAME"``
+  (average pooling then divides by the real pixels alone), and explicit
+  padding in max pooling is an extension that XLA refuses, so both
+  pad first (``-inf`` for max, zeros for average) and pool ``"VALID"``.
 - ``corr2d_loop`` is the book's tab: a ``tf.Variable`` filled element by
   element with ``assign``. ``assign`` is not differentiable, so the tape
   returns ``None`` for the kernel of a layer built on it (the chapter's
@@ -19,16 +36,22 @@ Notes
   once per kernel shape with a dynamic input shape, and compiled by XLA
   (``jit_compile=True``) once per image shape: XLA fuses it into one pass
   over the output, with no output-sized temporaries, and it stays
-  differentiable. ``corr2d_native`` is ``tf.nn.conv2d`` (NHWC input, HWIO
-  kernel) in one ``tf.function`` with dynamic shapes.
+  differentiable.
 - ``value_and_grad`` runs eagerly: tracing a ``tf.function`` for each new
   layer costs more than the short trainings the chapter runs. Per step the
   eager op count is what costs, so ``sgd_update`` is TF's fused SGD kernel
   (``ResourceApplyGradientDescent``) on the ``tf.Variable`` under each Keras
   weight, and the built-in layer's axes come and go by ``expand_dims`` and
   ``squeeze``.
-- The built-in layer is ``keras.layers.Conv2D(1, kernel_size, use_bias=False)``
-  in a thin wrapper that adds and removes the batch and channel axes.
+- Devices: unplaced, an eager constant stays on the host and an op runs on
+  the first GPU, wherever its inputs live. So where TensorFlow sees several
+  devices, the backend shadows each of its methods that makes tensors or runs
+  ops (``_PLACED``) with one that runs it under ``tf.device(device)``; with
+  one device there is nothing to place, and ``tf.device`` would cost as much
+  as a small op.
+- On a GPU, TensorFlow computes float32 matrix products and convolutions in
+  TF32 by default, with 10-bit mantissas; a GPU backend turns TF32 off, for
+  the whole process, since TensorFlow has no per-op precision.
 """
 
 from __future__ import annotations
@@ -36,7 +59,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow's C++ runtime loads
 
@@ -44,44 +68,55 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from convlab.backends.base import Backend, Forward, Loss
+from convlab.backends.base import Backend, Loss, Padding, Pair
+
+if TYPE_CHECKING:
+    from convlab.layers import LayerDef
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(f"Keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
 
 
-class BuiltinConv2D:
-    """Keras' own ``Conv2D`` (one channel in and out, no bias) applied to 2-D inputs."""
+class TensorFlowModule(keras.layers.Layer):
+    """A layer defined by the core, on Keras weights: one ``add_weight`` per parameter.
 
-    def __init__(self, conv: Any) -> None:
-        self.conv = conv
+    Parameters
+    ----------
+    definition : LayerDef
+        What the layer computes.
+    backend : TensorFlowBackend
+        The backend the layer computes with, whichever is active when it is called.
+    initial : mapping of str to numpy.ndarray
+        Each parameter's name and initial value; each becomes an attribute (``layer.weight``).
+    """
 
-    def __call__(self, X: Any) -> Any:
-        # NHWC with N = C = 1. expand_dims/squeeze, as indexing and reshape (whose shape
-        # argument becomes a tensor) cost several times more per call in eager mode.
-        return tf.squeeze(self.conv(tf.expand_dims(tf.expand_dims(X, 0), -1)), (0, 3))
-
-    @property
-    def trainable_weights(self) -> list[Any]:
-        return self.conv.trainable_weights
-
-    def __repr__(self) -> str:
-        return f"BuiltinConv2D({self.conv.name}, kernel_size={self.conv.kernel_size})"
-
-
-class Conv2D(keras.layers.Layer):
-    """The chapter's hand-written layer: ``forward(X, weight, bias)`` on Keras weights."""
-
-    def __init__(self, kernel_size, weight, bias, forward: Forward) -> None:
+    def __init__(self, definition: LayerDef, backend: TensorFlowBackend, initial: Mapping[str, np.ndarray]) -> None:
         super().__init__()
-        self._forward = forward
-        # The book's tab initialises with tf.random_normal_initializer (stddev 0.05).
-        init = tf.random_normal_initializer() if weight is None else keras.initializers.Constant(weight)
-        self.weight = self.add_weight(name="weight", shape=kernel_size, initializer=init)
-        self.bias = None
-        if bias is not None:
-            self.bias = self.add_weight(name="bias", shape=(1,), initializer=keras.initializers.Constant(bias))
+        self.definition = definition
+        self.backend = backend
+        self.parameter_names = tuple(initial)
+        for name, value in initial.items():
+            weight = self.add_weight(name=name, shape=value.shape, initializer=keras.initializers.Constant(value))
+            setattr(self, name, weight)
         self.built = True  # weights made here, not in build()
 
-    def call(self, X):
-        return self._forward(X, self.weight, self.bias)
+    def call(self, X: Any) -> Any:
+        params = {name: tf.convert_to_tensor(getattr(self, name)) for name in self.parameter_names}
+        return self.definition.forward(self.backend, params, X)
+
+
+class BuiltinConv2d(keras.layers.Conv2D):
+    """Keras' own ``Conv2D`` (one channel in and out, no bias) on 2-D inputs and outputs."""
+
+    def __init__(self, kernel_size: Pair) -> None:
+        super().__init__(1, kernel_size, use_bias=False)  # default init: glorot_uniform
+        self.build((None, None, None, 1))
+        self.input_spec = keras.InputSpec(ndim=2)  # one image, without its batch and channel axes
+
+    def call(self, X: Any) -> Any:
+        # NHWC with N = C = 1. expand_dims/squeeze, as indexing and reshape (whose shape
+        # argument becomes a tensor) cost several times more per call in eager mode.
+        return tf.squeeze(super().call(tf.expand_dims(tf.expand_dims(X, 0), -1)), (0, 3))
 
 
 def _shift_and_add(X: Any, K: Any) -> Any:
@@ -98,10 +133,10 @@ def _shift_and_add(X: Any, K: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=128)
-def _shift_and_add_graph(k_shape: tuple[int, int]) -> Any:
+def _shift_and_add_graph(k_shape: Pair, dtype: tf.DType) -> Any:
     # XLA fuses the k_h * k_w scaled slices into one pass over the output (no
     # temporaries), as jax.jit does; it compiles once per image shape (~50 ms).
-    signature = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec(k_shape, tf.float32)]
+    signature = [tf.TensorSpec([None, None], dtype), tf.TensorSpec(k_shape, dtype)]
     return tf.function(_shift_and_add, input_signature=signature, jit_compile=True)
 
 
@@ -111,22 +146,47 @@ def _not_a_retracing_warning(record: logging.LogRecord) -> bool:
     return "triggered tf.function retracing" not in record.getMessage()
 
 
-def _conv(X: Any, K: Any) -> Any:
-    return tf.nn.conv2d(X[None, :, :, None], K[:, :, None, None], strides=1, padding="VALID")[0, :, :, 0]
+def _spatial(padding: Padding) -> list[list[int]]:
+    """``(top, bottom, left, right)`` as TensorFlow's explicit NHWC padding."""
+    top, bottom, left, right = padding
+    return [[0, 0], [top, bottom], [left, right], [0, 0]]
 
 
-if keras.backend.backend() != "tensorflow":
-    raise ImportError(f"Keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
+_PLACED = (
+    "tensor", "conv2d", "pool2d", "reshape", "flip", "matmul", "sigmoid", "relu", "log_softmax", "sum", "mean",
+    "argmax", "corr2d_loop", "corr2d_vectorized", "module", "builtin_conv2d", "value_and_grad", "grad",
+    "book_train_kernel",
+)  # fmt: skip
+"""The methods that make tensors or run ops: placed with ``tf.device`` where TensorFlow has a choice."""
+
+
+def _placed(method: Callable[..., Any], device: str) -> Callable[..., Any]:
+    """``method`` with the tensors it makes and the ops it runs on ``device``."""
+
+    @functools.wraps(method)
+    def placed(*args: Any, **kwargs: Any) -> Any:
+        with tf.device(device):
+            return method(*args, **kwargs)
+
+    return placed
 
 
 class TensorFlowBackend(Backend):
+    """TensorFlow 2, eager, with Keras 3 layers (see the module's notes)."""
+
     def __init__(self, spec: Any, device: str | None = None) -> None:
         super().__init__(spec, device)
         tf.get_logger().addFilter(_not_a_retracing_warning)
-        self._native = tf.function(_conv, input_signature=[tf.TensorSpec([None, None], tf.float32)] * 2)
+        self._on_cpu = self.device.partition(":")[0] == "cpu"
+        if len(tf.config.list_logical_devices()) > 1:  # the bound methods, placed, shadow the class's (module notes)
+            for name in _PLACED:
+                setattr(self, name, _placed(getattr(self, name), self.device.upper()))
+        if not self._on_cpu:
+            tf.config.experimental.enable_tensor_float_32_execution(False)  # float32 accuracy (module notes)
         # EagerTensor subclasses tf.Tensor; listed for readers who look for type(x).
         self._types = (tf.Tensor, type(tf.constant(0.0)), tf.Variable, keras.Variable)
 
+    # -- core --------------------------------------------------------------
     def version(self) -> str:
         return tf.__version__
 
@@ -155,9 +215,54 @@ class TensorFlowBackend(Backend):
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x.numpy())
 
-    def sum(self, x: Any) -> Any:
-        return tf.reduce_sum(x)
+    # -- nn ----------------------------------------------------------------
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+        x, w = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(w, (2, 3, 1, 0))  # NCHW -> NHWC, OIHW -> HWIO
+        pads = _spatial(padding) if any(padding) else "VALID"  # "VALID" keeps fast paths (1x1: one matmul)
+        if groups == 1 or not self._on_cpu:
+            y = tf.nn.conv2d(x, w, stride, pads)
+        else:  # TensorFlow's CPU kernels have no gradient for grouped convolutions
+            pairs = zip(tf.split(x, groups, axis=3), tf.split(w, groups, axis=3), strict=True)
+            y = tf.concat([tf.nn.conv2d(x_g, w_g, stride, pads) for x_g, w_g in pairs], axis=3)
+        return tf.transpose(y, (0, 3, 1, 2))
 
+    def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
+        n, c, h, w = x.shape
+        x = tf.reshape(x, (n * c, h, w, 1))  # each channel alone: NCHW is already (N C) HW1
+        if any(padding):  # -inf never wins a max; zeros count in an average's whole window
+            x = tf.pad(x, _spatial(padding), constant_values=-np.inf if mode == "max" else 0.0)
+        pool = tf.nn.max_pool2d if mode == "max" else tf.nn.avg_pool2d
+        y = pool(x, window, stride, "VALID")
+        return tf.reshape(y, (n, c, y.shape[1], y.shape[2]))
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return tf.reshape(x, shape)
+
+    def flip(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return tf.reverse(x, axes)
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return tf.linalg.matmul(a, b)
+
+    def sigmoid(self, x: Any) -> Any:
+        return tf.sigmoid(x)
+
+    def relu(self, x: Any) -> Any:
+        return tf.nn.relu(x)
+
+    def log_softmax(self, x: Any, axis: int = -1) -> Any:
+        return tf.nn.log_softmax(x, axis)
+
+    def sum(self, x: Any, axis: int | None = None) -> Any:
+        return tf.reduce_sum(x, axis)
+
+    def mean(self, x: Any, axis: int | None = None) -> Any:
+        return tf.reduce_mean(x, axis)
+
+    def argmax(self, x: Any, axis: int = -1) -> Any:
+        return tf.argmax(x, axis)
+
+    # -- chapter -----------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         h, w = K.shape
         Y = tf.Variable(tf.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1)))
@@ -167,53 +272,74 @@ class TensorFlowBackend(Backend):
         return tf.convert_to_tensor(Y)
 
     def corr2d_vectorized(self, X: Any, K: Any) -> Any:
-        return _shift_and_add_graph(tuple(K.shape))(X, K)
+        return _shift_and_add_graph(tuple(K.shape), K.dtype)(X, K)
 
-    def corr2d_native(self, X: Any, K: Any) -> Any:
-        return self._native(X, K)
-
-    def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
-        # Compiled by XLA, the shift-and-add beats oneDNN's conv at every size measured
-        # (3x3, ms, shift-and-add vs native: n=32 0.24/0.45, 256 0.37/0.74,
-        # 1024 0.88/3.4, 2048 3.5/17.8), once compiled for the image's shape.
+    def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
+        # Compiled by XLA, the shift-and-add beat oneDNN's conv at every size measured (`convlab bench`).
         return "vectorized"
 
-    def conv2d_layer(self, kernel_size, weight, bias, forward: Forward) -> Any:
-        return Conv2D(kernel_size, weight, bias, forward)
+    # -- modules and training ----------------------------------------------
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> TensorFlowModule:
+        return TensorFlowModule(definition, self, initial)
 
-    def builtin_layer(self, kernel_size, weight) -> Any:
-        conv = keras.layers.Conv2D(1, kernel_size, use_bias=False)  # default init: glorot_uniform
-        conv.build((None, None, None, 1))
+    def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
+        layer = BuiltinConv2d(kernel_size)
         if weight is not None:
-            conv.kernel.assign(np.asarray(weight, dtype=np.float32)[:, :, None, None])  # HWIO
-        return BuiltinConv2D(conv)
+            layer.kernel.assign(np.asarray(weight, dtype=np.float32).reshape(layer.kernel.shape))  # HW -> HWIO
+        return layer
 
-    def _variables(self, layer: Any) -> dict[str, Any]:
-        if isinstance(layer, BuiltinConv2D):
-            return {"weight": layer.conv.kernel}
-        if layer.bias is None:
-            return {"weight": layer.weight}
-        return {"weight": layer.weight, "bias": layer.bias}
+    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+        # The book's tab initialises the hand-written layer with tf.random_normal_initializer (stddev 0.05).
+        return tf.random_normal_initializer()(kernel_size).numpy()
 
-    def parameters(self, layer: Any) -> dict[str, np.ndarray]:
-        params = {name: np.array(var.numpy()) for name, var in self._variables(layer).items()}
-        params["weight"] = params["weight"].reshape(params["weight"].shape[:2])  # HWIO -> HW
-        return params
+    def parameters(self, module: Any) -> dict[str, Any]:
+        if isinstance(module, BuiltinConv2d):
+            return {"weight": module.kernel}
+        return {name: getattr(module, name) for name in module.parameter_names}
 
-    def value_and_grad(self, layer: Any, X: Any, Y: Any, loss: Loss):
-        variables = self._variables(layer)
+    def value_and_grad(self, module: Any, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
         with tf.GradientTape() as tape:
-            value = loss(layer(X), Y)
-        grads = tape.gradient(value, variables)
-        if isinstance(layer, BuiltinConv2D) and grads["weight"] is not None:
-            grads["weight"] = tf.squeeze(grads["weight"], (2, 3))  # HWIO -> HW
-        return float(value), grads
+            value = loss(module(X), Y)
+        return float(value), tape.gradient(value, self.parameters(module))
 
-    def sgd_update(self, layer: Any, grads: dict[str, Any], lr: float) -> None:
-        variables = self._variables(layer)
+    def sgd_update(self, module: Any, grads: Mapping[str, Any], lr: float) -> None:
+        variables = self.parameters(module)
         for name, grad in grads.items():
-            if isinstance(layer, BuiltinConv2D):
-                grad = tf.expand_dims(tf.expand_dims(grad, -1), -1)  # HW -> HWIO
             # TF's own SGD kernel, var -= alpha * delta in one op, on the tf.Variable under the Keras one
             # (Keras' assign_sub(lr * grad) is a multiply, a read, a subtract, a cast and an assign).
             tf.raw_ops.ResourceApplyGradientDescent(var=variables[name].value.handle, alpha=lr, delta=grad)
+
+    def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
+        arrays = [np.asarray(x) for x in inputs]
+        tensors = [tf.constant(a if a.dtype.kind == "f" else a.astype(np.float32)) for a in arrays]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            value = f(*tensors)
+        grads = tape.gradient(value, tensors)
+        return float(value), [None if g is None else self.to_numpy(tf.convert_to_tensor(g)) for g in grads]
+
+    def book_train_kernel(
+        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
+    ) -> list[float]:
+        # The book's TensorFlow tab: Keras Conv2D, GradientTape, then the kernel reassigned.
+        conv2d = tf.keras.layers.Conv2D(1, kernel_size, use_bias=False, kernel_initializer="zeros")
+        X = tf.reshape(tf.constant(X), (1, *X.shape, 1))
+        Y = tf.reshape(tf.constant(Y), (1, *Y.shape, 1))
+        conv2d(X)  # builds the kernel
+        kernel = conv2d.weights[0]
+        losses = []
+        for _ in range(num_epochs):
+            with tf.GradientTape() as g:
+                Y_hat = conv2d(X)
+                l = tf.reduce_sum((Y_hat - Y) ** 2)  # noqa: E741 - the book's name
+            update = tf.multiply(lr, g.gradient(l, kernel))
+            kernel.assign(kernel - update)  # the book: get_weights(), subtract, set_weights()
+            losses.append(float(l))
+        return losses
+
+    def synchronize(self, y: Any) -> Any:
+        # GPU ops return once queued; eager CPU ops have finished when they return, and
+        # sync_devices would cost as much as a small op there.
+        if not self._on_cpu:
+            tf.test.experimental.sync_devices()
+        return y

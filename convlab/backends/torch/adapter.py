@@ -5,7 +5,13 @@ Notes
 * NumPy input is copied once, as the book's ``d2l.tensor`` (``torch.tensor``)
   does: a tensor never aliases the caller's array, which torch could not do
   anyway for negative-stride (``np.flip``), read-only or byte-swapped arrays.
-  A float32 torch tensor is returned as it is, so parameters keep their graph.
+  A float32 torch tensor already on the backend's device is returned as it
+  is, so parameters keep their graph.
+* ``conv2d`` and ``pool2d`` are ``torch.nn.functional``'s. Their own padding
+  is symmetric only (and, for pooling, at most half the window), so other
+  paddings are applied first with ``F.pad``: zeros for convolution and
+  average pooling (which then counts them, as ``count_include_pad=True``
+  does), ``-inf`` for max pooling, so padding never wins.
 * :meth:`TorchBackend.corr2d_loop` is the book's PyTorch tab. Its in-place
   item assignment ``Y[i, j] = ...`` into a fresh ``torch.zeros`` is recorded
   by autograd (as ``CopySlices``), so the loop layer *is* differentiable in
@@ -13,53 +19,89 @@ Notes
 * The shift-and-add accumulates with in-place ``addcmul_``: one
   output-sized buffer, no temporaries, and still differentiable because no
   backward formula needs the accumulator's old value.
-* The hand-written layer is an ``nn.Module`` with ``nn.Parameter`` weight
-  and bias; the built-in one is ``nn.Conv2d(1, 1, kernel_size, bias=False)``
-  whose ``forward`` adds and removes the batch and channel axes. Both keep
-  their weight under ``.weight``, so the training primitives treat them alike.
+* The hand-written layer is a :class:`Module` (an ``nn.Module``) holding one
+  ``nn.Parameter`` per initial value, so ``torch.optim.SGD(layer.parameters())``
+  trains it; its forward pass is the core's definition. The built-in one is
+  :class:`BuiltinConv2d`, ``nn.Conv2d(1, 1, kernel_size, bias=False)`` whose
+  ``forward`` adds and removes the batch and channel axes.
 * Gradients come from ``loss.backward()`` into ``.grad``, reset to ``None``
   first (``zero_grad``), as the book's training loop does.
+* CUDA kernels run asynchronously; :meth:`TorchBackend.synchronize` waits for
+  the device, which copies nothing. On the CPU every result is finished.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
-from convlab.backends.base import Backend, Forward, Loss, weight_and_bias
+from convlab.backends.base import Backend, Loss, Padding, Pair
+
+if TYPE_CHECKING:
+    from convlab.layers import LayerDef
 
 
-class Conv2D(nn.Module):
-    """The book's hand-written layer; its forward pass comes from the core."""
+class Module(nn.Module):
+    """A convlab layer as an ``nn.Module``: core parameters and forward pass, PyTorch's registration.
 
-    def __init__(self, weight: Any, bias: Any, forward: Forward) -> None:
+    Parameters
+    ----------
+    backend : TorchBackend
+        The backend the layer computes with, whatever backend is active later.
+    definition : LayerDef
+        The layer's forward pass.
+    initial : mapping of str to numpy.ndarray
+        One ``nn.Parameter`` per entry, registered under its name.
+    """
+
+    def __init__(self, backend: TorchBackend, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> None:
         super().__init__()
-        self.weight = nn.Parameter(weight)
-        self.bias = None if bias is None else nn.Parameter(bias)
-        self.forward_fn = forward
+        self.backend = backend
+        self.definition = definition
+        for name, value in initial.items():
+            self.register_parameter(name, nn.Parameter(backend.tensor(value)))
 
     def forward(self, X: Any) -> Any:
-        return self.forward_fn(X, self.weight, self.bias)
+        return self.definition.forward(self.backend, dict(self.named_parameters(recurse=False)), X)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={tuple(self.weight.shape)}, bias={self.bias is not None}"
+        shapes = ", ".join(f"{name}={tuple(p.shape)}" for name, p in self.named_parameters(recurse=False))
+        return f"{self.definition}, {shapes}"
 
 
-class Conv2d2D(nn.Conv2d):
+class BuiltinConv2d(nn.Conv2d):
     """``nn.Conv2d(1, 1, kernel_size, bias=False)`` on 2-D inputs and outputs."""
 
-    def __init__(self, kernel_size: tuple[int, int]) -> None:
+    def __init__(self, kernel_size: Pair) -> None:
         super().__init__(1, 1, kernel_size, bias=False)
 
     def forward(self, X: Any) -> Any:
-        X = X if isinstance(X, torch.Tensor) else torch.as_tensor(X, dtype=torch.float32)
-        return self._conv_forward(X.view(1, 1, *X.shape), self.weight, None).squeeze((0, 1))
+        if not isinstance(X, torch.Tensor):
+            X = torch.as_tensor(X, dtype=torch.float32, device=self.weight.device)
+        # reshape and view with literal sizes: squeeze((0, 1)) and shape slices cost more than the conv here
+        height, width = X.shape
+        Y = self._conv_forward(X.reshape(1, 1, height, width), self.weight, None)
+        return Y.view(Y.shape[2], Y.shape[3])
+
+
+def _halves(padding: Padding) -> Pair | None:
+    """``(rows, columns)`` on each side where ``padding`` is symmetric, else ``None``."""
+    top, bottom, left, right = padding
+    return (top, left) if top == bottom and left == right else None
+
+
+def _pad(x: Any, padding: Padding, value: float = 0.0) -> Any:
+    top, bottom, left, right = padding
+    return F.pad(x, (left, right, top, bottom), value=value)  # F.pad lists the last axis first
 
 
 class TorchBackend(Backend):
+    # -- core ------------------------------------------------------------------
     def resolve_device(self, device: str | None) -> str:
         if device is None:
             return str(torch.get_default_device())
@@ -78,11 +120,11 @@ class TorchBackend(Backend):
 
     @property
     def tensor_types(self) -> tuple[type, ...]:
-        return (torch.Tensor,)
+        return (torch.Tensor,)  # nn.Parameter included
 
     def tensor(self, data: Any) -> Any:
         if isinstance(data, torch.Tensor):
-            return data.to(torch.float32)  # the same tensor when already float32
+            return data.to(device=self.device, dtype=torch.float32)  # the same tensor when nothing changes
         fresh = torch.from_numpy(np.array(data, dtype=np.float32, order="C"))  # one fresh copy
         return fresh if self.device == "cpu" else fresh.to(self.device)
 
@@ -92,9 +134,40 @@ class TorchBackend(Backend):
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.detach().cpu().numpy()
 
-    def flip(self, K: Any) -> Any:
-        return torch.flip(K, (0, 1))  # torch slicing takes no negative steps
+    def synchronize(self, y: Any) -> Any:
+        if y.device.type != "cpu":
+            torch.accelerator.synchronize(y.device)
+        return y
 
+    # -- nn ----------------------------------------------------------------------
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+        halves = _halves(padding)
+        if halves is None:
+            x, halves = _pad(x, padding), (0, 0)
+        return F.conv2d(x, w, stride=stride, padding=halves, groups=groups)
+
+    def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
+        halves = _halves(padding)
+        # PyTorch pools with its own padding only up to half the window on each side.
+        if halves is None or halves[0] > window[0] // 2 or halves[1] > window[1] // 2:
+            x, halves = _pad(x, padding, -float("inf") if mode == "max" else 0.0), (0, 0)
+        if mode == "max":
+            return F.max_pool2d(x, window, stride, halves)
+        return F.avg_pool2d(x, window, stride, halves, count_include_pad=True)
+
+    def flip(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return torch.flip(x, axes)  # torch slicing takes no negative steps
+
+    def sigmoid(self, x: Any) -> Any:
+        return torch.sigmoid(x)
+
+    def relu(self, x: Any) -> Any:
+        return torch.relu(x)
+
+    def log_softmax(self, x: Any, axis: int = -1) -> Any:
+        return torch.log_softmax(x, dim=axis)
+
+    # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         h, w = K.shape
         Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1), device=X.device)
@@ -113,47 +186,73 @@ class TorchBackend(Backend):
                     Y.addcmul_(X[a : a + out_h, b : b + out_w], K[a, b])
         return Y
 
-    def corr2d_native(self, X: Any, K: Any) -> Any:
-        return torch.nn.functional.conv2d(X[None, None], K[None, None])[0, 0]
-
-    def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
-        # torch 2.13 CPU, one thread, microseconds (vectorized / native):
-        #   n=8..64:  1x2 12/10, 3x3 56/9-15, 5x5 145/50-79
-        #   n=128:    1x2 15/15, 2x2 32/20, 3x3 69/35, 5x5 185/189
-        #   n=256:    1x2 27/180, 3x3 119/370, 5x5 358/660
-        #   n=1024:   1x2 279/34923, 3x3 1221/37790, 15x15 38800/118400
-        # Each shift costs a few microseconds of dispatch, so oneDNN's single
-        # call wins on small images; past about 128x128 pixels it switches to
-        # a path that is slow for one channel, 5x to 100x behind shift-and-add.
+    def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
+        # Each shift costs microseconds of dispatch, so oneDNN's one call wins on small images, but past
+        # about 128x128 pixels it takes a path that is slow for one channel (`convlab bench` measures it).
         return "native" if x_shape[0] * x_shape[1] <= 128 * 128 else "vectorized"
 
-    def conv2d_layer(self, kernel_size, weight, bias, forward: Forward) -> Any:
-        # The book's PyTorch tab initialises the weight uniformly on [0, 1).
-        w = torch.rand(kernel_size, device=self.device) if weight is None else self.tensor(weight)
-        return Conv2D(w, None if bias is None else self.tensor(bias), forward)
+    # -- modules and training ----------------------------------------------------
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Module:
+        return Module(self, definition, initial)
 
-    def builtin_layer(self, kernel_size, weight) -> Any:
-        layer = Conv2d2D(kernel_size).to(self.device)
+    def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
+        layer = BuiltinConv2d(kernel_size).to(self.device)
         if weight is not None:
             with torch.no_grad():
                 layer.weight.copy_(self.tensor(weight).reshape(layer.weight.shape))
         return layer
 
-    def parameters(self, layer: Any) -> dict[str, np.ndarray]:
-        # nn.Conv2d stores its weight as (out, in, h, w): report it as (h, w).
-        return {name: self.to_numpy(p).reshape(p.shape[-2:]).copy() for name, p in weight_and_bias(layer).items()}
+    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+        return torch.rand(kernel_size).numpy()  # the book's PyTorch tab: uniform on [0, 1)
 
-    def value_and_grad(self, layer: Any, X: Any, Y: Any, loss: Loss):
-        params = weight_and_bias(layer)
+    def parameters(self, module: nn.Module) -> dict[str, Any]:
+        return dict(module.named_parameters())
+
+    def value_and_grad(self, module: nn.Module, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
+        params = self.parameters(module)
         for p in params.values():
-            p.grad = None  # what zero_grad() does, without walking the module tree
-        value = loss(layer(X), Y)
+            p.grad = None  # what zero_grad() does, without walking the module tree again
+        value = loss(module(X), Y)
         value.backward()
-        grads = {name: p.grad if p.grad is None else p.grad.reshape(p.shape[-2:]) for name, p in params.items()}
-        return value.item(), grads
+        return value.item(), {name: p.grad for name, p in params.items()}
 
-    def sgd_update(self, layer: Any, grads: dict[str, Any], lr: float) -> None:
-        params = weight_and_bias(layer)
+    def sgd_update(self, module: nn.Module, grads: Mapping[str, Any], lr: float) -> None:
+        params = self.parameters(module)
         with torch.no_grad():
             for name, grad in grads.items():
-                params[name].sub_(grad.reshape(params[name].shape), alpha=lr)
+                params[name].sub_(grad, alpha=lr)
+
+    def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
+        """``f(*inputs)`` and its gradients; float inputs keep their dtype, others become float64."""
+        leaves = []
+        for x in inputs:
+            array = np.asarray(x)
+            dtype = array.dtype.newbyteorder("=") if array.dtype.kind == "f" else np.float64
+            fresh = np.array(array, dtype=dtype, order="C")  # torch wraps only native-order, positive strides
+            leaves.append(torch.from_numpy(fresh).to(self.device).requires_grad_())
+        value = f(*leaves)
+        if value.requires_grad:  # else no input reached the value: no gradient for any
+            value.backward()
+        return value.item(), [None if t.grad is None else self.to_numpy(t.grad) for t in leaves]
+
+    def book_train_kernel(
+        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
+    ) -> list[float]:
+        """The book's PyTorch tab: ``nn.Conv2d``, ``l.sum().backward()``, ``weight.data[:] -= lr * grad``.
+
+        The layer and data are moved to :attr:`device`, so that it is timed where ``train_kernel`` runs.
+        """
+        conv2d = nn.Conv2d(1, 1, kernel_size=kernel_size, bias=False).to(self.device)
+        nn.init.zeros_(conv2d.weight)
+        X = torch.from_numpy(X).reshape((1, 1, *X.shape)).to(self.device)
+        Y = torch.from_numpy(Y).reshape((1, 1, *Y.shape)).to(self.device)
+        losses = []
+        for _ in range(num_epochs):
+            Y_hat = conv2d(X)
+            l = (Y_hat - Y) ** 2  # noqa: E741 - the book's name
+            conv2d.zero_grad()
+            loss = l.sum()
+            loss.backward()
+            conv2d.weight.data[:] -= lr * conv2d.weight.grad
+            losses.append(loss.item())
+        return losses

@@ -1,0 +1,105 @@
+"""``convlab bench`` on the command line: its options (:func:`add_arguments`) and its run (:func:`main`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from convlab._registry import backend_names, canonical_name
+from convlab.bench.report import format_report, plot
+from convlab.bench.run import run_benchmark
+from convlab.bench.timing import STATS
+from convlab.bench.workloads import DEFAULT_KERNELS, DEFAULT_SIZES
+
+QUICK = {"sizes": (8, 16), "kernels": (2, 3), "repeats": 1, "loop_max": 16, "import_repeats": 1, "memory_size": 512}
+"""``--quick``: the defaults of a run that takes seconds (options given explicitly still win)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``convlab bench`` to ``parser``."""
+    count, seconds = _positive(int), _positive(float)
+    parser.add_argument("--backends", nargs="+", metavar="NAME", help="backends to time (default: all installed)")
+    parser.add_argument("--sizes", nargs="+", type=count, metavar="N", help=f"image sizes (default: {DEFAULT_SIZES})")
+    parser.add_argument(
+        "--kernels", nargs="+", type=count, metavar="K", help=f"kernel sizes (default: {DEFAULT_KERNELS})"
+    )
+    parser.add_argument("--repeats", type=count, help="timing samples per measurement (default: 5)")
+    parser.add_argument(
+        "--stat",
+        choices=STATS,
+        default="median",
+        help="median (default) or min of the samples: min is steadier on a busy machine",
+    )
+    parser.add_argument("--loop-max", type=count, help="largest image for the book's loop (default: 64)")
+    parser.add_argument("--loop-budget", type=seconds, default=1.0, help="seconds one loop call may take (default: 1)")
+    parser.add_argument("--quick", action="store_true", help="a tiny configuration (seconds, for a smoke test)")
+    parser.add_argument("--no-train", action="store_true", help="skip train_kernel vs the book's loops")
+    parser.add_argument("--no-imports", action="store_true", help="skip import convlab vs import numpy")
+    parser.add_argument("--no-memory", action="store_true", help="skip NumPy's peak memory")
+    parser.add_argument("--json", metavar="PATH", help="write every result to this JSON file")
+    parser.add_argument("--plot", metavar="PATH", help="plot time vs size to this image file (needs matplotlib)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--check", action="store_true", help="exit with status 1 when a target fails")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``convlab bench`` with the parsed ``args`` and print the report.
+
+    Returns
+    -------
+    int
+        The exit status: 2 for an unknown backend, 1 with ``--check`` when a
+        target fails, else 0.
+    """
+    quick = QUICK if args.quick else {}
+    try:
+        names = [canonical_name(name) for name in _names(args.backends) or backend_names()]
+    except ValueError as exc:
+        print(f"convlab bench: {exc}", file=sys.stderr)
+        return 2
+    results = run_benchmark(
+        backends=names,
+        sizes=args.sizes or quick.get("sizes", DEFAULT_SIZES),
+        kernel_sizes=args.kernels or quick.get("kernels", DEFAULT_KERNELS),
+        repeats=args.repeats or quick.get("repeats", 5),
+        stat=args.stat,
+        loop_max=args.loop_max or quick.get("loop_max", 64),
+        loop_budget=args.loop_budget,
+        train=not args.no_train,
+        imports=not args.no_imports,
+        import_repeats=quick.get("import_repeats", 5),
+        memory=not args.no_memory,
+        memory_size=quick.get("memory_size", 2048),
+        quick=args.quick,
+        progress=None if args.quiet else sys.stderr,
+    )
+    print(format_report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    if args.plot:
+        plot(results, args.plot)
+    failed = [t for t in results["targets"] if t["passed"] is False]
+    return 1 if args.check and failed else 0
+
+
+def _names(values: Sequence[str] | None) -> list[str] | None:
+    # --backends takes names apart by spaces, commas or both ("numpy,torch jax")
+    if not values:
+        return None
+    return [name for value in values for name in value.split(",") if name]
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    # An argparse type: `kind(text)`, rejected with a clear message unless above zero.
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its errors
+    return parse

@@ -1,0 +1,178 @@
+"""The report of a ``convlab bench`` run: text tables (:func:`format_report`) and a figure (:func:`plot`)."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from convlab._text import table
+from convlab.bench.workloads import METHODS, fastest_by_shape
+
+SHORT_METHOD = {"vectorized": "vec", "native": "native", "auto": "auto", "loop": "loop"}
+"""Method names in the narrow ``by`` row of the corr2d tables."""
+
+
+def format_report(results: dict[str, Any]) -> str:
+    """The tables and the targets of a :func:`~convlab.bench.run_benchmark` result, as text.
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`~convlab.bench.run_benchmark` returns; its
+        ``config["stat"]`` says which statistic of the samples is shown.
+
+    Returns
+    -------
+    str
+        The report, lines without a trailing newline.
+    """
+    machine, config = results["machine"], results["config"]
+    lines = [
+        f"convlab bench: {', '.join(f'{n} {v}' for n, v in machine['versions'].items())}; "
+        f"{machine['cpus']} CPUs; {config['stat']} of {config['repeats']} samples"
+    ]
+    lines += [f"skipped {name}: {reason}" for name, reason in results["skipped"].items()]
+    lines += _corr2d_tables(results)
+    lines += _corr2d_errors(results["corr2d"])
+    if results.get("train"):
+        lines += _train_table(results["train"])
+    if results.get("imports"):
+        imp = results["imports"]
+        lines += [
+            "",
+            f"import (fresh process, {config['stat']}): numpy {imp['numpy_s'] * 1e3:.0f} ms, "
+            f"convlab {imp['convlab_s'] * 1e3:.0f} ms, convlab adds {imp['extra_s'] * 1e3:.0f} ms",
+        ]
+    if results.get("memory"):
+        mem = results["memory"]
+        lines += ["", f"numpy peak extra memory, {mem['size']}x{mem['size']} input, 3x3 kernel (output = 1.00):"]
+        for method in ("vectorized", "auto"):
+            extra = mem[method]
+            lines.append(f"  {method}: {extra['peak_extra_bytes'] / 2**20:.1f} MiB = {extra['ratio']:.2f} x output")
+    lines += _targets_table(results["targets"])
+    return "\n".join(lines)
+
+
+def _corr2d_tables(results: dict[str, Any]) -> list[str]:
+    # One table per kernel: a row per backend and method, a column per image size.
+    stat_name = results["config"]["stat"]
+    stat = f"{stat_name}_s"
+    times = {(r["backend"], r["method"], r["size"], r["kernel"]): r for r in results["corr2d"]}
+    fastest = fastest_by_shape(results["corr2d"], stat_name)
+    lines = []
+    for k in results["config"]["kernels"]:
+        sizes = [n for n in results["config"]["sizes"] if n >= k]
+        lines += ["", f"corr2d, {k}x{k} kernel: milliseconds per call (n x n input)"]
+        rows = [["", *(f"n={n}" for n in sizes)]]
+        rows.append(["copy input (floor)", *(_ms(times.get(("floor", "copy", n, k), {}).get(stat)) for n in sizes)])
+        for name in results["backends"]:
+            for method in METHODS:
+                cells = []
+                for n in sizes:
+                    row = times.get((name, method, n, k), {})
+                    cells.append("error" if "error" in row else _ms(row.get(stat)))
+                rows.append([f"{name} {method}", *cells])
+        rows.append(["fastest", *(_ms(fastest.get((n, k), {}).get(stat)) for n in sizes)])
+        rows.append(
+            [
+                "  by",
+                *(f"{f['backend']}/{SHORT_METHOD[f['method']]}" if (f := fastest.get((n, k))) else "-" for n in sizes),
+            ]
+        )
+        lines += _table(rows)
+    return lines
+
+
+def _corr2d_errors(rows: list[dict[str, Any]]) -> list[str]:
+    errors: dict[tuple[str, str], str] = {}
+    for row in rows:
+        if "error" in row:
+            errors.setdefault((row["backend"], row["method"]), row["error"])
+    if not errors:
+        return []
+    lines = ["", "errors (the first of each backend and method):"]
+    lines += [f"  {name} {method}: {_last_line(message)}" for (name, method), message in errors.items()]
+    return lines
+
+
+def _train_table(train: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "train_kernel vs the book's loop: milliseconds per iteration"]
+    rows = [["backend", "workload", "train_kernel", "book loop", "ratio", "same losses"]]
+    for row in train:
+        ours, ref = row.get("train_kernel_s"), row.get("reference_s")
+        ratio = f"{ours / ref:.2f}" if ours is not None and ref else "-"
+        agree = {True: "yes", False: "NO"}.get(row.get("losses_agree"), "-")
+        status = _last_line(row["error"]) if "error" in row else agree
+        rows.append([row["backend"], row["workload"], _ms(ours), _ms(ref), ratio, status])
+    return lines + _table(rows, left=2)
+
+
+def _targets_table(targets: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for t in targets:
+        value = "-" if t["value"] is None else (f"{t['value']:+.3f} s" if t["target"] == "d" else f"{t['value']:.2f}x")
+        verdict = {True: "PASS", False: "FAIL", None: "n/a"}[t["passed"]]
+        # the extra space sets the free-text "where" column apart from the right-aligned verdicts
+        rows.append([f"({t['target']}) {t['what']}", t["subject"], value, verdict, f" {t['where']}"])
+    return ["", "targets (ratios measured side by side in this run)", *(f"  {line}" for line in _table(rows, left=2))]
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:.3g}" if ms < 1000 else f"{ms:.0f}"
+
+
+def _table(rows: list[list[str]], left: int = 1) -> list[str]:
+    return table(rows, left=left).splitlines()
+
+
+def _last_line(message: str, width: int = 150) -> str:
+    """The last non-blank line of an error message (frameworks put the cause there), shortened."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    last = lines[-1] if lines else message
+    return last if len(last) <= width else last[: width - 3] + "..."
+
+
+def plot(results: dict[str, Any], path: str | os.PathLike) -> None:
+    """Time vs image size, log-log, one panel per kernel and one line per backend and method.
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`~convlab.bench.run_benchmark` returns.
+    path : str or path-like
+        The image file to write; its suffix picks the format. Needs matplotlib.
+    """
+    import matplotlib  # only here: the benchmark runs without it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kernel_sizes, stat = results["config"]["kernels"], f"{results['config']['stat']}_s"
+    colors = {name: f"C{i}" for i, name in enumerate(results["backends"])}  # a color per backend
+    styles = {"loop": ":", "vectorized": "-", "native": "--", "auto": "-."}  # a line style per method
+    fig, axes = plt.subplots(1, len(kernel_sizes), figsize=(6 * len(kernel_sizes), 5.5), squeeze=False, sharey=True)
+    for ax, k in zip(axes[0], kernel_sizes, strict=True):
+        series: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        for row in results["corr2d"]:
+            if row["kernel"] == k and "error" not in row:
+                series.setdefault((row["backend"], row["method"]), []).append((row["size"], row[stat] * 1e3))
+        for (name, method), points in sorted(series.items()):
+            points.sort()
+            if name == "floor":
+                style = {"color": "black", "linestyle": "--", "linewidth": 2, "label": "copy input (floor)"}
+            else:
+                style = {"color": colors[name], "linestyle": styles[method], "marker": "o", "markersize": 3}
+                style["label"] = f"{name} {method}"
+            ax.plot([p[0] for p in points], [p[1] for p in points], **style)
+        ax.set(xscale="log", yscale="log", xlabel="image size n (n x n)", title=f"corr2d, {k}x{k} kernel")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel(f"milliseconds per call ({results['config']['stat']})")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=7)
+    fig.tight_layout(rect=(0, 0.05 + 0.03 * math.ceil(len(labels) / 6), 1, 1))
+    fig.savefig(path)
+    plt.close(fig)

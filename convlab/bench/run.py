@@ -1,0 +1,112 @@
+"""A whole ``convlab bench`` run: every measurement, then the targets, as one JSON-ready dict."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+from convlab.bench.targets import evaluate_targets
+from convlab.bench.timing import STATS, Progress
+from convlab.bench.workloads import (
+    DEFAULT_KERNELS,
+    DEFAULT_SIZES,
+    fastest_by_shape,
+    load_backends,
+    measure_memory,
+    time_corr2d,
+    time_imports,
+    time_training,
+)
+
+
+def run_benchmark(
+    backends: Sequence[str] | None = None,
+    sizes: Iterable[int] = DEFAULT_SIZES,
+    kernel_sizes: Iterable[int] = DEFAULT_KERNELS,
+    repeats: int = 5,
+    stat: str = "median",
+    loop_max: int = 64,
+    loop_budget: float = 1.0,
+    train: bool = True,
+    imports: bool = True,
+    import_repeats: int = 5,
+    memory: bool = True,
+    memory_size: int = 2048,
+    quick: bool = False,
+    progress: TextIO | None = sys.stderr,
+) -> dict[str, Any]:
+    """Run the benchmark; returns everything measured, JSON-ready.
+
+    Parameters
+    ----------
+    backends : sequence of str, optional
+        Backend names (default: every backend convlab knows); those not
+        installed are skipped and listed under ``"skipped"``.
+    sizes, kernel_sizes : iterable of int
+        Square image sizes and square kernel sizes for ``corr2d``.
+    repeats : int
+        Timing samples per measurement.
+    stat : {"median", "min"}
+        What the tables and targets use of each measurement's samples (the
+        results hold both).
+    loop_max, loop_budget : int, float
+        The book's loop runs only on sizes up to ``loop_max``, and stops
+        before a size where one call would take longer than ``loop_budget`` s.
+    train, imports, memory : bool
+        Also time ``train_kernel``, the imports, and NumPy's peak memory
+        (on a ``memory_size`` square input with a 3x3 kernel).
+    import_repeats : int
+        Fresh processes per import timing.
+    quick : bool
+        A tiny configuration for tests: fewer training epochs and workloads.
+    progress : file, optional
+        Where progress lines go (``None``: nowhere).
+
+    Returns
+    -------
+    dict
+        ``config``, ``machine``, ``backends``, ``skipped``, ``corr2d`` (one
+        row per backend, method, size and kernel, floor rows included),
+        ``fastest``, ``train``, ``imports``, ``memory`` and ``targets``.
+    """
+    if stat not in STATS:
+        raise ValueError(f"stat: expected one of {', '.join(map(repr, STATS))}, got {stat!r}")
+    say = Progress(progress)
+    sizes, kernel_sizes = sorted(set(sizes)), sorted(set(kernel_sizes))
+    loaded, skipped = load_backends(backends, say)
+    config = {
+        "backends": list(loaded),
+        "sizes": sizes,
+        "kernels": kernel_sizes,
+        "repeats": repeats,
+        "stat": stat,
+        "loop_max": loop_max,
+        "loop_budget_s": loop_budget,
+        "quick": quick,
+    }
+    results: dict[str, Any] = {
+        "config": config,
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "versions": {name: backend.version() for name, backend in loaded.items()},
+            "devices": {name: backend.device for name, backend in loaded.items()},
+        },
+        "backends": list(loaded),
+        "skipped": skipped,
+    }
+    results["corr2d"] = time_corr2d(loaded, sizes, kernel_sizes, repeats, loop_max, loop_budget, say)
+    results["fastest"] = [
+        {"size": n, "kernel": k, "backend": row["backend"], "method": row["method"], "seconds": row[f"{stat}_s"]}
+        for (n, k), row in sorted(fastest_by_shape(results["corr2d"], stat).items())
+    ]
+    results["train"] = time_training(loaded, repeats, stat, quick, say) if train else []
+    results["imports"] = time_imports(import_repeats, stat, say) if imports else None
+    results["memory"] = measure_memory(memory_size, 3, say) if memory and "numpy" in loaded else None
+    results["targets"] = evaluate_targets(results)
+    say("done")
+    return results
