@@ -66,19 +66,15 @@ class NumpyModule:
 class BuiltinConv2d(NumpyModule):
     """NumPy's stand-in for a framework's own conv layer: one channel in and out, no bias, 2-D in and out.
 
-    Like ``nn.Conv2d``, it keeps its weight in OIHW layout and calls the convolution primitive
-    directly, without the core's argument checks: the input is the training loop's own tensor.
+    Like ``nn.Conv2d``, it calls its convolution directly, without the core's argument checks: its
+    input is the training loop's own tensor. The convolution is the autograd's 2-D ``corr2d``.
     """
 
     def __init__(self, backend: Backend, weight: np.ndarray) -> None:
-        super().__init__(
-            HandWrittenConv2D("native"), backend, {"weight": np.reshape(weight, (1, 1, *np.shape(weight)))}
-        )
+        super().__init__(HandWrittenConv2D("native"), backend, {"weight": weight})
 
     def forward(self, params: Mapping[str, Any], X: Any) -> Any:
-        X, weight = np.asarray(X, dtype=np.float32), params["weight"]
-        (h, w), (kh, kw) = X.shape, weight.shape[2:]
-        return autograd.reshape(autograd.conv2d(X.reshape(1, 1, h, w), weight), (h - kh + 1, w - kw + 1))
+        return autograd.corr2d(np.asarray(X, dtype=np.float32), params["weight"])
 
 
 class NumpyBackend(Backend):
@@ -142,9 +138,7 @@ class NumpyBackend(Backend):
 
     def corr2d_vectorized(self, X: Any, K: Any) -> Any:
         if isinstance(X, Tensor) or isinstance(K, Tensor):  # differentiating: the primitive has the backward rule
-            (h, w), (kh, kw) = X.shape, K.shape
-            x, k = autograd.reshape(X, (1, 1, h, w)), autograd.reshape(K, (1, 1, kh, kw))
-            return autograd.reshape(autograd.conv2d(x, k), (h - kh + 1, w - kw + 1))
+            return autograd.corr2d(X, K)
         # The core's shift-and-add, fused, cache-blocked and split over the cores.
         # On the flattened input, kernel element (a, b) is the contiguous slice at
         # offset a * W + b: ``Y.flat[p] += K[a, b] * X.flat[p + a * W + b]`` where Y
@@ -181,12 +175,11 @@ class NumpyBackend(Backend):
         return full.reshape(out_h, W)[:, :out_w]
 
     def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
-        # The native einsum costs ~4 us plus ~3 ns per output pixel and kernel
-        # element; the shift-and-add ~17 us a call (views, blocks, the thread
-        # check), then far less per pixel. Microseconds, vectorized/native:
-        # 16x16 3x3 17/8, 24x24 5x5 19/20, 32x32 3x3 19/23, 64x64 2x2 21/55.
+        # Native is one matrix product over copied window columns: cheaper per call, but its copy grows
+        # with the kernel; the fused shift-and-add wins once the columns no longer fit in cache
+        # (about 128x128 with a 5x5 kernel; `convlab bench` shows the crossover).
         out = (x_shape[0] - k_shape[0] + 1) * (x_shape[1] - k_shape[1] + 1)
-        return "native" if out * k_shape[0] * k_shape[1] <= 6000 else "vectorized"
+        return "native" if out * k_shape[0] * k_shape[1] <= 400_000 else "vectorized"
 
     # -- modules and training ----------------------------------------------
     def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> NumpyModule:

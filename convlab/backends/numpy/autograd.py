@@ -34,6 +34,7 @@ __all__ = [
     "add",
     "argmax",
     "conv2d",
+    "corr2d",
     "divide",
     "exp",
     "getitem",
@@ -224,7 +225,7 @@ class Tensor:
         if grad is None:
             if self.data.size != 1:
                 raise ValueError(f"backward() without a gradient needs a scalar, not a Tensor of shape {self.shape}")
-            grad = np.ones_like(self.data)
+            grad = np.array(1, dtype=self.data.dtype).reshape(self.data.shape)  # np.ones costs more for one element
         else:
             grad = np.asarray(grad)
             if grad.shape != self.shape:
@@ -241,7 +242,7 @@ class Tensor:
         while stack:
             node, parents = stack[-1]
             for parent in parents:
-                if parent not in seen:
+                if _tracks(parent) and parent not in seen:
                     seen.add(parent)
                     stack.append((parent, iter(parent._parents)))
                     break
@@ -261,7 +262,7 @@ class Tensor:
                 node.grad = g if node.grad is None else node.grad + g
                 continue
             for parent, parent_grad in zip(node._parents, node._backward(g), strict=True):
-                if parent_grad is not None:
+                if parent_grad is not None and _tracks(parent):
                     grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
 
 
@@ -296,19 +297,14 @@ def record(value: Any, parents: Sequence[Any], backward_rule: BackwardRule) -> A
         The plain ndarray when no operand is a Tensor; a Tensor otherwise, part of the
         graph when some operand requires a gradient, a constant when none does.
     """
-    value = np.asarray(value)  # NumPy returns scalars from full reductions; keep arrays throughout
-    tracked = [i for i, p in enumerate(parents) if isinstance(p, Tensor) and p.requires_grad]
-    if not tracked:
-        return Tensor(value) if any(isinstance(p, Tensor) for p in parents) else value
-    if len(tracked) == len(parents):
-        return Tensor._result(value, tuple(parents), backward_rule)
-
-    def tracked_only(g: np.ndarray) -> list[np.ndarray | None]:
-        # The graph holds only the Tensors that need gradients; drop the others' gradients.
-        grads = backward_rule(g)
-        return [grads[i] for i in tracked]
-
-    return Tensor._result(value, tuple(parents[i] for i in tracked), tracked_only)
+    if type(value) is not np.ndarray:
+        value = np.asarray(value)  # NumPy returns scalars from full reductions; keep arrays throughout
+    for parent in parents:
+        if isinstance(parent, Tensor) and parent.requires_grad:  # _tracks, inlined: this runs for every operation
+            # Operands that need no gradient stay in `parents` too: the rule gives them None,
+            # and backward() walks only the Tensors that need one.
+            return Tensor._result(value, tuple(parents), backward_rule)
+    return Tensor(value) if any(isinstance(p, Tensor) for p in parents) else value
 
 
 def _shape(v: Any) -> tuple[int, ...]:
@@ -409,6 +405,8 @@ def power(a: Any, exponent: float) -> Any:
     av = value_of(a)
 
     def rule(g: np.ndarray) -> tuple[np.ndarray]:
+        if exponent == 2:  # the squared error's case: two passes instead of three
+            return (g * (2 * av),)
         return (g * exponent * av ** (exponent - 1),)
 
     return record(av**exponent, (a,), rule)
@@ -497,7 +495,7 @@ def sum(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
     """The sum over ``axis`` (all axes when None)."""
     xv = value_of(x)
     shape = _shape(xv)
-    out = np.add.reduce(xv, axis=axis, keepdims=keepdims)  # np.sum, without its Python-level wrapper
+    out = np.add.reduce(xv, axis, None, None, keepdims)  # np.sum, without its Python-level wrapper and keywords
     return record(out, (x,), lambda g: (_spread(g, shape, axis, keepdims),))
 
 
@@ -612,6 +610,38 @@ def _correlate(xp: np.ndarray, w: np.ndarray, s_h: int, s_w: int, groups: int) -
     y = w.reshape(groups, C_out // groups, -1) @ cols  # one matrix product per group, batched over G
     H_out, W_out = (Hp - kH) // s_h + 1, (Wp - kW) // s_w + 1
     return y.reshape(C_out, N, H_out, W_out).transpose(1, 0, 2, 3), cols
+
+
+def corr2d(x: Any, k: Any) -> Any:
+    """The chapter's 2-D cross-correlation (valid mode) of a 2-D ``x`` with a 2-D kernel ``k``.
+
+    The one-image, one-channel case of :func:`conv2d`, with the chapter's own
+    backward rules and no batch or channel axes to add and remove:
+
+    * the kernel's gradient is the cross-correlation of the input with the
+      output gradient, ``dK = corr2d(X, dY)``;
+    * the input's gradient is the output gradient, zero-padded by ``k - 1`` on
+      every side, cross-correlated with the kernel flipped both ways.
+
+    >>> corr2d(np.arange(9.0).reshape(3, 3), np.arange(4.0).reshape(2, 2))
+    array([[19., 25.],
+           [37., 43.]])
+    """
+    xv, kv = value_of(x), value_of(k)
+    (kh, kw), (h, w) = kv.shape, xv.shape
+    # conv2d's machinery on one image and one channel: the windows as columns, one matrix product.
+    y, cols = _correlate(xv.reshape(1, 1, h, w), kv.reshape(1, 1, kh, kw), 1, 1, 1)
+    need_x, need_k = _tracks(x), _tracks(k)
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        dk = (cols[0] @ g.reshape(-1)).reshape(kh, kw) if need_k else None  # corr2d(X, dY), as the chapter finds
+        dx = None
+        if need_x:
+            padded = np.pad(g, ((kh - 1, kh - 1), (kw - 1, kw - 1)))[None, None]
+            dx = _correlate(padded, kv[::-1, ::-1].reshape(1, 1, kh, kw), 1, 1, 1)[0].reshape(h, w)
+        return dx, dk
+
+    return record(y.reshape(h - kh + 1, w - kw + 1), (x, k), rule)
 
 
 def conv2d(
