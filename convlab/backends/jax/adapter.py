@@ -14,7 +14,7 @@ accuracy where XLA would otherwise use TF32 or bfloat16 (GPU, TPU).
 
 The layers are Flax NNX modules (``flax.nnx`` is Flax's current API; its
 modules hold their state and are called directly, unlike linen's
-``apply(params, x)``): :class:`JaxModule` keeps each of the core's parameters
+``apply(params, x)``): :class:`Module` keeps each of the core's parameters
 (``weight``, ``bias``) as an ``nnx.Param`` attribute, so ``nnx.Optimizer``
 and optax see them, and runs the core's forward pass; the built-in layer is
 :class:`BuiltinConv2d`, an ``nnx.Conv`` (NHWC, kernel ``(k_h, k_w, 1, 1)``).
@@ -64,7 +64,7 @@ def _float64() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext() if enable_x64 is None else enable_x64(True)
 
 
-class JaxModule(nnx.Module):
+class Module(nnx.Module):
     """A layer on Flax NNX: one ``nnx.Param`` attribute per parameter, the forward pass from the core.
 
     Parameters
@@ -206,8 +206,8 @@ class JaxBackend(Backend):
         return "vectorized"
 
     # -- modules and training ----------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> JaxModule:
-        return JaxModule(definition, self, initial)
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Module:
+        return Module(definition, self, initial)
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         with jax.default_device(self._place):  # the kernel is made, and stays, on this backend's device

@@ -2,7 +2,7 @@
 
 NumPy has no autograd and no layers, so this backend brings its own:
 :mod:`convlab.backends.numpy.autograd` (a small reverse-mode autograd over
-arrays, one backward rule per primitive) and :class:`NumpyModule` (parameters
+arrays, one backward rule per primitive) and :class:`Module` (parameters
 as arrays, the forward pass from the core's layer definition). Outside
 :meth:`NumpyBackend.value_and_grad` and :meth:`NumpyBackend.grad` everything
 computes on plain arrays and returns plain arrays.
@@ -34,7 +34,7 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="convlab-numpy")
 
 
-class NumpyModule:
+class Module:
     """A layer on NumPy: its parameters as float32 arrays, its forward pass from the core.
 
     Parameters are attributes too (``layer.weight``), as in the frameworks' modules.
@@ -60,10 +60,10 @@ class NumpyModule:
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}={value.shape}" for name, value in self.params.items())
-        return f"NumpyModule({self.definition}, {shapes})"
+        return f"Module({self.definition}, {shapes})"
 
 
-class BuiltinConv2d(NumpyModule):
+class BuiltinConv2d(Module):
     """NumPy's stand-in for a framework's own conv layer: one channel in and out, no bias, 2-D in and out.
 
     Like ``nn.Conv2d``, it calls its convolution directly, without the core's argument checks: its
@@ -182,19 +182,19 @@ class NumpyBackend(Backend):
         return "native" if out * k_shape[0] * k_shape[1] <= 400_000 else "vectorized"
 
     # -- modules and training ----------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> NumpyModule:
-        return NumpyModule(definition, self, initial)
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Module:
+        return Module(definition, self, initial)
 
-    def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> NumpyModule:
+    def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> Module:
         return BuiltinConv2d(self, self.framework_initial_weight(kernel_size) if weight is None else weight)
 
     def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
         return np.random.default_rng().random(kernel_size, dtype=np.float32)  # the book's PyTorch tab: torch.rand
 
-    def parameters(self, module: NumpyModule) -> dict[str, np.ndarray]:
+    def parameters(self, module: Module) -> dict[str, np.ndarray]:
         return dict(module.params)
 
-    def value_and_grad(self, module: NumpyModule, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
+    def value_and_grad(self, module: Module, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
         names = list(module.params)
 
         def objective(*values: Any) -> Any:
@@ -203,7 +203,7 @@ class NumpyBackend(Backend):
         value, grads = autograd.value_and_grad(objective, *module.params.values())
         return value, dict(zip(names, grads, strict=True))
 
-    def sgd_update(self, module: NumpyModule, grads: Mapping[str, np.ndarray], lr: float) -> None:
+    def sgd_update(self, module: Module, grads: Mapping[str, np.ndarray], lr: float) -> None:
         for name, grad in grads.items():
             module.params[name] -= lr * grad
 

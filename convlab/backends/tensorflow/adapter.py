@@ -10,7 +10,7 @@ Notes
   with respect to the Keras variables, which works. ``keras.Variable`` is
   among :attr:`tensor_types`, and :meth:`TensorFlowBackend.tensor` reads it
   into a plain tensor (a read the tape records, so gradients flow).
-- The hand-written layer is :class:`TensorFlowModule`, a Keras ``Layer`` with
+- The hand-written layer is :class:`Module`, a Keras ``Layer`` with
   one ``add_weight`` per parameter of the core's definition (``weight``,
   ``bias``), so ``layer.trainable_weights`` is what a Keras optimizer
   updates; the built-in one is :class:`BuiltinConv2d`, a
@@ -77,7 +77,7 @@ if keras.backend.backend() != "tensorflow":
     raise ImportError(f"Keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
 
 
-class TensorFlowModule(keras.layers.Layer):
+class Module(keras.layers.Layer):
     """A layer defined by the core, on Keras weights: one ``add_weight`` per parameter.
 
     Parameters
@@ -279,8 +279,8 @@ class TensorFlowBackend(Backend):
         return "vectorized"
 
     # -- modules and training ----------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> TensorFlowModule:
-        return TensorFlowModule(definition, self, initial)
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Module:
+        return Module(definition, self, initial)
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         layer = BuiltinConv2d(kernel_size)
