@@ -18,7 +18,7 @@ FULL_SUITE_PYTHON = "3.11"
 """The Python on which ``scripts/dev.sh`` runs the whole suite with every backend."""
 OTHER_PYTHONS = ["3.10", "3.12", "3.13"]
 """The other versions the package claims (pyproject.toml's classifiers list these and FULL_SUITE_PYTHON)."""
-TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100", "scipy>=1.11"]
+TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100", "scipy>=1.11", "matplotlib>=3.7"]  # matplotlib: the figures' tests
 
 nox.options.sessions = ["core"]
 nox.options.reuse_existing_virtualenvs = False
@@ -27,6 +27,7 @@ nox.options.reuse_existing_virtualenvs = False
 @nox.session(python=OTHER_PYTHONS)
 def core(session: nox.Session) -> None:
     """Install convlab (NumPy only), run the demo and the framework-free tests."""
+    session.run("python", "--version")
     session.install(".")
     demo = session.run("convlab", "demo", silent=True)
     for printed in ("[[19. 25.]", "epoch 10, loss 0.004"):

@@ -2,6 +2,7 @@
 # Set up the full development environment (every backend) in .venv and run the whole test suite.
 #   bash scripts/dev.sh            # set up, then run all tests
 #   bash scripts/dev.sh setup      # set up only
+#   bash scripts/dev.sh versions   # every other Python the package claims: install, demo, NumPy tests (nox)
 # Extra arguments after "test" go to pytest: bash scripts/dev.sh test -k parity
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +28,21 @@ run_tests() {
     "$VENV/bin/python" -m pytest "$@"
 }
 
+other_pythons() {
+    # One nox session per other Python that pyproject.toml claims (noxfile.py). pyenv keeps each
+    # version's python3.X off PATH; put every installed version's bin directory at the end of it.
+    local root
+    root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
+    for bin in "$root"/versions/*/bin; do
+        [ -d "$bin" ] && PATH="$PATH:$bin"
+    done
+    "$VENV/bin/nox" -s core "$@"
+}
+
 case "${1:-all}" in
     setup) setup ;;
     test) shift; run_tests "$@" ;;
     all) shift || true; setup; run_tests "$@" ;;
-    *) echo "usage: bash scripts/dev.sh [setup|test|all] [pytest args]" >&2; exit 2 ;;
+    versions) shift; other_pythons "$@" ;;
+    *) echo "usage: bash scripts/dev.sh [setup|test|all|versions] [pytest or nox args]" >&2; exit 2 ;;
 esac

@@ -16,7 +16,8 @@ from convlab import _registry
 from convlab.backends.numpy.adapter import NumpyBackend
 from convlab.backends.spec import BackendSpec
 
-FRAMEWORKS = ("torch", "tensorflow", "jax", "mxnet", "flax", "keras")
+FRAMEWORKS = tuple(sorted({module for spec in _registry.specs().values() for module in spec.modules}))
+"""Every framework module a backend's spec names."""
 
 
 def run_python(code: str, **env: str) -> str:

@@ -48,7 +48,8 @@ def test_backend_info_reads_metadata_only():
             import json, sys
             import convlab as cl
             rows = [row.__dict__ for row in cl.backend_info()]
-            frameworks = [m for m in ("torch", "tensorflow", "jax", "mxnet", "keras", "flax") if m in sys.modules]
+            names = {m for spec in cl._registry.specs().values() for m in spec.modules}
+            frameworks = sorted(m for m in names if m in sys.modules)
             print(json.dumps({"rows": rows, "frameworks": frameworks}, default=list))
             """
         )

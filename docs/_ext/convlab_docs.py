@@ -56,8 +56,6 @@ from sphinx.util.nodes import nested_parse_with_titles
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
-ORDER = ("numpy", "torch", "tensorflow", "jax", "mxnet")
-"""Tab order: the reference first, then roughly the book's framework tabs."""
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -67,7 +65,7 @@ def ordered_backends() -> list[str]:
     """Every backend convlab has an adapter for (installed or not), in tab order."""
     from convlab._registry import backend_names
 
-    return sorted(backend_names(), key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    return backend_names()  # the registry's order: the reference first
 
 
 def try_load(name: str) -> Any | None:
