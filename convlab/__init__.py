@@ -41,7 +41,18 @@ from convlab.errors import BackendLoadOrderError, BackendNotInstalledError, Dive
 from convlab.exercises import autograd_exercise
 from convlab.gradcheck import GradcheckError, GradcheckResult, gradcheck
 from convlab.layers import Conv2D
-from convlab.ops import conv2d, corr2d, corr2d_matrix, receptive_field, tensor
+from convlab.ops import (
+    conv2d,
+    conv_output_shape,
+    corr2d,
+    corr2d_matrix,
+    corr2d_multi_in,
+    corr2d_multi_in_out,
+    corr2d_multi_in_out_1x1,
+    pool2d,
+    receptive_field,
+    tensor,
+)
 from convlab.training import TrainResult, max_stable_lr, train_kernel
 
 __version__ = "0.1.0"

@@ -17,11 +17,12 @@ def check_matrix(shape: tuple[int, ...], name: str) -> None:
         raise ValueError(f"{name}: expected a non-empty 2-D array, got shape {shape}")
 
 
-def check_fits(x_shape: tuple[int, ...], k_shape: tuple[int, ...], name: str = "K") -> None:
-    """The kernel (argument ``name``) must fit inside the input (valid mode)."""
+def check_fits(x_shape: tuple[int, ...], k_shape: tuple[int, ...], name: str = "K", padded: bool = False) -> None:
+    """The kernel (argument ``name``) must fit inside the input (``padded``: the input with its padding)."""
     if k_shape[0] > x_shape[0] or k_shape[1] > x_shape[1]:
+        what = "the padded input" if padded else "the input X"
         raise ValueError(
-            f"{name}: expected a kernel no larger than the input X {x_shape} in either axis, got {tuple(k_shape)}"
+            f"{name}: expected a kernel no larger than {what} {tuple(x_shape)} in either axis, got {tuple(k_shape)}"
         )
 
 
@@ -54,3 +55,33 @@ def check_positive(value: Any, name: str, *, integer: bool = False) -> Any:
     if not value > 0:
         raise ValueError(f"{name}: expected a positive {'int' if integer else 'number'}, got {value!r}")
     return value
+
+
+def _ints(value: Any, name: str, lengths: tuple[int, ...], what: str, minimum: int) -> tuple[int, ...]:
+    items = (value,) if isinstance(value, numbers.Integral) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = ()
+    if len(items) not in lengths or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in items):
+        raise TypeError(f"{name}: expected {what}, got {value!r}")
+    if min(items) < minimum:
+        raise ValueError(f"{name}: expected {'non-negative' if minimum == 0 else 'positive'} sizes, got {value!r}")
+    return tuple(int(n) for n in items)
+
+
+def check_padding(padding: Any, name: str = "padding") -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` from an int, ``(p_h, p_w)`` (both sides) or four non-negative ints."""
+    what = "an int, (p_h, p_w) or (top, bottom, left, right) of non-negative ints"
+    items = _ints(padding, name, (1, 2, 4), what, 0)
+    if len(items) == 1:
+        return items * 4
+    if len(items) == 2:
+        return items[0], items[0], items[1], items[1]
+    return items  # type: ignore[return-value]
+
+
+def check_stride(stride: Any, name: str = "stride") -> tuple[int, int]:
+    """``(s_h, s_w)`` from a positive int or a pair of them."""
+    items = _ints(stride, name, (1, 2), "a positive int or a pair (s_h, s_w) of them", 1)
+    return (items[0], items[0]) if len(items) == 1 else (items[0], items[1])

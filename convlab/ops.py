@@ -1,4 +1,8 @@
-"""Tensors and the cross-correlation family, dispatched to the active backend."""
+"""Tensors, the cross-correlation family, channels and pooling (d2l 7.2 to 7.5), on the active backend.
+
+Shape arithmetic and argument checks live here, once; the backends only
+run the primitives (``conv2d``, ``pool2d``, ``matmul``, ``reshape``).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab._checks import check_choice, check_fits, check_kernel_size, check_matrix
+from convlab._checks import check_choice, check_fits, check_kernel_size, check_matrix, check_padding, check_stride
 from convlab._convert import as_native, to_numpy
 from convlab._registry import get_backend
 from convlab.backends.base import Backend, Tensor
 
 METHODS = ("auto", "loop", "vectorized", "native")
+POOL_MODES = ("max", "avg")
+NO_PADDING = (0, 0, 0, 0)
 
 
 @export(pinned=True)
@@ -35,21 +41,67 @@ def tensor(data: Any) -> Tensor:
     return as_native(data, "data")
 
 
-def _operands(X: Any, K: Any, backend: Backend) -> tuple[Tensor, Tensor]:
+def _operands(
+    X: Any, K: Any, backend: Backend, padding: tuple[int, int, int, int] = NO_PADDING
+) -> tuple[Tensor, Tensor]:
     X, K = as_native(X, "X", backend), as_native(K, "K", backend)
     x_shape, k_shape = tuple(X.shape), tuple(K.shape)
     check_matrix(x_shape, "X")
     check_matrix(k_shape, "K")
-    check_fits(x_shape, k_shape)
+    top, bottom, left, right = padding
+    check_fits((x_shape[0] + top + bottom, x_shape[1] + left + right), k_shape, padded=padding != NO_PADDING)
     return X, K
 
 
-@export(pinned=True)
-def corr2d(X: Any, K: Any, method: str = "auto") -> Tensor:
-    """Two-dimensional cross-correlation of ``X`` with ``K`` (valid mode).
+@export
+def conv_output_shape(input_hw: Any, kernel_size: Any, padding: Any = 0, stride: Any = 1) -> tuple[int, int]:
+    """The output's ``(height, width)``: the book's ``floor((n - k + p + s) / s)`` along each axis.
 
-    ``Y[i, j] = sum_{a, b} X[i + a, j + b] * K[a, b]``, so ``Y`` has shape
-    ``(n_h - k_h + 1, n_w - k_w + 1)``.
+    Parameters
+    ----------
+    input_hw : (int, int)
+        The input's height and width.
+    kernel_size : (int, int) or int
+        The kernel's (or pooling window's) height and width.
+    padding : int, (p_h, p_w) or (top, bottom, left, right)
+        Rows and columns added; ``p`` above is the total along the axis.
+    stride : int or (s_h, s_w)
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> cl.conv_output_shape((8, 8), 3, padding=1)
+    (8, 8)
+    >>> cl.conv_output_shape((8, 8), (3, 5), padding=(0, 1), stride=(3, 4))
+    (2, 2)
+    """
+    n_h, n_w = check_kernel_size(input_hw, "input_hw")
+    k_h, k_w = check_kernel_size(kernel_size)
+    top, bottom, left, right = check_padding(padding)
+    s_h, s_w = check_stride(stride)
+    check_fits((n_h + top + bottom, n_w + left + right), (k_h, k_w), "kernel_size", padded=True)
+    return (n_h - k_h + top + bottom + s_h) // s_h, (n_w - k_w + left + right + s_w) // s_w
+
+
+def _pad(backend: Backend, X: Tensor, padding: tuple[int, int, int, int]) -> Tensor:
+    # Zero padding from the conv2d primitive itself: a 1x1 kernel holding 1 copies every value
+    # exactly and differentiably, so padding needs no primitive of its own.
+    if padding == NO_PADDING:
+        return X
+    (h, w), (top, bottom, left, right) = X.shape, padding
+    one = backend.tensor(np.ones((1, 1, 1, 1), np.float32))
+    padded = backend.conv2d(backend.reshape(X, (1, 1, h, w)), one, (1, 1), padding, 1)
+    return backend.reshape(padded, (h + top + bottom, w + left + right))
+
+
+@export(pinned=True)
+def corr2d(X: Any, K: Any, method: str = "auto", *, padding: Any = 0, stride: Any = 1) -> Tensor:
+    """Two-dimensional cross-correlation of ``X`` with ``K``.
+
+    ``Y[i, j] = sum_{a, b} X[i + a, j + b] * K[a, b]``, so without padding
+    and stride ``Y`` has shape ``(n_h - k_h + 1, n_w - k_w + 1)``; in general
+    :func:`conv_output_shape`. Padding adds zeros around ``X``; a stride
+    moves the window by more than one pixel.
 
     Parameters
     ----------
@@ -63,7 +115,12 @@ def corr2d(X: Any, K: Any, method: str = "auto") -> Tensor:
         ``k_h * k_w`` shifted, scaled slices of ``X`` (no Python loop over
         pixels, differentiable, output-sized extra memory); ``"native"`` calls
         the framework's own convolution; ``"auto"`` picks the faster correct
-        one of ``"vectorized"`` and ``"native"`` for these shapes.
+        one of ``"vectorized"`` and ``"native"`` for these shapes (the native
+        convolution whenever there is a stride: the others compute every
+        position, then keep every ``s``-th).
+    padding : int, (p_h, p_w) or (top, bottom, left, right)
+        Rows and columns of zeros added around ``X``; a pair pads both sides.
+    stride : int or (s_h, s_w)
 
     Returns
     -------
@@ -80,35 +137,44 @@ def corr2d(X: Any, K: Any, method: str = "auto") -> Tensor:
     >>> cl.corr2d(X, K, method="loop")
     array([[19., 25.],
            [37., 43.]], dtype=float32)
+    >>> cl.corr2d(X, K, padding=1, stride=2)
+    array([[ 0.,  8.],
+           [21., 43.]], dtype=float32)
     """
-    return corr2d_on(get_backend(), X, K, method)
+    return corr2d_on(get_backend(), X, K, method, padding=padding, stride=stride)
 
 
-def corr2d_on(backend: Backend, X: Any, K: Any, method: str = "auto") -> Tensor:
+def corr2d_on(backend: Backend, X: Any, K: Any, method: str = "auto", *, padding: Any = 0, stride: Any = 1) -> Tensor:
     """:func:`corr2d` on a given backend rather than the active one."""
     check_choice(method, "method", METHODS)
-    X, K = _operands(X, K, backend)
+    padding, stride = check_padding(padding), check_stride(stride)
+    X, K = _operands(X, K, backend, padding)
+    if method == "native" or (method == "auto" and stride != (1, 1)):
+        return _native(backend, X, K, padding, stride)
+    X = _pad(backend, X, padding)
     if method == "auto":
         method = backend.auto_method(tuple(X.shape), tuple(K.shape))
-    if method == "loop":
-        return backend.corr2d_loop(X, K)
-    if method == "vectorized":
-        return backend.corr2d_vectorized(X, K)
-    return _native(backend, X, K)
+    if method == "native":
+        return _native(backend, X, K, NO_PADDING, stride)
+    Y = backend.corr2d_loop(X, K) if method == "loop" else backend.corr2d_vectorized(X, K)
+    return Y if stride == (1, 1) else Y[:: stride[0], :: stride[1]]
 
 
-def _native(backend: Backend, X: Tensor, K: Tensor) -> Tensor:
+def _native(
+    backend: Backend, X: Tensor, K: Tensor, padding: tuple[int, int, int, int], stride: tuple[int, int]
+) -> Tensor:
     # The framework's own convolution: the batched primitive on one image and one channel.
     (h, w), (kh, kw) = X.shape, K.shape
     x, k = backend.reshape(X, (1, 1, h, w)), backend.reshape(K, (1, 1, kh, kw))
-    return backend.reshape(backend.conv2d(x, k, (1, 1), (0, 0, 0, 0), 1), (h - kh + 1, w - kw + 1))
+    out = conv_output_shape((h, w), (kh, kw), padding, stride)
+    return backend.reshape(backend.conv2d(x, k, stride, padding, 1), out)
 
 
 @export(pinned=True)
-def conv2d(X: Any, K: Any, method: str = "auto") -> Tensor:
+def conv2d(X: Any, K: Any, method: str = "auto", *, padding: Any = 0, stride: Any = 1) -> Tensor:
     """Strict two-dimensional convolution: cross-correlation with ``K`` flipped both ways.
 
-    Parameters and methods are those of :func:`corr2d`.
+    Parameters, padding, stride and methods are those of :func:`corr2d`.
 
     Examples
     --------
@@ -120,8 +186,8 @@ def conv2d(X: Any, K: Any, method: str = "auto") -> Tensor:
     """
     check_choice(method, "method", METHODS)
     backend = get_backend()
-    X, K = _operands(X, K, backend)
-    return corr2d_on(backend, X, backend.flip(K, (0, 1)), method)
+    X, K = _operands(X, K, backend, check_padding(padding))
+    return corr2d_on(backend, X, backend.flip(K, (0, 1)), method, padding=padding, stride=stride)
 
 
 @export(pinned=True)
@@ -189,3 +255,154 @@ def receptive_field(kernel_sizes: Sequence[Any]) -> tuple[int, int]:
         raise TypeError(f"kernel_sizes: expected a sequence of kernel sizes, got {kernel_sizes!r}")
     sizes = [check_kernel_size(size, f"kernel_sizes[{i}]") for i, size in enumerate(kernel_sizes)]
     return 1 + sum(h - 1 for h, _ in sizes), 1 + sum(w - 1 for _, w in sizes)
+
+
+# -- channels (d2l 7.4) ---------------------------------------------------------------------------
+
+
+def _channels(X: Any, K: Any, backend: Backend, k_ndim: int) -> tuple[Tensor, Tensor]:
+    X, K = as_native(X, "X", backend), as_native(K, "K", backend)
+    if len(X.shape) != 3:
+        raise ValueError(f"X: expected a 3-D array (channels, height, width), got shape {tuple(X.shape)}")
+    layout = "(channels, height, width)" if k_ndim == 3 else "(out_channels, in_channels, height, width)"
+    if len(K.shape) != k_ndim:
+        raise ValueError(f"K: expected a {k_ndim}-D array {layout}, got shape {tuple(K.shape)}")
+    if K.shape[-3] != X.shape[0]:
+        raise ValueError(
+            f"K: expected {X.shape[0]} input channels, as X has, got {K.shape[-3]} (shape {tuple(K.shape)})"
+        )
+    check_fits(tuple(X.shape[1:]), tuple(K.shape[-2:]))
+    return X, K
+
+
+@export(pinned=True)
+def corr2d_multi_in(X: Any, K: Any) -> Tensor:
+    """Cross-correlation with several input channels: one kernel per channel, the results summed.
+
+    Parameters
+    ----------
+    X : array_like
+        Shape ``(c_i, h, w)``.
+    K : array_like
+        Shape ``(c_i, k_h, k_w)``.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(h - k_h + 1, w - k_w + 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convlab as cl
+    >>> X = np.stack([np.arange(9.0).reshape(3, 3), np.arange(1.0, 10.0).reshape(3, 3)])
+    >>> K = np.stack([np.arange(4.0).reshape(2, 2), np.arange(1.0, 5.0).reshape(2, 2)])
+    >>> cl.corr2d_multi_in(X, K)
+    array([[ 56.,  72.],
+           [104., 120.]], dtype=float32)
+    """
+    backend = get_backend()
+    X, K = _channels(X, K, backend, 3)
+    c, h, w = X.shape
+    y = backend.conv2d(backend.reshape(X, (1, c, h, w)), backend.reshape(K, (1, *K.shape)), (1, 1), NO_PADDING, 1)
+    return backend.reshape(y, tuple(y.shape[2:]))
+
+
+@export(pinned=True)
+def corr2d_multi_in_out(X: Any, K: Any) -> Tensor:
+    """Several input and output channels: :func:`corr2d_multi_in` once per output channel's kernel.
+
+    ``X`` has shape ``(c_i, h, w)`` and ``K`` ``(c_o, c_i, k_h, k_w)``; the
+    result has shape ``(c_o, h - k_h + 1, w - k_w + 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convlab as cl
+    >>> X = np.stack([np.arange(9.0).reshape(3, 3), np.arange(1.0, 10.0).reshape(3, 3)])
+    >>> K = np.stack([np.arange(4.0).reshape(2, 2), np.arange(1.0, 5.0).reshape(2, 2)])
+    >>> cl.corr2d_multi_in_out(X, np.stack([K, K + 1, K + 2]))[1]
+    array([[ 76., 100.],
+           [148., 172.]], dtype=float32)
+    """
+    backend = get_backend()
+    X, K = _channels(X, K, backend, 4)
+    c, h, w = X.shape
+    y = backend.conv2d(backend.reshape(X, (1, c, h, w)), K, (1, 1), NO_PADDING, 1)
+    return backend.reshape(y, tuple(y.shape[1:]))
+
+
+@export(pinned=True)
+def corr2d_multi_in_out_1x1(X: Any, K: Any) -> Tensor:
+    """The 1x1 case of :func:`corr2d_multi_in_out` as one matrix product, as the book writes it.
+
+    Each pixel's channels are mixed by the same ``(c_o, c_i)`` matrix: ``X``
+    becomes ``(c_i, h * w)``, ``K`` ``(c_o, c_i)``, and ``Y = K @ X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convlab as cl
+    >>> X = np.random.default_rng(0).normal(size=(3, 3, 3))
+    >>> K = np.random.default_rng(1).normal(size=(2, 3, 1, 1))
+    >>> bool(np.abs(cl.corr2d_multi_in_out_1x1(X, K) - cl.corr2d_multi_in_out(X, K)).max() < 1e-6)
+    True
+    """
+    backend = get_backend()
+    X, K = _channels(X, K, backend, 4)
+    if tuple(K.shape[2:]) != (1, 1):
+        raise ValueError(f"K: expected 1x1 kernels, shape (c_o, c_i, 1, 1), got shape {tuple(K.shape)}")
+    (c_i, h, w), c_o = X.shape, K.shape[0]
+    Y = backend.matmul(backend.reshape(K, (c_o, c_i)), backend.reshape(X, (c_i, h * w)))
+    return backend.reshape(Y, (c_o, h, w))
+
+
+# -- pooling (d2l 7.5) ----------------------------------------------------------------------------
+
+
+@export(pinned=True)
+def pool2d(X: Any, pool_size: Any, mode: str = "max", *, padding: Any = 0, stride: Any = 1) -> Tensor:
+    """Maximum or average of every ``pool_size`` window, as the book's from-scratch ``pool2d``.
+
+    Parameters
+    ----------
+    X : array_like
+        2-D, or ``(c, h, w)``: each channel is pooled on its own.
+    pool_size : (int, int) or int
+        The window's height and width.
+    mode : {"max", "avg"}
+    padding : int, (p_h, p_w) or (top, bottom, left, right)
+        Max pooling pads with ``-inf``, so padding never wins; average pooling
+        pads with zeros and counts them in the window's size (PyTorch's default).
+    stride : int or (s_h, s_w)
+        1 by default, as the book's from-scratch function (the frameworks'
+        layers default to the window's size).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convlab as cl
+    >>> X = np.arange(9.0).reshape(3, 3)
+    >>> cl.pool2d(X, (2, 2))
+    array([[4., 5.],
+           [7., 8.]], dtype=float32)
+    >>> cl.pool2d(X, (2, 2), "avg")
+    array([[2., 3.],
+           [5., 6.]], dtype=float32)
+    """
+    check_choice(mode, "mode", POOL_MODES)
+    window = check_kernel_size(pool_size, "pool_size")
+    padding, stride = check_padding(padding), check_stride(stride)
+    backend = get_backend()
+    X = as_native(X, "X", backend)
+    if len(X.shape) not in (2, 3) or 0 in X.shape:
+        raise ValueError(
+            f"X: expected a non-empty 2-D or 3-D (channels, height, width) array, got shape {tuple(X.shape)}"
+        )
+    hw = tuple(X.shape[-2:])
+    top, bottom, left, right = padding
+    check_fits((hw[0] + top + bottom, hw[1] + left + right), window, "pool_size", padded=True)
+    out = conv_output_shape(hw, window, padding, stride)
+    channels = 1 if len(X.shape) == 2 else X.shape[0]
+    Y = backend.pool2d(backend.reshape(X, (1, channels, *hw)), window, stride, padding, mode)
+    return backend.reshape(Y, out if len(X.shape) == 2 else (channels, *out))

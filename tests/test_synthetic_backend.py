@@ -17,7 +17,7 @@ TESTS = Path(__file__).resolve().parent
 
 def test_synthetic_backend_passes_the_conformance_suites():
     env = {**os.environ, "CONVLAB_TEST_EXTRA_BACKEND": "synthetic_backend:BACKEND", "PYTHONPATH": str(TESTS)}
-    suites = ["test_conformance.py", "test_primitives.py", "test_gradcheck.py"]
+    suites = ["test_conformance.py", "test_primitives.py", "test_gradcheck.py", "test_chapter.py"]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "numpy64", *suites],
         cwd=TESTS,
