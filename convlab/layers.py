@@ -54,11 +54,11 @@ class HandWrittenConv2D(LayerDef):
 
 
 def initial_weights(
-    kernel_size: Pair, use_bias: bool, init: str, seed: int | None, backend: Backend
+    kernel_size: Pair, use_bias: bool, init: str, seed: int | None, backend: Backend, std: float = 1.0
 ) -> dict[str, np.ndarray]:
     """The layer's initial ``{"weight": ..., "bias": ...}`` (no ``"bias"`` without one).
 
-    ``"normal"`` draws the weight from a standard normal with NumPy's
+    ``"normal"`` draws the weight from a normal of standard deviation ``std`` with NumPy's
     generator seeded by ``seed``, so every backend starts from the same
     numbers; ``"zeros"`` starts at zero; ``"framework"`` asks the backend for
     the initialiser its book tab uses. The bias always starts at zero, as in
@@ -70,7 +70,7 @@ def initial_weights(
     elif init == "zeros":
         weight = np.zeros(kernel_size, dtype=np.float32)
     else:
-        weight = np.random.default_rng(seed).standard_normal(kernel_size).astype(np.float32)
+        weight = (std * np.random.default_rng(seed).standard_normal(kernel_size)).astype(np.float32)
     return {"weight": weight, "bias": np.zeros((1,), dtype=np.float32)} if use_bias else {"weight": weight}
 
 
@@ -131,3 +131,13 @@ class SquaredError:
 
     def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
         return self.backend.sum((Y_hat - Y) ** 2)
+
+
+@dataclass(frozen=True)
+class HalfMeanSquaredError:
+    """The Java edition's loss, DJL's ``Loss.l2Loss()``: half the mean squared error."""
+
+    backend: Backend
+
+    def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
+        return 0.5 * self.backend.mean((Y_hat - Y) ** 2)

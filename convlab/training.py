@@ -13,9 +13,11 @@ from convlab._checks import check_choice, check_fits, check_kernel_size, check_m
 from convlab._convert import as_native, to_numpy
 from convlab._registry import get_backend
 from convlab.errors import DivergenceError
-from convlab.layers import INITS, HandWrittenConv2D, SquaredError, initial_weights
+from convlab.layers import INITS, HalfMeanSquaredError, HandWrittenConv2D, SquaredError, initial_weights
 
 LAYERS = ("builtin", "custom")
+LOSSES = {"squared": SquaredError, "l2": HalfMeanSquaredError}
+"""``"squared"``: the book's squared error summed over all outputs; ``"l2"``: the Java edition's half mean."""
 
 
 @export
@@ -48,12 +50,14 @@ def design_matrix(X: np.ndarray, kernel_size: tuple[int, int], bias: bool) -> np
 
 
 @export(pinned=True)
-def max_stable_lr(X: Any, kernel_size: Any, bias: bool = False) -> float:
+def max_stable_lr(X: Any, kernel_size: Any, bias: bool = False, loss: str = "squared") -> float:
     """The largest learning rate at which SGD on the chapter's loss converges.
 
     The summed squared error ``||A p - y||^2`` is quadratic in the parameters
     ``p``, with Hessian ``H = 2 A^T A``; plain gradient descent converges iff
-    ``lr < 2 / lambda_max(H)``.
+    ``lr < 2 / lambda_max(H)``. The Java edition's ``loss="l2"``,
+    ``||A p - y||^2 / (2 n)`` over ``n`` outputs, has ``H = A^T A / n``: the
+    same step at ``2 n`` times the learning rate.
 
     Examples
     --------
@@ -65,7 +69,10 @@ def max_stable_lr(X: Any, kernel_size: Any, bias: bool = False) -> float:
     size = check_kernel_size(kernel_size)
     check_matrix(X.shape, "X")
     check_fits(X.shape, size, "kernel_size")
-    lambda_max = float(np.linalg.eigvalsh(2 * _gram(X, size, bias))[-1])
+    check_choice(loss, "loss", tuple(LOSSES))
+    outputs = (X.shape[0] - size[0] + 1) * (X.shape[1] - size[1] + 1)
+    scale = 2.0 if loss == "squared" else 1.0 / outputs
+    lambda_max = float(np.linalg.eigvalsh(scale * _gram(X, size, bias))[-1])
     return math.inf if lambda_max == 0 else 2 / lambda_max
 
 
@@ -104,6 +111,9 @@ def train_kernel(
     init: str = "zeros",
     seed: int | None = None,
     verbose: bool = True,
+    *,
+    loss: str = "squared",
+    init_std: float = 1.0,
 ) -> TrainResult:
     """Learn the kernel that maps ``X`` to ``Y`` by plain SGD, as the chapter does.
 
@@ -134,6 +144,14 @@ def train_kernel(
         Seed for ``init="normal"``.
     verbose : bool
         Print the log.
+    loss : {"squared", "l2"}
+        ``"squared"``: the book's squared error summed over all outputs;
+        ``"l2"``: half the mean squared error, DJL's ``Loss.l2Loss()``, as the
+        book's Java edition trains (with ``lr=0.4``: see :func:`max_stable_lr`
+        for why that is a small step).
+    init_std : float
+        Standard deviation of ``init="normal"`` (the Java edition's
+        ``NormalInitializer`` uses 0.01).
 
     Returns
     -------
@@ -165,6 +183,8 @@ def train_kernel(
     check_positive(log_every, "log_every", integer=True)
     check_choice(layer, "layer", LAYERS)
     check_choice(init, "init", INITS)
+    check_choice(loss, "loss", tuple(LOSSES))
+    check_positive(init_std, "init_std")
     backend = get_backend()
     X_native, Y_native = as_native(X, "X", backend), as_native(Y, "Y", backend)
     x_shape, y_shape = tuple(X_native.shape), tuple(Y_native.shape)
@@ -178,16 +198,17 @@ def train_kernel(
 
     use_bias = layer == "custom"
     if use_bias:
-        model = backend.module(HandWrittenConv2D("vectorized"), initial_weights(size, True, init, seed, backend))
+        initial = initial_weights(size, True, init, seed, backend, init_std)
+        model = backend.module(HandWrittenConv2D("vectorized"), initial)
     else:  # the framework's own layer keeps its own initialiser for init="framework"
-        weight = None if init == "framework" else initial_weights(size, False, init, seed, backend)["weight"]
-        model = backend.builtin_conv2d(size, weight)
-    bound = max_stable_lr(backend.to_numpy(X_native), size, bias=use_bias)
-    loss = SquaredError(backend)
+        initial = None if init == "framework" else initial_weights(size, False, init, seed, backend, init_std)
+        model = backend.builtin_conv2d(size, None if initial is None else initial["weight"])
+    bound = max_stable_lr(backend.to_numpy(X_native), size, bias=use_bias, loss=loss)
+    objective = LOSSES[loss](backend)
 
     losses: list[float] = []
     for epoch in range(1, num_epochs + 1):
-        value, grads = backend.value_and_grad(model, X_native, Y_native, loss)
+        value, grads = backend.value_and_grad(model, X_native, Y_native, objective)
         losses.append(value)
         if _diverging(losses):
             cause = (

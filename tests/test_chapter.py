@@ -168,3 +168,56 @@ def test_pool2d_arguments_are_checked():
         cl.pool2d(np.ones((1, 1, 3, 3)), 2)
     with pytest.raises(ValueError, match=r"pool_size: expected a kernel no larger than the padded input"):
         cl.pool2d(np.ones((3, 3)), 4)
+
+
+# -- 7.2 as the book's Java edition runs it --------------------------------------------------------
+
+JAVA_PRINTED = {2: 0.12571818, 4: 0.09935227, 6: 0.07851635, 8: 0.062050216, 10: 0.049037326}
+"""d2l-java's printed losses (DJL, Loss.l2Loss, lr 0.4, NormalInitializer with sigma 0.01)."""
+JAVA_PRINTED_KERNEL = [0.4475, -0.4477]
+
+
+def test_java_edition_settings_from_zeros(backend):
+    X = cl.data.edge_image()
+    Y = cl.corr2d(X, cl.kernels.edge())
+    result = cl.train_kernel(X, Y, lr=0.4, num_epochs=10, loss="l2", init="zeros", verbose=False)
+    got = {i: result.losses[i - 1] for i in JAVA_PRINTED}
+    assert [round(v, 4) for v in got.values()] == [0.1270, 0.1004, 0.0793, 0.0627, 0.0495]
+    np.testing.assert_allclose(result.kernel, [[0.4448, -0.4448]], atol=1e-4)
+    for i, printed in JAVA_PRINTED.items():  # the Java run started from random weights of sigma 0.01
+        assert got[i] == pytest.approx(printed, rel=0.015)
+    np.testing.assert_allclose(result.kernel[0], JAVA_PRINTED_KERNEL, rtol=0.015)
+
+
+def test_l2_loss_is_half_the_mean_and_its_bound_scales(backend):
+    X = cl.data.edge_image()
+    Y = cl.corr2d(X, cl.kernels.edge())
+    squared = cl.train_kernel(X, Y, num_epochs=1, init="normal", seed=3, verbose=False)
+    half_mean = cl.train_kernel(X, Y, num_epochs=1, loss="l2", init="normal", seed=3, verbose=False)
+    assert half_mean.losses[0] == pytest.approx(squared.losses[0] / (2 * 42), rel=1e-5)
+    # 0.5 * mean over 42 outputs: the same gradient step at 84 times the learning rate
+    assert cl.max_stable_lr(X, (1, 2), loss="l2") == pytest.approx(84 * cl.max_stable_lr(X, (1, 2)), rel=1e-9)
+    with pytest.raises(cl.DivergenceError, match="largest stable learning rate"):
+        bound = half_mean.max_stable_lr
+        cl.train_kernel(X, Y, lr=1.05 * bound, num_epochs=200, loss="l2", init="normal", seed=0, verbose=False)
+    calm = cl.train_kernel(X, Y, lr=0.95 * bound, num_epochs=200, loss="l2", init="normal", seed=0, verbose=False)
+    np.testing.assert_allclose(calm.kernel, [[1, -1]], atol=1e-3)
+
+
+def test_init_std_scales_the_normal_init():
+    layer_losses = cl.train_kernel(
+        cl.data.edge_image(),
+        cl.corr2d(cl.data.edge_image(), [[1, -1]]),
+        num_epochs=1,
+        init="normal",
+        seed=5,
+        init_std=0.01,
+        verbose=False,
+    )
+    expected = 0.01 * np.random.default_rng(5).standard_normal((1, 2))
+    X, Y = cl.data.edge_image(), cl.to_numpy(cl.corr2d(cl.data.edge_image(), [[1, -1]]))
+    assert layer_losses.losses[0] == pytest.approx(float(((correlate(X, expected) - Y) ** 2).sum()), rel=1e-5)
+    with pytest.raises(ValueError, match="init_std: expected a positive number"):
+        cl.train_kernel(X, Y, init="normal", init_std=0, verbose=False)
+    with pytest.raises(ValueError, match="loss: expected one of 'squared', 'l2', got 'mse'"):
+        cl.train_kernel(X, Y, loss="mse", verbose=False)
