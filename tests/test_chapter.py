@@ -221,3 +221,33 @@ def test_init_std_scales_the_normal_init():
         cl.train_kernel(X, Y, init="normal", init_std=0, verbose=False)
     with pytest.raises(ValueError, match="loss: expected one of 'squared', 'l2', got 'mse'"):
         cl.train_kernel(X, Y, loss="mse", verbose=False)
+
+
+# -- gradients of the new functions, on every backend ----------------------------------------------
+
+
+def test_new_functions_pass_gradcheck(backend):
+    rng = np.random.default_rng(9)
+    X3, K4 = rng.standard_normal((2, 4, 5)), rng.standard_normal((3, 2, 2, 2))
+    distinct = rng.permutation(20).reshape(4, 5) * 0.1  # no ties within eps: max pooling's choice is stable
+    checks = {
+        "corr2d padded, strided": (
+            lambda x, k: backend.sum(cl.corr2d(x, k, "vectorized", padding=(1, 0, 2, 1), stride=(2, 1)) ** 2),
+            (rng.standard_normal((5, 6)), rng.standard_normal((2, 3))),
+        ),
+        "conv2d native, strided": (
+            lambda x, k: backend.sum(cl.conv2d(x, k, "native", padding=1, stride=2) ** 2),
+            (rng.standard_normal((5, 5)), rng.standard_normal((3, 3))),
+        ),
+        "corr2d_multi_in_out": (lambda x, k: backend.sum(cl.corr2d_multi_in_out(x, k) ** 2), (X3, K4)),
+        "1x1 as a matrix product": (
+            lambda x, k: backend.sum(cl.corr2d_multi_in_out_1x1(x, k) ** 2),
+            (X3, rng.standard_normal((3, 2, 1, 1))),
+        ),
+        "max pool padded": (lambda x: backend.sum(cl.pool2d(x, 3, padding=1, stride=2) ** 2), (distinct,)),
+        "avg pool": (lambda x: backend.sum(cl.pool2d(x, 2, "avg", padding=(0, 1)) ** 2), (distinct,)),
+    }
+    for name, (f, inputs) in checks.items():
+        # convlab's functions compute in float32 on the framework backends: float32-sized steps and tolerances
+        result = cl.gradcheck(f, *inputs, eps=1e-2, atol=2e-2, rtol=2e-2, raise_exception=False)
+        assert result.passed, f"{name}: {result.mismatches}"

@@ -217,6 +217,10 @@ class MXNetBackend(Backend):
         # npx.pooling rejects padding as wide as the window; past half of it, concatenate.
         if halves is None or halves[0] > window[0] // 2 or halves[1] > window[1] // 2:
             x, halves = _pad(x, padding, -np.inf if mode == "max" else 0.0), (0, 0)
+        elif mode == "max":
+            # MXNet 1.9.1's max-pooling backward misreads an input that is a reshape_view (it sends
+            # every window's gradient to the window's first element): pool a copy.
+            x = x.reshape(x.shape)
         return npx.pooling(x, kernel=window, stride=stride, pad=halves, pool_type=mode, count_include_pad=True)
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
