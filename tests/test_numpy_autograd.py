@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
-try:
-    from convlab.backends.numpy import autograd as ag
-except ImportError:
-    # Temporary, until convlab/backends/numpy.py becomes the package convlab/backends/numpy/:
-    # load the module from its file.
-    _spec = importlib.util.spec_from_file_location(
-        "convlab_numpy_autograd", Path(__file__).parents[1] / "convlab" / "backends" / "numpy" / "autograd.py"
-    )
-    ag = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(ag)
+from convlab.backends.numpy import autograd as ag
 
 Tensor = ag.Tensor
 

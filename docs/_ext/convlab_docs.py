@@ -188,7 +188,7 @@ def quotes_for(cls: type, methods: list[str], instance: Any = None) -> list[Quot
             if inspect.isfunction(method) and id(method) not in seen:
                 quote(method, f"{cls.__name__}.{name}")
         candidates = [_unwrapped(module.__dict__.get(name)) for name in names]
-        if instance is not None:  # set up by import_framework, e.g. self._native = tf.function(_conv)
+        if instance is not None:  # set up when the adapter is made, e.g. self._native = tf.function(_conv)
             candidates += [_unwrapped(vars(instance)[name]) for name in names if name in vars(instance)]
         with contextlib.suppress(OSError, TypeError, SyntaxError):
             candidates += [_unwrapped(obj) for obj in _local_convlab_imports(inspect.getsource(func))]
