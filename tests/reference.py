@@ -36,3 +36,43 @@ def finite_difference_gradient(X, Y, weight, bias, eps=1e-4):
         2 * eps
     )
     return grad_w, grad_b
+
+
+def conv2d_reference(x, w, stride, padding, groups):
+    """Grouped, strided, padded cross-correlation from scipy.signal.correlate, channel by channel."""
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    top, bottom, left, right = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    N = x.shape[0]
+    C_out, C_group, _, _ = w.shape
+    per_group = C_out // groups
+    out = []
+    for n in range(N):
+        maps = []
+        for o in range(C_out):
+            g = o // per_group
+            full = sum(
+                signal.correlate(xp[n, g * C_group + c], w[o, c], mode="valid", method="direct") for c in range(C_group)
+            )
+            maps.append(full[:: stride[0], :: stride[1]])
+        out.append(maps)
+    return np.array(out)
+
+
+def pool2d_reference(x, window, stride, padding, mode):
+    """Pooling with plain Python loops over every output pixel."""
+    x = np.asarray(x, np.float64)
+    top, bottom, left, right = padding
+    fill = -np.inf if mode == "max" else 0.0
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=fill)
+    N, C, Hp, Wp = xp.shape
+    kH, kW = window
+    H_out, W_out = (Hp - kH) // stride[0] + 1, (Wp - kW) // stride[1] + 1
+    out = np.zeros((N, C, H_out, W_out))
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    patch = xp[n, c, i * stride[0] : i * stride[0] + kH, j * stride[1] : j * stride[1] + kW]
+                    out[n, c, i, j] = patch.max() if mode == "max" else patch.sum() / (kH * kW)
+    return out

@@ -10,48 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy import signal
+from reference import conv2d_reference, pool2d_reference
 
 import convlab as cl
 
 SLOW_OK = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def reference_conv2d(x, w, stride, padding, groups):
-    """Cross-correlation of every (image, output channel) pair with SciPy, in float64."""
-    top, bottom, left, right = padding
-    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
-    n = x.shape[0]
-    o, c_per_group = w.shape[:2]
-    out_per_group = o // groups
-    rows = []
-    for image in range(n):
-        channels = []
-        for out in range(o):
-            g = out // out_per_group
-            full = sum(
-                signal.correlate(x[image, g * c_per_group + i], w[out, i].astype(np.float64), mode="valid")
-                for i in range(c_per_group)
-            )
-            channels.append(full[:: stride[0], :: stride[1]])
-        rows.append(channels)
-    return np.array(rows)
-
-
-def reference_pool2d(x, window, stride, padding, mode):
-    """Pooling by a loop over windows, in float64: -inf padding for max, zeros (counted) for avg."""
-    top, bottom, left, right = padding
-    fill = -np.inf if mode == "max" else 0.0
-    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=fill)
-    kh, kw = window
-    out_h = (x.shape[2] - kh) // stride[0] + 1
-    out_w = (x.shape[3] - kw) // stride[1] + 1
-    y = np.empty((*x.shape[:2], out_h, out_w))
-    for i in range(out_h):
-        for j in range(out_w):
-            patch = x[:, :, i * stride[0] : i * stride[0] + kh, j * stride[1] : j * stride[1] + kw]
-            y[:, :, i, j] = patch.max(axis=(2, 3)) if mode == "max" else patch.sum(axis=(2, 3)) / (kh * kw)
-    return y
 
 
 @st.composite
@@ -102,7 +65,7 @@ def test_conv2d_first_figure(backend):
 def test_conv2d_matches_scipy(backend, case):
     x, w, stride, padding, groups = case
     y = run(backend, "conv2d", x, w, stride=stride, padding=padding, groups=groups)
-    np.testing.assert_allclose(y, reference_conv2d(x, w, stride, padding, groups), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, conv2d_reference(x, w, stride, padding, groups), rtol=1e-4, atol=1e-4)
 
 
 def test_conv2d_asymmetric_padding_and_stride(backend):
@@ -111,9 +74,9 @@ def test_conv2d_asymmetric_padding_and_stride(backend):
     w = np.random.default_rng(1).standard_normal((1, 1, 3, 5)).astype(np.float32)
     y = run(backend, "conv2d", x, w, stride=(3, 4), padding=(0, 0, 1, 1), groups=1)
     assert y.shape == (1, 1, 2, 2)
-    np.testing.assert_allclose(y, reference_conv2d(x, w, (3, 4), (0, 0, 1, 1), 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, conv2d_reference(x, w, (3, 4), (0, 0, 1, 1), 1), rtol=1e-4, atol=1e-4)
     y = run(backend, "conv2d", x, w, stride=(1, 2), padding=(2, 0, 0, 3), groups=1)
-    np.testing.assert_allclose(y, reference_conv2d(x, w, (1, 2), (2, 0, 0, 3), 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, conv2d_reference(x, w, (1, 2), (2, 0, 0, 3), 1), rtol=1e-4, atol=1e-4)
 
 
 # -- pool2d ----------------------------------------------------------------------------------------
@@ -146,7 +109,7 @@ def test_max_pool_padding_never_wins_on_negative_input(backend):
 def test_pool2d_matches_the_loop(backend, mode, case):
     x, window, stride, padding = case
     y = run(backend, "pool2d", x, window=window, stride=stride, padding=padding, mode=mode)
-    np.testing.assert_allclose(y, reference_pool2d(x, window, stride, padding, mode), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, pool2d_reference(x, window, stride, padding, mode), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["max", "avg"])
@@ -154,7 +117,7 @@ def test_pool2d_asymmetric_padding(backend, mode):
     x = (np.random.default_rng(3).standard_normal((2, 3, 5, 6)) - 1).astype(np.float32)
     for padding in [(1, 0, 0, 1), (0, 1, 1, 0), (2, 0, 1, 0)]:
         y = run(backend, "pool2d", x, window=(3, 2), stride=(2, 2), padding=padding, mode=mode)
-        np.testing.assert_allclose(y, reference_pool2d(x, (3, 2), (2, 2), padding, mode), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(y, pool2d_reference(x, (3, 2), (2, 2), padding, mode), rtol=1e-5, atol=1e-5)
 
 
 # -- activations, reductions, matrix product -------------------------------------------------------
