@@ -37,7 +37,13 @@ from convlab._registry import (
     use_backend,
 )
 from convlab.backends.spec import BackendSpec
-from convlab.errors import BackendLoadOrderError, BackendNotInstalledError, DivergenceError
+from convlab.errors import (
+    BackendLoadOrderError,
+    BackendNotInstalledError,
+    DataCorruptError,
+    DataNotFoundError,
+    DivergenceError,
+)
 from convlab.exercises import autograd_exercise
 from convlab.gradcheck import GradcheckError, GradcheckResult, gradcheck
 from convlab.layers import Conv2D

@@ -36,3 +36,17 @@ class BackendLoadOrderError(ImportError):
     Importing them the other way round can crash the process, so convlab
     refuses instead and says which import must come first.
     """
+
+
+@export
+class DataNotFoundError(FileNotFoundError):
+    """A dataset's files are not where convlab looks; the message says where it looked and how to get them."""
+
+
+@export
+class DataCorruptError(ValueError):
+    """A dataset's file is present but damaged: truncated, the wrong size or hash, or inconsistent.
+
+    convlab refuses such data rather than train on it; the message names the
+    file and what was wrong with it.
+    """

@@ -10,16 +10,19 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
 setup() {
-    # Debian packages for the documentation tests: Graphviz draws the architecture diagram,
-    # headless Chromium renders pages the way a reader sees them.
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v dot && command -v chromium; } >/dev/null; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium graphviz >/dev/null
+    # Debian packages: Graphviz draws the architecture diagram, headless Chromium renders pages the
+    # way a reader sees them, and dataset-fashion-mnist is the real Fashion-MNIST (LeNet, d2l 7.6)
+    # in /usr/share/datasets/fashion-mnist/, so nothing downloads data at run time.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+        && ! { command -v dot && command -v chromium && [ -d /usr/share/datasets/fashion-mnist ]; } >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium graphviz dataset-fashion-mnist >/dev/null
     fi
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     local pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
     # The constraints pin torch to the CPU build cached on our machines.
     "${pip[@]}" install -c scripts/constraints.txt -e ".[all,dev]"
-    # mxnet 1.9.1 pins numpy<2; install it without its pins beside NumPy 2 (see convlab/backends/mxnet.py).
+    # mxnet 1.9.1 pins numpy<2; install it without its pins beside NumPy 2 (see convlab/backends/mxnet/).
     "${pip[@]}" install --no-deps mxnet==1.9.1
 }
 

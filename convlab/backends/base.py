@@ -102,6 +102,14 @@ class Backend(abc.ABC):
     def to_numpy(self, x: Tensor) -> np.ndarray:
         """A NumPy copy (or view) of a native tensor."""
 
+    def labels(self, data: np.ndarray) -> Tensor:
+        """Integer class labels (a 1-D int64 NumPy array) as the framework's usual label tensor, on :attr:`device`.
+
+        The default keeps the NumPy array, which suits a framework without
+        tensors of its own.
+        """
+        return np.asarray(data, dtype=np.int64)
+
     def is_real(self, x: Tensor) -> bool:
         """Whether a native tensor holds real numbers (an int or float dtype, not bool or complex)."""
         return np.dtype(x.dtype).kind in "iuf"
