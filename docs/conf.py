@@ -101,5 +101,10 @@ html_last_updated_fmt = None
 # -- convlab_docs --------------------------------------------------------------------
 # Notebooks shown as pages: copied from notebooks/ (or $CONVLAB_DOCS_NOTEBOOKS) into
 # docs/chapter/ (git-ignored) before the sources are read.
-convlab_notebooks = {"chapter/conv-layer": "conv-layer.ipynb", "chapter/exercises": "exercises.ipynb"}
+# Every chapter notebook is a page; backends.ipynb is the tour of the backend flag, not a chapter page.
 convlab_notebook_dir = os.environ.get("CONVLAB_DOCS_NOTEBOOKS") or str(ROOT / "notebooks")
+convlab_notebooks = {
+    f"chapter/{path.stem}": path.name
+    for path in sorted(Path(convlab_notebook_dir).glob("*.ipynb"))
+    if path.stem != "backends"
+}

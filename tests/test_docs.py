@@ -34,8 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [
     "index",
     "getting-started",
-    "chapter/conv-layer",
-    "chapter/exercises",
+    *(f"chapter/{path.stem}" for path in sorted((ROOT / "notebooks").glob("*.ipynb")) if path.stem != "backends"),
     "side-by-side",
     "parity",
     "api",
