@@ -123,6 +123,37 @@ def test_conv2d_output_shape_and_bad_groups():
         ag.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3)))
 
 
+@settings(max_examples=20, deadline=None)
+@given(conv_cases())
+def test_conv2d_with_bias_matches_scipy_plus_the_bias(case):
+    x, w, stride, padding, groups = case
+    bias = np.random.default_rng(w.size).standard_normal(w.shape[0])
+    got = ag.conv2d(x, w, stride, padding, groups, bias=bias)
+    expected = conv2d_reference(x, w, stride, padding, groups) + bias[None, :, None, None]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "features_in", "features_out"), [(1, 1, 1), (5, 3, 4), (128, 400, 120)])
+def test_linear_matches_a_float64_loop(n, features_in, features_out):
+    x, w, b = rand(n, features_in, seed=1), rand(features_out, features_in, seed=2), rand(features_out, seed=3)
+    expected = np.array(
+        [[sum(x[i, k] * w[j, k] for k in range(features_in)) for j in range(features_out)] for i in range(n)]
+    )
+    np.testing.assert_allclose(ag.linear(x, w), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ag.linear(x, w, b), expected + b, rtol=1e-12, atol=1e-12)
+
+
+def test_bias_of_the_wrong_shape_is_refused():
+    with pytest.raises(
+        ValueError, match=r"bias must have shape \(3,\), one value per output channel, but has shape \(1,\)"
+    ):
+        ag.conv2d(np.zeros((1, 2, 4, 4)), np.zeros((3, 2, 2, 2)), bias=np.zeros(1))
+    with pytest.raises(
+        ValueError, match=r"bias must have shape \(4,\), one value per output feature, but has shape \(\)"
+    ):
+        ag.linear(np.zeros((2, 3)), np.zeros((4, 3)), bias=0.5)
+
+
 @settings(max_examples=30, deadline=None)
 @given(pool_cases())
 def test_pool2d_matches_loop(case):
@@ -301,6 +332,55 @@ def test_conv2d_gradients_random(case):
     check_gradients(lambda a, b: ag.conv2d(a, b, stride, padding, groups), x, w)
 
 
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "padding", "groups"),
+    [
+        ((2, 1, 6, 6), (3, 1, 3, 3), (1, 1), (1, 1, 1, 1), 1),
+        ((1, 4, 7, 6), (6, 2, 2, 3), (2, 1), (0, 1, 2, 0), 2),
+    ],
+)
+def test_conv2d_with_bias_gradients(x_shape, w_shape, stride, padding, groups):
+    x, w, b = rand(*x_shape, seed=3), rand(*w_shape, seed=4), rand(w_shape[0], seed=5)
+    check_gradients(lambda a, k, c: ag.conv2d(a, k, stride, padding, groups, bias=c), x, w, b)
+    check_gradients(lambda c: ag.conv2d(x, w, stride, padding, groups, bias=c), b)  # only the bias tracked
+    check_gradients(lambda a, k: ag.conv2d(a, k, stride, padding, groups, bias=b), x, w)  # a constant bias
+
+
+def test_conv2d_bias_gradient_is_the_output_gradient_summed_over_batch_and_pixels():
+    x, w = Tensor(rand(3, 2, 5, 6, seed=1)), Tensor(rand(4, 2, 3, 3, seed=2))
+    b = Tensor(np.zeros(4), requires_grad=True)
+    dY = rand(3, 4, 3, 4, seed=3)
+    ag.conv2d(x, w, bias=b).backward(dY)
+    np.testing.assert_allclose(b.grad, [dY[:, o].sum() for o in range(4)], rtol=1e-12)
+    assert x.grad is None and w.grad is None  # constants: no gradient computed for them
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_gradients(with_bias):
+    x, w, b = rand(4, 3, seed=1), rand(5, 3, seed=2), rand(5, seed=3)
+    if with_bias:
+        check_gradients(ag.linear, x, w, b)
+        check_gradients(lambda c: ag.linear(x, w, c), b)
+    else:
+        check_gradients(ag.linear, x, w)
+    check_gradients(lambda a: ag.linear(a, w, b if with_bias else None), x)
+    check_gradients(lambda k: ag.linear(x, k, b if with_bias else None), w)
+
+
+def test_linear_gradients_are_the_matrix_products_of_the_dense_layer():
+    x, w, b = rand(6, 4, seed=1), rand(3, 4, seed=2), rand(3, seed=3)
+    G = rand(6, 3, seed=4)
+    tx, tw, tb = (Tensor(v, requires_grad=True) for v in (x, w, b))
+    ag.linear(tx, tw, tb).backward(G)
+    # Independent: the Jacobians of the row-major vec(Y) written out in full, applied to vec(G).
+    jac_x = np.kron(np.eye(6), w)  # Y[n, j] depends on X[n', k] through W[j, k] when n == n'
+    jac_w = np.einsum("jJ,nk->njJk", np.eye(3), x).reshape(18, 12)  # ... on W[j', k] through X[n, k] when j == j'
+    jac_b = np.tile(np.eye(3), (6, 1))
+    np.testing.assert_allclose(tx.grad.ravel(), G.ravel() @ jac_x, rtol=1e-12)
+    np.testing.assert_allclose(tw.grad.ravel(), G.ravel() @ jac_w, rtol=1e-12)
+    np.testing.assert_allclose(tb.grad, G.ravel() @ jac_b, rtol=1e-12)
+
+
 def test_conv2d_weight_gradient_is_the_correlation_of_input_and_output_gradient():
     X = rand(6, 8, seed=5)
     dY = rand(4, 6, seed=6)
@@ -447,6 +527,8 @@ PLAIN_CALLS = {
     "pad": lambda x: ag.pad(x, 1),
     "argmax": ag.argmax,
     "conv2d": lambda x: ag.conv2d(x, np.ones((1, 1, 2, 2))),
+    "conv2d_bias": lambda x: ag.conv2d(x, np.ones((1, 1, 2, 2)), bias=np.ones(1)),
+    "linear": lambda x: ag.linear(x[0, 0], np.ones((3, 4)), np.ones(3)),
     "pool2d": lambda x: ag.pool2d(x, (2, 2)),
 }
 
@@ -472,12 +554,16 @@ def test_dtype_is_kept(dtype):
     x = Tensor(rand(1, 2, 5, 5).astype(dtype), requires_grad=True)
     w = Tensor(rand(2, 1, 2, 2).astype(dtype), requires_grad=True)
     b = Tensor(np.zeros(2, dtype), requires_grad=True)
+    dense = Tensor(rand(3, 4).astype(dtype), requires_grad=True)
+    dense_bias = Tensor(np.ones(3, dtype), requires_grad=True)
     h = ag.conv2d(x, w, stride=(2, 1), padding=(1, 0, 0, 1), groups=2) * 0.5 + ag.reshape(b, (1, 2, 1, 1))
+    h = ag.conv2d(h, w, groups=2, bias=b)
     h = ag.pool2d(ag.sigmoid(h), (2, 2), mode="avg") - ag.pool2d(h, (2, 2))
-    loss = ag.mean(ag.log_softmax(ag.reshape(h, (1, -1))) ** 2) / 2.0
+    h = ag.linear(ag.reshape(h, (1, -1)), dense, dense_bias)
+    loss = ag.mean(ag.log_softmax(h) ** 2) / 2.0
     assert loss.dtype == dtype
     loss.backward()
-    for t in (x, w, b):
+    for t in (x, w, b, dense, dense_bias):
         assert t.grad.dtype == dtype and t.grad.shape == t.shape
     _, grads = ag.value_and_grad(lambda a: ag.sum(ag.relu(a) * 2.0), rand(3).astype(dtype))
     assert grads[0].dtype == dtype

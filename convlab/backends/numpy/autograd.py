@@ -38,6 +38,7 @@ __all__ = [
     "divide",
     "exp",
     "getitem",
+    "linear",
     "log",
     "log_softmax",
     "matmul",
@@ -432,6 +433,64 @@ def matmul(a: Any, b: Any) -> Any:
     return record(av @ bv, (a, b), rule)
 
 
+def _add_bias(y: np.ndarray, bias: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    # y + bias.reshape(shape), in place when that keeps NumPy's result dtype: y is a fresh array
+    # of our own, and one pass over it less matters for a conv's large output.
+    b = bias.reshape(shape)
+    if np.result_type(y, b) == y.dtype:
+        y += b
+        return y
+    return y + b
+
+
+def _check_bias(bias: np.ndarray, size: int, what: str) -> None:
+    if _shape(bias) != (size,):
+        raise ValueError(f"bias must have shape ({size},), one value per {what}, but has shape {_shape(bias)}")
+
+
+def linear(x: Any, w: Any, bias: Any = None) -> Any:
+    """A dense layer, ``x @ w.T + bias``, as one node of the graph.
+
+    Parameters
+    ----------
+    x
+        Inputs, shape (N, in_features).
+    w
+        Weights, shape (out_features, in_features), as ``torch.nn.Linear`` stores them.
+    bias
+        Shape (out_features,), or None for no bias.
+
+    Returns
+    -------
+    np.ndarray or Tensor
+        Shape (N, out_features).
+
+    Notes
+    -----
+    With ``Y = X W^T + b`` and the output gradient ``G``: ``dX = G W``,
+    ``dW = G^T X`` and ``db`` is ``G`` summed over the batch.
+
+    >>> linear(np.array([[1.0, 2.0]]), np.array([[1.0, 0.0], [1.0, -1.0]]), np.array([0.5, 0.0]))
+    array([[ 1.5, -1. ]])
+    """
+    xv, wv = value_of(x), value_of(w)
+    out = xv @ wv.T
+    if bias is None:
+        parents: tuple[Any, ...] = (x, w)
+    else:
+        bv = value_of(bias)
+        _check_bias(bv, wv.shape[0], "output feature")
+        out = _add_bias(out, bv, (-1,))
+        parents = (x, w, bias)
+    need_x, need_w = _tracks(x), _tracks(w)
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        grads = (g @ wv if need_x else None, g.T @ xv if need_w else None)
+        return grads if bias is None else (*grads, g.sum(axis=0) if _tracks(bias) else None)
+
+    return record(out, parents, rule)
+
+
 # Elementwise functions -------------------------------------------------------------------------------------------
 
 
@@ -650,6 +709,7 @@ def conv2d(
     stride: tuple[int, int] = (1, 1),
     padding: tuple[int, int, int, int] = (0, 0, 0, 0),
     groups: int = 1,
+    bias: Any = None,
 ) -> Any:
     """2-D cross-correlation of NCHW images with OIHW kernels, as every deep-learning framework's "conv".
 
@@ -666,6 +726,10 @@ def conv2d(
     groups
         Input and output channels are split into this many groups; group g's outputs
         see only group g's inputs.
+    bias
+        Shape (C_out,): one number added to every pixel of each output channel, in the
+        same node (its gradient is the output gradient summed over N, H and W). None
+        for no bias.
 
     Returns
     -------
@@ -696,6 +760,9 @@ def conv2d(
     >>> conv2d(X, K)[0, 0]
     array([[19., 25.],
            [37., 43.]])
+    >>> conv2d(X, K, bias=np.array([-19.0]))[0, 0]
+    array([[ 0.,  6.],
+           [18., 24.]])
     """
     xv, wv = value_of(x), value_of(w)
     N, C, H, W = xv.shape
@@ -709,6 +776,13 @@ def conv2d(
     top, _, left, _ = padding
     xp = _pad_hw(xv, padding, 0)
     y, cols = _correlate(xp, wv, s_h, s_w, groups)
+    if bias is None:
+        parents: tuple[Any, ...] = (x, w)
+    else:
+        bv = value_of(bias)
+        _check_bias(bv, C_out, "output channel")
+        y = _add_bias(np.ascontiguousarray(y), bv, (1, -1, 1, 1))
+        parents = (x, w, bias)
     need_x, need_w = _tracks(x), _tracks(w)
     if not need_w:
         cols = None  # only the weight gradient reads the columns: do not keep them alive in the graph
@@ -734,9 +808,11 @@ def conv2d(
                 dxp = np.zeros(xp.shape, dtype=reached.dtype)
                 dxp[:, :, : reached.shape[2], : reached.shape[3]] = reached
             dx = dxp[:, :, top : top + H, left : left + W]
-        return dx, dw
+        if bias is None:
+            return dx, dw
+        return dx, dw, g.sum(axis=(0, 2, 3)) if _tracks(bias) else None
 
-    return record(y, (x, w), rule)
+    return record(y, parents, rule)
 
 
 def pool2d(
