@@ -85,3 +85,28 @@ def check_stride(stride: Any, name: str = "stride") -> tuple[int, int]:
     """``(s_h, s_w)`` from a positive int or a pair of them."""
     items = _ints(stride, name, (1, 2), "a positive int or a pair (s_h, s_w) of them", 1)
     return (items[0], items[0]) if len(items) == 1 else (items[0], items[1])
+
+
+def check_image(shape: tuple[int, ...], name: str) -> None:
+    """``shape`` must be a non-empty 2-D ``(h, w)``, 3-D ``(c, h, w)`` or 4-D ``(n, c, h, w)`` array."""
+    if len(shape) not in (2, 3, 4) or 0 in shape:
+        raise ValueError(
+            f"{name}: expected a non-empty 2-D (height, width), 3-D (channels, height, width) "
+            f"or 4-D (batch, channels, height, width) array, got shape {shape}"
+        )
+
+
+def check_mirror_padding(hw: tuple[int, int], padding: tuple[int, int, int, int], mode: str) -> None:
+    """``mode="reflect"`` mirrors the rows and columns next to the border (not the border itself).
+
+    So it can add at most ``height - 1`` rows and ``width - 1`` columns on each
+    side; numpy.pad would silently reflect its own reflection beyond that.
+    """
+    if mode != "reflect":
+        return
+    (h, w), (top, bottom, left, right) = hw, padding
+    if max(top, bottom) > h - 1 or max(left, right) > w - 1:
+        raise ValueError(
+            f"padding: mode='reflect' adds at most height - 1 = {h - 1} rows and width - 1 = {w - 1} columns "
+            f"on a side of an input of height {h} and width {w}, got (top, bottom, left, right) = {padding}"
+        )
