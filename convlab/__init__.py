@@ -55,6 +55,7 @@ from convlab.ops import (
     corr2d_multi_in,
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
+    pad,
     pool2d,
     receptive_field,
     tensor,
