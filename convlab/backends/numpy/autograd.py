@@ -632,43 +632,57 @@ def _pad_hw(x: np.ndarray, padding: Sequence[int], fill: float) -> np.ndarray:
     return out
 
 
-def _windows(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> np.ndarray:
-    """All kH x kW windows of an NCHW array, strided by the stride: a (N, C, H_out, W_out, kH, kW) view.
-
-    ``view[n, c, i, j]`` is the window ``xp[n, c, i*s_h : i*s_h + kH, j*s_w : j*s_w + kW]``.
-    Nothing is copied (unless ``xp`` is not C-contiguous): the view only steps through
-    ``xp``'s memory differently.
-    """
-    N, C, Hp, Wp = xp.shape
+def _output_size(Hp: int, Wp: int, kH: int, kW: int, s_h: int, s_w: int) -> tuple[int, int]:
     H_out, W_out = (Hp - kH) // s_h + 1, (Wp - kW) // s_w + 1
     if H_out < 1 or W_out < 1:
         raise ValueError(f"a {kH}x{kW} window does not fit in the (padded) {Hp}x{Wp} input")
+    return H_out, W_out
+
+
+def _offsets(kH: int, kW: int, s_h: int, s_w: int, H_out: int, W_out: int) -> list[tuple[slice, ...]]:
+    """One index per position (a, b) inside the window, in row-major order.
+
+    ``xp[index]`` is element (a, b) of every window at once, a (N, C, H_out, W_out) strided
+    view: ``xp[n, c, i*s_h + a, j*s_w + b]`` at ``[n, c, i, j]``. Pooling and the input
+    gradient of a convolution loop over these kH * kW offsets, never over pixels.
+    """
+    return [
+        (slice(None), slice(None), slice(a, a + s_h * (H_out - 1) + 1, s_h), slice(b, b + s_w * (W_out - 1) + 1, s_w))
+        for a in range(kH)
+        for b in range(kW)
+    ]
+
+
+def _im2col(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> np.ndarray:
+    """The windows of a padded NCHW array as one matrix, (C * kH * kW, N * H_out * W_out).
+
+    Row (c, a, b) holds element (a, b) of every window of channel c; column (n, i, j) is the
+    window of output pixel (i, j) of image n. Correlating with every kernel is then one
+    matrix product, ``W.reshape(C_out, -1) @ cols``. The rows are filled from a strided view
+    of ``xp`` whose last axes are the output pixels, so the copy moves whole runs of W_out
+    neighbouring pixels at a time.
+    """
+    N, C, Hp, Wp = xp.shape
+    H_out, W_out = _output_size(Hp, Wp, kH, kW, s_h, s_w)
     if not xp.flags.c_contiguous:
         xp = np.ascontiguousarray(xp)
     sN, sC, sH, sW = xp.strides
     # np.ndarray over xp's memory is what np.lib.stride_tricks.as_strided does, without its
     # few microseconds of bookkeeping (they matter on the chapter's 6x8 images).
-    return np.ndarray((N, C, H_out, W_out, kH, kW), xp.dtype, xp, 0, (sN, sC, sH * s_h, sW * s_w, sH, sW))
+    windows = np.ndarray((C, kH, kW, N, H_out, W_out), xp.dtype, xp, 0, (sC, sH, sW, sN, sH * s_h, sW * s_w))
+    return windows.reshape(C * kH * kW, N * H_out * W_out)  # the copy is here
 
 
-def _im2col(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int, groups: int) -> np.ndarray:
-    # The windows as columns, one matrix per group: (G, C/G * kH * kW, N * H_out * W_out).
-    # Correlating with every kernel is then one matrix product per group.
-    # Rows run over (channel, a, b) with the channel slowest, so group g's rows are the g-th block.
-    win = _windows(xp, kH, kW, s_h, s_w)
-    N, _, H_out, W_out = win.shape[:4]
-    return win.transpose(1, 4, 5, 0, 2, 3).reshape(groups, -1, N * H_out * W_out)  # the copy is here
-
-
-def _correlate(xp: np.ndarray, w: np.ndarray, s_h: int, s_w: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
-    # Grouped cross-correlation of an already padded xp with w (OIHW); also returns the columns,
-    # which the weight gradient reuses.
-    N, _, Hp, Wp = xp.shape
-    C_out, _, kH, kW = w.shape
-    cols = _im2col(xp, kH, kW, s_h, s_w, groups)
-    y = w.reshape(groups, C_out // groups, -1) @ cols  # one matrix product per group, batched over G
-    H_out, W_out = (Hp - kH) // s_h + 1, (Wp - kW) // s_w + 1
-    return y.reshape(C_out, N, H_out, W_out).transpose(1, 0, 2, 3), cols
+def _col2im(cols: np.ndarray, shape: tuple[int, ...], kH: int, kW: int, s_h: int, s_w: int) -> np.ndarray:
+    # The adjoint of _im2col: every entry of `cols` added back onto the pixel of an array of
+    # `shape` it was read from. One strided add per window offset, over all channels and images.
+    N, C, Hp, Wp = shape
+    H_out, W_out = _output_size(Hp, Wp, kH, kW, s_h, s_w)
+    per_offset = cols.reshape(C, kH * kW, N, H_out, W_out)
+    out = np.zeros(shape, dtype=cols.dtype)
+    for k, index in enumerate(_offsets(kH, kW, s_h, s_w, H_out, W_out)):
+        out[index] += per_offset[:, k].transpose(1, 0, 2, 3)
+    return out
 
 
 def corr2d(x: Any, k: Any) -> Any:
@@ -688,19 +702,18 @@ def corr2d(x: Any, k: Any) -> Any:
     """
     xv, kv = value_of(x), value_of(k)
     (kh, kw), (h, w) = kv.shape, xv.shape
-    # conv2d's machinery on one image and one channel: the windows as columns, one matrix product.
-    y, cols = _correlate(xv.reshape(1, 1, h, w), kv.reshape(1, 1, kh, kw), 1, 1, 1)
+    cols = _im2col(xv.reshape(1, 1, h, w), kh, kw, 1, 1)  # conv2d's machinery: one matrix-vector product
     need_x, need_k = _tracks(x), _tracks(k)
 
     def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        dk = (cols[0] @ g.reshape(-1)).reshape(kh, kw) if need_k else None  # corr2d(X, dY), as the chapter finds
+        dk = (cols @ g.reshape(-1)).reshape(kh, kw) if need_k else None  # corr2d(X, dY), as the chapter finds
         dx = None
         if need_x:
-            padded = np.pad(g, ((kh - 1, kh - 1), (kw - 1, kw - 1)))[None, None]
-            dx = _correlate(padded, kv[::-1, ::-1].reshape(1, 1, kh, kw), 1, 1, 1)[0].reshape(h, w)
+            padded = np.pad(g, ((kh - 1, kh - 1), (kw - 1, kw - 1)))
+            dx = (kv[::-1, ::-1].reshape(-1) @ _im2col(padded.reshape(1, 1, *padded.shape), kh, kw, 1, 1)).reshape(h, w)
         return dx, dk
 
-    return record(y.reshape(h - kh + 1, w - kw + 1), (x, k), rule)
+    return record((kv.reshape(-1) @ cols).reshape(h - kh + 1, w - kw + 1), (x, k), rule)
 
 
 def conv2d(
@@ -735,25 +748,27 @@ def conv2d(
     -------
     np.ndarray or Tensor
         Shape (N, C_out, H_out, W_out) with ``H_out = (H + top + bottom - kH) // s_h + 1``
-        (``W_out`` likewise).
+        (``W_out`` likewise), C-contiguous.
 
     Notes
     -----
-    The forward pass takes every window of the padded input as a strided view, and
-    correlates them with the kernels in one matrix product per group: no Python
-    loop over pixels.
+    The forward pass copies every window of the padded input into the columns of one
+    matrix (im2col) and correlates them with all kernels in one matrix product per
+    group: ``Y = W X_cols``, with ``W`` the kernels as rows. No Python loop over pixels;
+    the product is a single large BLAS call.
 
-    The backward pass is two correlations again:
+    The backward pass is two matrix products with the same matrices:
 
-    * the weight gradient is the cross-correlation of the (padded) input with the
-      output gradient, as the chapter finds for its own layer:
+    * the weight gradient ``dW = dY X_cols^T`` is the cross-correlation of the
+      (padded) input with the output gradient, as the chapter finds for its own layer:
       ``dW[o, c, a, b] = sum_{n,i,j} Xpad[n, g*C + c, i*s_h + a, j*s_w + b] * dY[n, o, i, j]``
-      (C the channels per group), computed from the same windows as the forward pass;
-    * the input gradient is a "full" convolution: the output gradient, dilated by
-      the stride (zeros between its entries) and zero-padded by k - 1 on every side,
-      correlated with the kernel flipped both ways and with in/out channels swapped
-      within each group. The padding is then cropped away; input rows and columns
-      that no window reached (when the stride does not divide the size) get 0.
+      (C the channels per group);
+    * the input gradient ``dX_cols = W^T dY`` gives each window's share, which is
+      added back onto the pixels the window was read from (col2im: one strided add per
+      position in the window). That is the transposed convolution, the same as the
+      "full" correlation of the stride-dilated output gradient with the flipped
+      kernels, without multiplying the zeros. Padding is cropped away; pixels no window
+      reached (when the stride does not divide the size) get 0.
 
     >>> X = np.arange(9.0).reshape(1, 1, 3, 3)
     >>> K = np.arange(4.0).reshape(1, 1, 2, 2)
@@ -775,42 +790,40 @@ def conv2d(
     s_h, s_w = stride
     top, _, left, _ = padding
     xp = _pad_hw(xv, padding, 0)
-    y, cols = _correlate(xp, wv, s_h, s_w, groups)
+    cols = _im2col(xp, kH, kW, s_h, s_w).reshape(groups, C_group * kH * kW, -1)  # group g: its block of rows
+    kernels = wv.reshape(groups, C_out // groups, C_group * kH * kW)
+    product = kernels @ cols  # (groups, C_out / groups, N * H_out * W_out): one BLAS call per group
+    H_out, W_out = _output_size(xp.shape[2], xp.shape[3], kH, kW, s_h, s_w)
+    by_channel = product.reshape(C_out, N, H_out, W_out).transpose(1, 0, 2, 3)
     if bias is None:
         parents: tuple[Any, ...] = (x, w)
+        y = np.ascontiguousarray(by_channel)
     else:
         bv = value_of(bias)
         _check_bias(bv, C_out, "output channel")
-        y = _add_bias(np.ascontiguousarray(y), bv, (1, -1, 1, 1))
+        # The bias is added while the product is copied into NCHW order: one pass, not two.
+        y = np.empty((N, C_out, H_out, W_out), dtype=np.result_type(product, bv))
+        np.add(by_channel, bv.reshape(1, C_out, 1, 1), out=y)
         parents = (x, w, bias)
-    need_x, need_w = _tracks(x), _tracks(w)
+    need_x, need_w, need_b = _tracks(x), _tracks(w), bias is not None and _tracks(bias)
     if not need_w:
         cols = None  # only the weight gradient reads the columns: do not keep them alive in the graph
 
-    def rule(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        _, _, H_out, W_out = g.shape
-        dw = dx = None
-        if need_w:
-            # dW = Xpad (cross-correlated with) dY: the same columns times the output gradient.
-            g_rows = g.transpose(1, 0, 2, 3).reshape(groups, C_out // groups, N * H_out * W_out)
-            dw = (g_rows @ cols.transpose(0, 2, 1)).reshape(wv.shape)
-        if need_x:
-            # Dilate by the stride and pad by k - 1, in one zero array.
-            H_dil, W_dil = (H_out - 1) * s_h + 1, (W_out - 1) * s_w + 1
-            g_full = np.zeros((N, C_out, H_dil + 2 * (kH - 1), W_dil + 2 * (kW - 1)), dtype=g.dtype)
-            g_full[:, :, kH - 1 : kH - 1 + H_dil : s_h, kW - 1 : kW - 1 + W_dil : s_w] = g
-            # Flip both ways; within each group, kernel o's channel c becomes kernel c's channel o.
-            w_t = wv.reshape(groups, C_out // groups, C_group, kH, kW)[..., ::-1, ::-1]
-            w_t = w_t.transpose(0, 2, 1, 3, 4).reshape(C, C_out // groups, kH, kW)
-            reached, _ = _correlate(g_full, w_t, 1, 1, groups)  # (N, C, (H_out-1)*s_h + kH, ...)
-            dxp = reached
-            if reached.shape != xp.shape:  # the last rows/cols that no window touched get 0
-                dxp = np.zeros(xp.shape, dtype=reached.dtype)
-                dxp[:, :, : reached.shape[2], : reached.shape[3]] = reached
-            dx = dxp[:, :, top : top + H, left : left + W]
-        if bias is None:
-            return dx, dw
-        return dx, dw, g.sum(axis=(0, 2, 3)) if _tracks(bias) else None
+    def rule(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        dx = dw = db = None
+        if need_x or need_w:
+            g_rows = g.transpose(1, 0, 2, 3).reshape(groups, C_out // groups, -1)  # dY with kernels as rows
+            if need_w:
+                dw = (g_rows @ cols.transpose(0, 2, 1)).reshape(wv.shape)
+            if need_x:
+                shares = kernels.transpose(0, 2, 1) @ g_rows  # each window's share of dX, as im2col's columns
+                dxp = _col2im(shares.reshape(C * kH * kW, -1), xp.shape, kH, kW, s_h, s_w)
+                dx = dxp[:, :, top : top + H, left : left + W]
+            if need_b:
+                db = g_rows.reshape(C_out, -1).sum(axis=1)
+        elif need_b:
+            db = g.sum(axis=(0, 2, 3))
+        return (dx, dw) if bias is None else (dx, dw, db)
 
     return record(y, parents, rule)
 
@@ -841,6 +854,10 @@ def pool2d(
 
     Notes
     -----
+    Both passes loop over the kH * kW positions inside the window, not over pixels:
+    position (a, b) of every window at once is one strided view of the input, and the
+    result is their running maximum or sum.
+
     The gradient of a maximum goes to the position of the maximum (the first one on
     ties, as ``np.argmax``); that of an average is spread evenly over the window.
     Where windows overlap, the gradients from each add up.
@@ -856,7 +873,7 @@ def pool2d(
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', not {mode!r}")
     xv = value_of(x)
-    N, C, H, W = xv.shape
+    _, _, H, W = xv.shape
     kH, kW = window
     s_h, s_w = window if stride is None else stride
     top, _, left, _ = padding
@@ -865,25 +882,37 @@ def pool2d(
     else:
         fill = 0
     xp = _pad_hw(xv, padding, fill)
-    win = _windows(xp, kH, kW, s_h, s_w)
-    _, _, H_out, W_out, _, _ = win.shape
-    out = win.max(axis=(4, 5)) if mode == "max" else win.sum(axis=(4, 5)) / (kH * kW)
+    H_out, W_out = _output_size(xp.shape[2], xp.shape[3], kH, kW, s_h, s_w)
+    offsets = _offsets(kH, kW, s_h, s_w, H_out, W_out)
+    combine = np.maximum if mode == "max" else np.add
+    out = np.array(xp[offsets[0]])
+    for index in offsets[1:]:
+        combine(out, xp[index], out=out)
+    if mode == "avg":
+        out = out / (kH * kW)
+    # Windows that tile the padded input (the frameworks' default stride, and a size the
+    # window divides) write every input pixel's gradient exactly once: no zeros to add to.
+    tiles = (s_h, s_w) == (kH, kW) and xp.shape[2:] == (kH * H_out, kW * W_out)
 
     def rule(g: np.ndarray) -> tuple[np.ndarray]:
-        dxp = np.zeros(xp.shape, dtype=g.dtype)
-        if mode == "max":
-            # The flat position of each window's maximum, back to rows and columns of xp.
-            first = win.reshape(N, C, H_out, W_out, kH * kW).argmax(axis=-1)
-            n, c, i, j = np.indices((N, C, H_out, W_out), sparse=True)
-            rows, cols = i * s_h + first // kW, j * s_w + first % kW
-            np.add.at(dxp, (n, c, rows, cols), g)  # overlapping windows may share a maximum
+        dxp = np.empty(xp.shape, dtype=g.dtype) if tiles else np.zeros(xp.shape, dtype=g.dtype)
+        if mode == "avg":
+            shares = [g / (kH * kW)] * len(offsets)
         else:
-            # Loop over the kH * kW offsets in the window, not over pixels: offset (a, b) of
-            # every window at once is a strided slice of xp.
-            share = g / (kH * kW)
-            for a in range(kH):
-                for b in range(kW):
-                    dxp[:, :, a : a + s_h * H_out : s_h, b : b + s_w * W_out : s_w] += share
+            # Each window's gradient goes to its first maximum: at each offset, the pixels
+            # equal to the maximum that no earlier offset of the same window has claimed.
+            unclaimed = np.ones(g.shape, dtype=bool)
+            shares = []
+            for index in offsets:
+                hit = xp[index] == out
+                hit &= unclaimed
+                unclaimed &= ~hit
+                shares.append(g * hit)
+        for index, share in zip(offsets, shares, strict=True):
+            if tiles:
+                dxp[index] = share
+            else:
+                dxp[index] += share
         return (dxp[:, :, top : top + H, left : left + W],)
 
     return record(out, (x,), rule)
