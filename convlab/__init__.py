@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convlab import _api, data, kernels
+from convlab import _api, data, kernels, nn
 from convlab._bound import install_finder
 from convlab._convert import to_numpy
 from convlab._registry import (
@@ -37,6 +37,16 @@ from convlab._registry import (
     use_backend,
 )
 from convlab.backends.spec import BackendSpec
+from convlab.chapter_exercises import (
+    ConvCost,
+    PoolCost,
+    avg_pool2d_by_conv,
+    compose_kernels,
+    conv_cost,
+    max_pool2d_by_relu,
+    pool_cost,
+    softmax_pool2d,
+)
 from convlab.errors import (
     BackendLoadOrderError,
     BackendNotInstalledError,
@@ -47,6 +57,7 @@ from convlab.errors import (
 from convlab.exercises import autograd_exercise
 from convlab.gradcheck import GradcheckError, GradcheckResult, gradcheck
 from convlab.layers import Conv2D
+from convlab.nn import parameters
 from convlab.ops import (
     conv2d,
     conv_output_shape,
@@ -60,12 +71,14 @@ from convlab.ops import (
     receptive_field,
     tensor,
 )
+from convlab.padding_exercises import conv_transpose2d, insert_zeros
 from convlab.training import TrainResult, max_stable_lr, train_kernel
 
 __version__ = "0.1.0"
 
 _api.export(data)
 _api.export(kernels)
+_api.export(nn)
 __all__ = _api.exported()
 
 install_finder()

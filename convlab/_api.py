@@ -16,25 +16,35 @@ _exports: dict[str, bool] = {}
 """Public name -> whether it runs on the active backend."""
 
 
-def export(obj: T | None = None, *, pinned: bool = False) -> Any:
+def export(obj: T | None = None, *, pinned: bool = False, namespace: str | None = None) -> Any:
     """Make ``obj`` (a function, class or module) part of convlab's public API.
 
     Usable as ``@export``, ``@export(pinned=True)`` or ``export(module)``.
+    With ``namespace="nn"`` the name is public as ``convlab.nn.<name>``
+    (and pinned there in the bound modules: ``convlab.torch.nn.<name>``).
     """
 
     def mark(target: T) -> T:
         name = getattr(target, "__name__", "").rpartition(".")[2]
         if not name:
             raise TypeError(f"export: expected a named function, class or module, got {target!r}")
-        _exports[name] = pinned
+        _exports[f"{namespace}.{name}" if namespace else name] = pinned
         return target
 
     return mark if obj is None else mark(obj)
 
 
-def exported() -> list[str]:
-    """Every public name, sorted (``convlab.__all__``)."""
-    return sorted(_exports)
+def exported(namespace: str | None = None) -> list[str]:
+    """Every public name, sorted (``convlab.__all__``), or those of ``convlab.<namespace>``."""
+    if namespace is None:
+        return sorted(name for name in _exports if "." not in name)
+    prefix = f"{namespace}."
+    return sorted(name.removeprefix(prefix) for name in _exports if name.startswith(prefix))
+
+
+def namespaces() -> list[str]:
+    """The exported submodules whose names are registered one by one (``"nn"``)."""
+    return sorted({name.partition(".")[0] for name in _exports if "." in name})
 
 
 def is_pinned(name: str) -> bool:

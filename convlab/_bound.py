@@ -36,6 +36,14 @@ def _new_bound_module(module_name: str, backend: str) -> types.ModuleType:
     for public in _api.exported():
         value = getattr(convlab, public)
         setattr(module, public, _pinned(value, backend) if _api.is_pinned(public) else value)
+    for namespace in _api.namespaces():  # convlab.torch.nn: the layers, made on torch
+        source = getattr(convlab, namespace)
+        pinned = types.ModuleType(f"{module_name}.{namespace}", f"convlab.{namespace} on the {backend} backend.")
+        for public in _api.exported(namespace):
+            value = getattr(source, public)
+            setattr(pinned, public, _pinned(value, backend) if _api.is_pinned(f"{namespace}.{public}") else value)
+        pinned.__all__ = _api.exported(namespace)  # type: ignore[attr-defined]
+        setattr(module, namespace, pinned)
     module.backend = backend  # type: ignore[attr-defined]
     module.__all__ = _api.exported()  # type: ignore[attr-defined]
     return module

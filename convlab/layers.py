@@ -12,7 +12,7 @@ compilation for every layer of the same kind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +31,23 @@ INITS = ("normal", "zeros", "framework")
 class LayerDef:
     """What a layer is, independent of any framework."""
 
-    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor) -> Tensor:
-        """The layer's output for input ``X`` given its parameters (native tensors of ``backend``)."""
+    @property
+    def title(self) -> str:
+        """The layer's name in summaries: its class name without ``Def``."""
+        return type(self).__name__.removesuffix("Def")
+
+    def forward(
+        self,
+        backend: Backend,
+        params: Mapping[str, Tensor],
+        X: Tensor,
+        children: Sequence[Callable[[Tensor], Tensor]] = (),
+    ) -> Tensor:
+        """The layer's output for input ``X`` given its own parameters and its submodules.
+
+        ``params`` are native tensors of ``backend``; ``children`` are the
+        submodules of a container, callable on a tensor (empty for a layer).
+        """
         raise NotImplementedError
 
 
@@ -47,7 +62,13 @@ class HandWrittenConv2D(LayerDef):
 
     method: str = "vectorized"
 
-    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor) -> Tensor:
+    def forward(
+        self,
+        backend: Backend,
+        params: Mapping[str, Tensor],
+        X: Tensor,
+        children: Sequence[Callable[[Tensor], Tensor]] = (),
+    ) -> Tensor:
         Y = corr2d_on(backend, X, params["weight"], self.method)
         bias = params.get("bias")
         return Y if bias is None else Y + bias

@@ -15,9 +15,11 @@ The primitives, grouped as Keras 3 groups its backends' modules:
   (``corr2d_loop``, which the documentation quotes), and two speed hooks,
   ``corr2d_vectorized`` and ``auto_method``;
 * **modules and training**: how a parameter is made and registered in the
-  framework's module type (:meth:`Backend.module`), the framework's own conv
-  layer (:meth:`Backend.builtin_conv2d`), gradients (``value_and_grad``) and
-  an update step (``sgd_update``).
+  framework's module type, and how modules nest (:meth:`Backend.module`,
+  :meth:`Backend.submodules`), the framework's own initial values for a
+  layer (:meth:`Backend.framework_initial`), the framework's own conv layer
+  (:meth:`Backend.builtin_conv2d`), gradients (``value_and_grad``) and an
+  update step (``sgd_update``).
 
 The core has checked every argument before it calls a primitive: shapes fit,
 stride and padding are positive (or zero) int pairs and quadruples, tensors
@@ -52,6 +54,9 @@ Pair = tuple[int, int]
 
 Padding = tuple[int, int, int, int]
 """``(top, bottom, left, right)`` rows and columns of padding."""
+
+FRAMEWORK_LAYERS = ("conv2d", "linear")
+"""Layer kinds whose default initial values :meth:`Backend.framework_initial` draws."""
 
 Loss = Callable[[Tensor, Tensor], Tensor]
 """``loss(Y_hat, Y)``: a scalar written by the core in terms of native tensor operators."""
@@ -116,12 +121,16 @@ class Backend(abc.ABC):
 
     # -- nn: the batched primitives ----------------------------------------
     @abc.abstractmethod
-    def conv2d(self, x: Tensor, w: Tensor, stride: Pair, padding: Padding, groups: int) -> Tensor:
+    def conv2d(
+        self, x: Tensor, w: Tensor, stride: Pair, padding: Padding, groups: int, bias: Tensor | None = None
+    ) -> Tensor:
         """Cross-correlation of an NCHW ``x`` with OIHW weights ``w``, as every framework's conv.
 
         ``x`` is zero-padded by ``padding`` (top, bottom, left, right); the
         window moves by ``stride``; with ``groups`` g, input channels
         ``[i C/g, (i + 1) C/g)`` feed output channels ``[i O/g, (i + 1) O/g)``.
+        ``bias`` (``(O,)``), when given, is added to each output channel, in
+        the same call where the framework fuses it (as its conv layer does).
         """
 
     @abc.abstractmethod
@@ -147,6 +156,11 @@ class Backend(abc.ABC):
     def matmul(self, a: Tensor, b: Tensor) -> Tensor:
         """Matrix product."""
         return a @ b
+
+    def linear(self, x: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
+        """``x @ w.T + bias``: ``x`` ``(N, in)``, ``w`` ``(out, in)`` (PyTorch's layout), ``bias`` ``(out,)``."""
+        y = self.matmul(x, w.T)
+        return y if bias is None else y + bias
 
     @abc.abstractmethod
     def sigmoid(self, x: Tensor) -> Tensor:
@@ -200,15 +214,34 @@ class Backend(abc.ABC):
 
     # -- modules and training ----------------------------------------------
     @abc.abstractmethod
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Any:
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Any:
         """A module of the framework (``nn.Module``, Keras ``Layer``, NNX ``Module``, Gluon ``Block``).
 
         It holds one trainable parameter per entry of ``initial`` (name ->
         initial value, in the core's layout), registered so that the
-        framework's own optimisers see it, and calling it on ``X`` returns
-        ``definition.forward(self_backend, params, X)`` with ``params`` the
-        parameters by name, as tensors that the framework's autograd tracks.
+        framework's own optimisers see it, and the modules ``children`` (made
+        by this backend's :meth:`module`) as its submodules, in order, so that
+        their parameters are the module's too. Calling it on ``X`` returns
+        ``definition.forward(self_backend, params, X, children)`` with
+        ``params`` its own parameters by name, as tensors that the framework's
+        autograd tracks, and ``children`` the submodules, callable. The module
+        keeps ``definition`` and ``backend`` (this backend) as attributes of those names.
         """
+
+    def submodules(self, module: Any) -> tuple[Any, ...]:
+        """The ``children`` a module made by :meth:`module` holds, in order (empty for a layer)."""
+        raise NotImplementedError(f"the {self.name} backend does not nest modules yet (Backend.submodules)")
+
+    def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        """Initial values by the framework's own default initialisers for a layer ``kind`` (:data:`FRAMEWORK_LAYERS`).
+
+        ``shapes`` gives each parameter's shape in the core's layout
+        (``"weight"``: OIHW for ``"conv2d"``, ``(out, in)`` for ``"linear"``;
+        ``"bias"``: ``(out,)``, absent without a bias). The values are those a
+        new layer of the framework's own class of that shape starts from
+        (``torch.nn.Conv2d``, ``keras.layers.Dense``...), in the core's layout.
+        """
+        raise NotImplementedError(f"the {self.name} backend has no framework initialisers yet (framework_initial)")
 
     @abc.abstractmethod
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> Any:
@@ -224,7 +257,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def parameters(self, module: Any) -> dict[str, Tensor]:
-        """The module's trainable parameters by name (``"weight"``, ``"bias"``), live, in the framework's layout."""
+        """The module's trainable parameters by name, live, in the framework's layout.
+
+        A module's own parameters keep their names (``"weight"``, ``"bias"``);
+        those of its ``i``-th submodule are prefixed ``"i."``, recursively
+        (``"0.weight"``, ``"3.1.bias"``), as PyTorch names them.
+        """
 
     @abc.abstractmethod
     def value_and_grad(self, module: Any, X: Tensor, Y: Tensor, loss: Loss) -> tuple[float, dict[str, Tensor | None]]:

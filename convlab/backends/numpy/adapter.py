@@ -35,15 +35,27 @@ def _pool() -> ThreadPoolExecutor:
 
 
 class Module:
-    """A layer on NumPy: its parameters as float32 arrays, its forward pass from the core.
+    """A layer on NumPy: its parameters as float32 arrays, its submodules, its forward pass from the core.
 
     Parameters are attributes too (``layer.weight``), as in the frameworks' modules.
     """
 
-    def __init__(self, definition: LayerDef, backend: Backend, initial: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self, definition: LayerDef, backend: Backend, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()
+    ) -> None:
         self.definition = definition
         self.backend = backend
         self.params = {name: np.array(value, dtype=np.float32) for name, value in initial.items()}
+        self.children = children
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """Own parameters by name, then each submodule's, prefixed ``"i."``."""
+        if not self.children:
+            return self.params
+        named = dict(self.params)
+        for index, child in enumerate(self.children):
+            named.update({f"{index}.{name}": value for name, value in child.named_parameters().items()})
+        return named
 
     def __getattr__(self, name: str) -> Any:
         params = self.__dict__.get("params", {})
@@ -52,11 +64,18 @@ class Module:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __call__(self, X: Any) -> Any:
-        return self.forward(self.params, X)
+        return self.definition.forward(self.backend, self.params, X, self.children)
 
     def forward(self, params: Mapping[str, Any], X: Any) -> Any:
-        """The output for ``X`` with the parameters ``params`` (arrays, or Tensors while differentiating)."""
-        return self.definition.forward(self.backend, params, X)
+        """The output for ``X`` with ``params`` in place of :meth:`named_parameters` (Tensors while differentiating)."""
+        if not self.children:
+            return self.definition.forward(self.backend, params, X)
+        own = {name: params[name] for name in self.params}
+        children = tuple(
+            functools.partial(child.forward, {name: params[f"{index}.{name}"] for name in child.named_parameters()})
+            for index, child in enumerate(self.children)
+        )
+        return self.definition.forward(self.backend, own, X, children)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}={value.shape}" for name, value in self.params.items())
@@ -72,6 +91,9 @@ class BuiltinConv2d(Module):
 
     def __init__(self, backend: Backend, weight: np.ndarray) -> None:
         super().__init__(HandWrittenConv2D("native"), backend, {"weight": weight})
+
+    def __call__(self, X: Any) -> Any:
+        return self.forward(self.params, X)
 
     def forward(self, params: Mapping[str, Any], X: Any) -> Any:
         return autograd.corr2d(np.asarray(X, dtype=np.float32), params["weight"])
@@ -94,8 +116,8 @@ class NumpyBackend(Backend):
         return np.asarray(x)
 
     # -- nn ----------------------------------------------------------------
-    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
-        return autograd.conv2d(x, w, stride, padding, groups)
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
+        return autograd.conv2d(x, w, stride, padding, groups, bias)
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
         return autograd.pool2d(x, window, stride, padding, mode)
@@ -108,6 +130,9 @@ class NumpyBackend(Backend):
 
     def matmul(self, a: Any, b: Any) -> Any:
         return autograd.matmul(a, b)
+
+    def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
+        return autograd.linear(x, w, bias)
 
     def sigmoid(self, x: Any) -> Any:
         return autograd.sigmoid(x)
@@ -182,8 +207,19 @@ class NumpyBackend(Backend):
         return "native" if out * k_shape[0] * k_shape[1] <= 400_000 else "vectorized"
 
     # -- modules and training ----------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Module:
-        return Module(definition, self, initial)
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
+        return Module(definition, self, initial, children)
+
+    def submodules(self, module: Module) -> tuple[Any, ...]:
+        return module.children
+
+    def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        # NumPy has no layers of its own: unseeded, as PyTorch's defaults (Kaiming-uniform with a = sqrt(5)),
+        # which come down to U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight and the bias alike.
+        fan_in = int(np.prod(shapes["weight"][1:]))
+        bound = 1.0 / np.sqrt(fan_in)
+        rng = np.random.default_rng()
+        return {name: rng.uniform(-bound, bound, shape).astype(np.float32) for name, shape in shapes.items()}
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> Module:
         return BuiltinConv2d(self, self.framework_initial_weight(kernel_size) if weight is None else weight)
@@ -192,20 +228,22 @@ class NumpyBackend(Backend):
         return np.random.default_rng().random(kernel_size, dtype=np.float32)  # the book's PyTorch tab: torch.rand
 
     def parameters(self, module: Module) -> dict[str, np.ndarray]:
-        return dict(module.params)
+        return dict(module.named_parameters())
 
     def value_and_grad(self, module: Module, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
-        names = list(module.params)
+        params = module.named_parameters()
+        names = list(params)
 
         def objective(*values: Any) -> Any:
             return loss(module.forward(dict(zip(names, values, strict=True)), X), Y)
 
-        value, grads = autograd.value_and_grad(objective, *module.params.values())
+        value, grads = autograd.value_and_grad(objective, *params.values())
         return value, dict(zip(names, grads, strict=True))
 
     def sgd_update(self, module: Module, grads: Mapping[str, np.ndarray], lr: float) -> None:
+        params = module.named_parameters()  # the arrays themselves, updated in place
         for name, grad in grads.items():
-            module.params[name] -= lr * grad
+            params[name] -= lr * grad
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
         return autograd.value_and_grad(f, *inputs)

@@ -57,17 +57,28 @@ class Module(nn.Module):
         The layer's forward pass.
     initial : mapping of str to numpy.ndarray
         One ``nn.Parameter`` per entry, registered under its name.
+    children : tuple of Module
+        Submodules, registered as ``"0"``, ``"1"``, ... (as ``nn.Sequential`` names them).
     """
 
-    def __init__(self, backend: TorchBackend, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        backend: TorchBackend,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[nn.Module, ...] = (),
+    ) -> None:
         super().__init__()
         self.backend = backend
         self.definition = definition
         for name, value in initial.items():
             self.register_parameter(name, nn.Parameter(backend.tensor(value)))
+        for index, child in enumerate(children):
+            self.add_module(str(index), child)
 
     def forward(self, X: Any) -> Any:
-        return self.definition.forward(self.backend, dict(self.named_parameters(recurse=False)), X)
+        # _parameters and _modules are nn.Module's own registries: reading them costs less than named_parameters().
+        return self.definition.forward(self.backend, self._parameters, X, tuple(self._modules.values()))
 
     def extra_repr(self) -> str:
         shapes = ", ".join(f"{name}={tuple(p.shape)}" for name, p in self.named_parameters(recurse=False))
@@ -122,6 +133,9 @@ class TorchBackend(Backend):
     def tensor_types(self) -> tuple[type, ...]:
         return (torch.Tensor,)  # nn.Parameter included
 
+    def labels(self, data: np.ndarray) -> Any:
+        return torch.from_numpy(np.asarray(data, dtype=np.int64)).to(self.device)
+
     def tensor(self, data: Any) -> Any:
         if isinstance(data, torch.Tensor):
             return data.to(device=self.device, dtype=torch.float32)  # the same tensor when nothing changes
@@ -140,11 +154,11 @@ class TorchBackend(Backend):
         return y
 
     # -- nn ----------------------------------------------------------------------
-    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
         halves = _halves(padding)
         if halves is None:
             x, halves = _pad(x, padding), (0, 0)
-        return F.conv2d(x, w, stride=stride, padding=halves, groups=groups)
+        return F.conv2d(x, w, bias, stride=stride, padding=halves, groups=groups)
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
         halves = _halves(padding)
@@ -157,6 +171,9 @@ class TorchBackend(Backend):
 
     def flip(self, x: Any, axes: tuple[int, ...]) -> Any:
         return torch.flip(x, axes)  # torch slicing takes no negative steps
+
+    def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
+        return F.linear(x, w, bias)
 
     def sigmoid(self, x: Any) -> Any:
         return torch.sigmoid(x)
@@ -192,8 +209,19 @@ class TorchBackend(Backend):
         return "native" if x_shape[0] * x_shape[1] <= 128 * 128 else "vectorized"
 
     # -- modules and training ----------------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Module:
-        return Module(self, definition, initial)
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
+        return Module(self, definition, initial, children)
+
+    def submodules(self, module: nn.Module) -> tuple[Any, ...]:
+        return tuple(module.children())
+
+    def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        out_size, in_size, *kernel = shapes["weight"]
+        bias = "bias" in shapes
+        layer = (
+            nn.Conv2d(in_size, out_size, kernel, bias=bias) if kind == "conv2d" else nn.Linear(in_size, out_size, bias)
+        )
+        return {name: p.detach().numpy() for name, p in layer.named_parameters()}
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         layer = BuiltinConv2d(kernel_size).to(self.device)

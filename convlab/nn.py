@@ -1,0 +1,366 @@
+"""Layers of a small CNN, written once, made as real modules of the active framework.
+
+``cl.nn.Conv2d(1, 6, 5, padding=2)`` on the torch backend is an
+``nn.Module``, on TensorFlow a Keras ``Layer``, on JAX a Flax NNX
+``Module``, on MXNet a Gluon ``Block``; each holds its parameters the way
+its framework does, so the framework's own optimisers train it, and each is
+called on NCHW tensors of that framework. What a layer computes is one
+frozen definition here (:class:`Conv2dDef`, :class:`Pool2dDef`, ...),
+in terms of the backend protocol's primitives; the adapters only register
+parameters and submodules.
+
+Initial values: with an int ``seed``, NumPy draws them (Xavier-uniform
+weights, zero biases, as the book's PyTorch tab initialises LeNet), so every
+backend starts from the same numbers. With ``seed=None`` the framework's
+own layer of that kind draws them (``torch.nn.Conv2d``'s Kaiming-uniform,
+Keras' Glorot-uniform, ...), as a user of that framework would get.
+
+Examples
+--------
+>>> import convlab as cl
+>>> net = cl.nn.Sequential(cl.nn.Conv2d(1, 2, 3, padding=1, seed=0), cl.nn.ReLU(), cl.nn.MaxPool2d(2))
+>>> net(cl.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])).shape
+(1, 2, 1, 1)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from convlab._api import export
+from convlab._checks import check_fits, check_kernel_size, check_padding, check_positive, check_stride
+from convlab._convert import as_native, describe
+from convlab._registry import get_backend
+from convlab.backends.base import Backend, Padding, Pair, Tensor
+from convlab.layers import LayerDef
+
+Children = Sequence[Callable[[Tensor], Tensor]]
+
+
+def _native(backend: Backend, X: Any, layer: str) -> Tensor:
+    """``X`` as a tensor of the layer's backend: its own tensors pass as they are, NumPy data is converted."""
+    return X if isinstance(X, backend.tensor_types) else as_native(X, f"{layer}: X", backend)
+
+
+def _check_input(layer: str, X: Tensor, expected: str, ndim: int, channels: int | None = None) -> None:
+    shape = tuple(X.shape)
+    if len(shape) != ndim or (channels is not None and shape[1] != channels):
+        raise ValueError(f"{layer}: expected an input of shape {expected}, got {describe(X)}")
+
+
+@dataclass(frozen=True)
+class Conv2dDef(LayerDef):
+    """Cross-correlation of NCHW input with OIHW ``weight``, plus a per-channel ``bias``."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: Pair
+    stride: Pair
+    padding: Padding
+
+    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        X = _native(backend, X, "Conv2d")
+        _check_input("Conv2d", X, f"(N, {self.in_channels}, H, W), in_channels={self.in_channels}", 4, self.in_channels)
+        top, bottom, left, right = self.padding
+        check_fits((X.shape[2] + top + bottom, X.shape[3] + left + right), self.kernel_size, "kernel_size", padded=True)
+        return backend.conv2d(X, params["weight"], self.stride, self.padding, 1, bias=params.get("bias"))
+
+
+@dataclass(frozen=True)
+class Pool2dDef(LayerDef):
+    """Max or average pooling of each channel (max pads with ``-inf``; average counts padded zeros)."""
+
+    mode: str
+    kernel_size: Pair
+    stride: Pair
+    padding: Padding
+
+    @property
+    def title(self) -> str:
+        return "MaxPool2d" if self.mode == "max" else "AvgPool2d"
+
+    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        X = _native(backend, X, self.title)
+        _check_input(self.title, X, "(N, C, H, W)", 4)
+        top, bottom, left, right = self.padding
+        check_fits((X.shape[2] + top + bottom, X.shape[3] + left + right), self.kernel_size, "kernel_size", padded=True)
+        return backend.pool2d(X, self.kernel_size, self.stride, self.padding, self.mode)
+
+
+@dataclass(frozen=True)
+class LinearDef(LayerDef):
+    """``X @ weight.T + bias`` on ``(N, in_features)`` input; ``weight`` is ``(out_features, in_features)``."""
+
+    in_features: int
+    out_features: int
+
+    @property
+    def title(self) -> str:
+        return "Linear"
+
+    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        X = _native(backend, X, "Linear")
+        _check_input("Linear", X, f"(N, {self.in_features}), in_features={self.in_features}", 2, self.in_features)
+        return backend.linear(X, params["weight"], params.get("bias"))
+
+
+@dataclass(frozen=True)
+class ActivationDef(LayerDef):
+    """An elementwise nonlinearity: ``"sigmoid"`` or ``"relu"``."""
+
+    function: str
+
+    @property
+    def title(self) -> str:
+        return {"sigmoid": "Sigmoid", "relu": "ReLU"}[self.function]
+
+    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        X = _native(backend, X, self.title)
+        return backend.sigmoid(X) if self.function == "sigmoid" else backend.relu(X)
+
+
+@dataclass(frozen=True)
+class FlattenDef(LayerDef):
+    """``(N, C, H, W)`` (or any ``(N, ...)``) to ``(N, C H W)``."""
+
+    @property
+    def title(self) -> str:
+        return "Flatten"
+
+    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        X = _native(backend, X, "Flatten")
+        if len(X.shape) < 2:
+            raise ValueError(f"Flatten: expected an input of shape (N, ...) with at least 2 axes, got {describe(X)}")
+        return backend.reshape(X, (X.shape[0], math.prod(X.shape[1:])))
+
+
+@dataclass(frozen=True)
+class SequentialDef(LayerDef):
+    """Its submodules applied in order."""
+
+    @property
+    def title(self) -> str:
+        return "Sequential"
+
+    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        for child in children:
+            X = child(X)
+        return X
+
+
+def xavier_uniform(shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+    """Glorot and Bengio's uniform initialiser: ``U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``."""
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-bound, bound, shape).astype(np.float32)
+
+
+def _initial(
+    kind: str, shapes: dict[str, tuple[int, ...]], fan_in: int, fan_out: int, seed: int | None, backend: Backend
+) -> dict[str, np.ndarray]:
+    if seed is None:
+        values = backend.framework_initial(kind, shapes)
+        return {name: np.asarray(values[name], dtype=np.float32).reshape(shape) for name, shape in shapes.items()}
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed: expected an int or None, got {seed!r}")
+    rng = np.random.default_rng(seed)
+    initial = {"weight": xavier_uniform(shapes["weight"], fan_in, fan_out, rng)}
+    if "bias" in shapes:
+        initial["bias"] = np.zeros(shapes["bias"], dtype=np.float32)
+    return initial
+
+
+def _count(value: Any, name: str) -> int:
+    return int(check_positive(value, name, integer=True))
+
+
+@export(pinned=True, namespace="nn")
+def Conv2d(  # noqa: N802 - the frameworks' class name
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    bias: bool = True,
+    seed: int | None = None,
+) -> Any:
+    """A 2-D convolutional layer (cross-correlation) as a module of the active framework.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input and of the output.
+    kernel_size : int or (int, int)
+        Height and width of the kernel.
+    stride : int or (int, int)
+        Step of the window.
+    padding : int, (p_h, p_w) or (top, bottom, left, right)
+        Zero padding; any width is supported, also beyond the kernel.
+    bias : bool
+        Add a learned bias per output channel.
+    seed : int, optional
+        Draw the initial values with NumPy from this seed (Xavier-uniform
+        weight, zero bias), identical on every backend; ``None`` keeps the
+        framework's own initialiser.
+
+    Returns
+    -------
+    layer
+        A module of the active framework with parameters ``weight``
+        ``(out_channels, in_channels, k_h, k_w)`` and ``bias``
+        ``(out_channels,)``, called on ``(N, in_channels, H, W)`` tensors.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> conv = cl.nn.Conv2d(1, 1, kernel_size=(1, 2), bias=False, seed=0)
+    >>> conv.weight.shape
+    (1, 1, 1, 2)
+    >>> import numpy as np
+    >>> cl.nn.Conv2d(1, 6, 5, padding=2, seed=0)(np.zeros((2, 1, 28, 28))).shape
+    (2, 6, 28, 28)
+    """
+    size = check_kernel_size(kernel_size)
+    definition = Conv2dDef(
+        _count(in_channels, "in_channels"), _count(out_channels, "out_channels"), size,
+        check_stride(stride), check_padding(padding),
+    )  # fmt: skip
+    receptive = size[0] * size[1]
+    shapes = {"weight": (definition.out_channels, definition.in_channels, *size)}
+    if bias:
+        shapes["bias"] = (definition.out_channels,)
+    backend = get_backend()
+    fans = definition.in_channels * receptive, definition.out_channels * receptive
+    return backend.module(definition, _initial("conv2d", shapes, *fans, seed, backend))
+
+
+def _pool(mode: str, kernel_size: Any, stride: Any, padding: Any) -> Any:
+    size = check_kernel_size(kernel_size)
+    definition = Pool2dDef(mode, size, size if stride is None else check_stride(stride), check_padding(padding))
+    return get_backend().module(definition, {})
+
+
+@export(pinned=True, namespace="nn")
+def MaxPool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Any:  # noqa: N802 - the frameworks' name
+    """Max pooling of each channel; the stride defaults to the window, as in the frameworks.
+
+    Padding is ``-inf``, so it never wins; any width is supported (PyTorch
+    allows at most half the window).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> import numpy as np
+    >>> X = cl.tensor(np.arange(16).reshape(1, 1, 4, 4))
+    >>> cl.to_numpy(cl.nn.MaxPool2d(3)(X))
+    array([[[[10.]]]], dtype=float32)
+    >>> cl.to_numpy(cl.nn.MaxPool2d(3, padding=1, stride=2)(X))[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    """
+    return _pool("max", kernel_size, stride, padding)
+
+
+@export(pinned=True, namespace="nn")
+def AvgPool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Any:  # noqa: N802 - the frameworks' name
+    """Average pooling of each channel; padded zeros count in the average (PyTorch's default).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> import numpy as np
+    >>> cl.to_numpy(cl.nn.AvgPool2d(2)(np.arange(16).reshape(1, 1, 4, 4)))[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    """
+    return _pool("avg", kernel_size, stride, padding)
+
+
+@export(pinned=True, namespace="nn")
+def Linear(in_features: int, out_features: int, bias: bool = True, seed: int | None = None) -> Any:  # noqa: N802
+    """A fully connected layer, ``X @ weight.T + bias``, as a module of the active framework.
+
+    ``weight`` is ``(out_features, in_features)``, as in PyTorch. ``seed``
+    as in :func:`Conv2d`.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> import numpy as np
+    >>> cl.nn.Linear(400, 120, seed=0)(np.zeros((3, 400))).shape
+    (3, 120)
+    """
+    definition = LinearDef(_count(in_features, "in_features"), _count(out_features, "out_features"))
+    shapes = {"weight": (definition.out_features, definition.in_features)}
+    if bias:
+        shapes["bias"] = (definition.out_features,)
+    backend = get_backend()
+    initial = _initial("linear", shapes, definition.in_features, definition.out_features, seed, backend)
+    return backend.module(definition, initial)
+
+
+@export(pinned=True, namespace="nn")
+def Sigmoid() -> Any:  # noqa: N802 - the frameworks' name
+    """The logistic sigmoid, elementwise, as a module of the active framework."""
+    return get_backend().module(ActivationDef("sigmoid"), {})
+
+
+@export(pinned=True, namespace="nn")
+def ReLU() -> Any:  # noqa: N802 - the frameworks' name
+    """``max(x, 0)``, elementwise, as a module of the active framework."""
+    return get_backend().module(ActivationDef("relu"), {})
+
+
+@export(pinned=True, namespace="nn")
+def Flatten() -> Any:  # noqa: N802 - the frameworks' name
+    """``(N, C, H, W)`` to ``(N, C H W)``, as a module of the active framework."""
+    return get_backend().module(FlattenDef(), {})
+
+
+@export(pinned=True, namespace="nn")
+def Sequential(*layers: Any) -> Any:  # noqa: N802 - the frameworks' name
+    """The layers applied in order, as one module of the active framework that holds them as submodules.
+
+    The layers must be convlab layers made on the active backend; they are
+    not copied: training the sequence trains them.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> net = cl.nn.Sequential(cl.nn.Flatten(), cl.nn.Linear(4, 2, seed=0), cl.nn.Sigmoid())
+    >>> sorted(cl.parameters(net))
+    ['1.bias', '1.weight']
+    """
+    backend = get_backend()
+    for index, layer in enumerate(layers):
+        definition = getattr(layer, "definition", None)
+        if not isinstance(definition, LayerDef):
+            raise TypeError(
+                f"Sequential: layer {index}: expected a convlab layer (cl.nn.Conv2d, ...), got {type(layer).__name__}"
+            )
+        owner = getattr(layer, "backend", None)
+        if owner is not backend:
+            raise ValueError(
+                f"Sequential: layer {index} ({definition.title}) was made on {owner!r}, but the active backend is "
+                f"{backend!r}; make every layer on one backend"
+            )
+    return backend.module(SequentialDef(), {}, tuple(layers))
+
+
+@export
+def parameters(module: Any) -> dict[str, Any]:
+    """A convlab module's trainable parameters by name (``"weight"``, ``"0.bias"``), live tensors of its framework.
+
+    The framework's own ways see the same parameters (``module.parameters()``
+    in PyTorch, ``trainable_weights`` in Keras, ``nnx.state(module, nnx.Param)``...).
+    """
+    backend = getattr(module, "backend", None)
+    if not isinstance(getattr(module, "definition", None), LayerDef) or not isinstance(backend, Backend):
+        raise TypeError(
+            f"module: expected a convlab module (cl.nn.Conv2d, cl.Conv2D, ...), got {type(module).__name__}"
+        )
+    return backend.parameters(module)
