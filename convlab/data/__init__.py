@@ -1,12 +1,17 @@
-"""The chapter's example inputs, as float32 NumPy arrays (every backend accepts them)."""
+"""The chapter's data: its example inputs, and Fashion-MNIST for LeNet.
+
+The example inputs are float32 NumPy arrays, which every backend accepts;
+:class:`FashionMNIST` yields minibatches of the active backend's tensors.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from convlab._checks import check_positive
+from convlab.data.fashion_mnist import FashionMNIST
 
-__all__ = ["diagonal_image", "edge_image", "fig_correlation"]
+__all__ = ["FashionMNIST", "diagonal_image", "edge_image", "fig_correlation"]
 
 
 def fig_correlation() -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,674 @@
+"""Fashion-MNIST for the chapter's LeNet, read offline from the four official IDX files and verified.
+
+:class:`FashionMNIST` mirrors the d2l class of that name: minibatches of the
+active backend's tensors, NCHW float32 images in ``[0, 1]`` and integer
+labels, in an order drawn by NumPy from a seed, so that every backend sees
+the same batches. The files are looked for on disk (``root=``,
+``$CONVLAB_DATA``, Debian's ``dataset-fashion-mnist`` package, a user cache);
+``download=True`` fetches missing ones into the cache.
+
+Every file is checked before its data is used: the IDX magic number, the
+counts and shapes its header announces against the official ones, its
+length, a pinned SHA-256 of the decompressed bytes (the package recompresses
+the ``.gz`` files, so their own hashes differ from the publisher's), the
+label range and that labels and images belong together. Each split is
+decoded and verified once per process; later instances share the arrays.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import numbers
+import os
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convlab._checks import check_kernel_size, check_positive
+from convlab._convert import to_numpy
+from convlab._registry import get_backend
+from convlab.backends.base import Backend, Tensor
+from convlab.errors import DataCorruptError, DataNotFoundError
+
+__all__ = ["TEXT_LABELS", "Batches", "FashionMNIST", "IdxFile"]
+
+TEXT_LABELS = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
+"""The ten classes' names, as d2l prints them, by label."""
+
+_UNSIGNED_BYTE = 0x08
+"""The IDX type code of ``uint8`` data, the third byte of the magic number."""
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    """What one IDX file of a dataset must hold once decompressed.
+
+    Parameters
+    ----------
+    name : str
+        The file's name without ``.gz`` (``"train-images-idx3-ubyte"``).
+    shape : tuple of int
+        The dimensions its header must announce: ``(count, height, width)``
+        for images, ``(count,)`` for labels.
+    sha256 : str
+        The SHA-256 of the whole decompressed file, header included.
+    classes : int, optional
+        For a label file: every label must be below it.
+
+    Examples
+    --------
+    >>> spec = IdxFile("t10k-labels-idx1-ubyte", (10000,), "0" * 64, classes=10)
+    >>> hex(spec.magic), spec.what
+    ('0x801', 'labels')
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    sha256: str
+    classes: int | None = None
+
+    @property
+    def magic(self) -> int:
+        """The magic number that opens the file: zero, zero, the type code of ``uint8``, the number of dimensions."""
+        return (_UNSIGNED_BYTE << 8) | len(self.shape)
+
+    @property
+    def what(self) -> str:
+        """``"images"`` or ``"labels"``, for messages."""
+        return "labels" if len(self.shape) == 1 else "images"
+
+
+OFFICIAL_FILES: dict[str, tuple[IdxFile, IdxFile]] = {
+    "train": (
+        IdxFile(
+            "train-images-idx3-ubyte",
+            (60000, 28, 28),
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        ),
+        IdxFile(
+            "train-labels-idx1-ubyte",
+            (60000,),
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            classes=10,
+        ),
+    ),
+    "val": (
+        IdxFile(
+            "t10k-images-idx3-ubyte",
+            (10000, 28, 28),
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        ),
+        IdxFile(
+            "t10k-labels-idx1-ubyte",
+            (10000,),
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+            classes=10,
+        ),
+    ),
+}
+"""Fashion-MNIST's training and test splits: (images, labels) each.
+
+The pins are the SHA-256 of the decompressed official files; the training
+labels hold 6,000 of each class and the test labels 1,000.
+"""
+
+OFFICIAL_MIRRORS = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+)
+"""Where Zalando Research publishes the ``.gz`` files: the bucket torchvision (and so d2l) uses, then the repository."""
+
+_PRESIZED_LIMIT_BYTES = 1 << 30
+"""Resized splits up to this size are resized once and kept; larger ones (224x224 for AlexNet) per batch."""
+
+_KEPT_SIZES = 2
+"""How many resized copies of one split a process keeps."""
+
+
+# -- reading and verifying one file ------------------------------------------------
+
+
+_LOCAL_REMEDY = (
+    "convlab refuses this file; delete it and get a fresh copy "
+    "(the apt package dataset-fashion-mnist, or FashionMNIST(download=True))"
+)
+"""What to do about a damaged file on disk; a damaged download is simply not kept."""
+
+
+def _damaged(where: str, problem: str, remedy: str) -> DataCorruptError:
+    return DataCorruptError(f"{where}: {problem}." + (f" {remedy}" if remedy else ""))
+
+
+def _decompressed(raw: bytes, where: str, remedy: str = _LOCAL_REMEDY) -> bytes:
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut-off stream an EOFError
+        raise _damaged(where, f"not a complete gzip file ({exc})", remedy) from exc
+
+
+def _read_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    return _decompressed(raw, str(path)) if path.suffix == ".gz" else raw
+
+
+def _verified(
+    data: bytes, spec: IdxFile, where: str, images_count: int | None = None, remedy: str = _LOCAL_REMEDY
+) -> np.ndarray:
+    """The uint8 array of a decompressed IDX file, after every check against ``spec``.
+
+    ``images_count``, for a label file: how many images its labels must
+    describe. ``where`` names the file in messages, ``remedy`` ends them.
+    """
+
+    def corrupt(problem: str) -> DataCorruptError:
+        return _damaged(where, problem, remedy)
+
+    ndim = len(spec.shape)
+    if len(data) < 4:
+        raise corrupt(f"only {len(data)} bytes long, too short for an IDX header")
+    magic = int.from_bytes(data[:4], "big")
+    if magic != spec.magic:
+        hint = " (it is gzip-compressed: name it with .gz)" if data[:2] == b"\x1f\x8b" else ""
+        raise corrupt(
+            f"bad magic number 0x{magic:08x}{hint}, expected 0x{spec.magic:08x} "
+            f"(IDX {spec.what}: unsigned bytes in {ndim} dimension{'s' if ndim > 1 else ''})",
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise corrupt(f"truncated inside its header ({len(data)} of {header} bytes)")
+    dims = tuple(int(n) for n in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    if images_count is not None and dims[0] != images_count:
+        raise corrupt(
+            f"holds {dims[0]} labels for {images_count} images: these labels do not belong to the images beside them",
+        )
+    if dims[0] != spec.shape[0]:
+        raise corrupt(f"holds {dims[0]} {spec.what}, expected {spec.shape[0]}")
+    if dims[1:] != spec.shape[1:]:
+        size, expected = "x".join(map(str, dims[1:])), "x".join(map(str, spec.shape[1:]))
+        raise corrupt(f"holds {size}-pixel images, expected {expected}")
+    body, needed = len(data) - header, math.prod(dims)
+    if body < needed:
+        raise corrupt(f"truncated: {body} bytes of {spec.what} after the header, expected {needed}")
+    if body > needed:
+        raise corrupt(f"{body - needed} bytes longer than its header announces")
+    values = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    if spec.classes is not None and values.size and int(values.max()) >= spec.classes:
+        raise corrupt(f"holds label {int(values.max())}, expected labels 0 to {spec.classes - 1}")
+    import hashlib  # here, not at the top: `import convlab` stays lean
+
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != spec.sha256:
+        raise corrupt(
+            f"SHA-256 of its decompressed bytes is {digest}, expected {spec.sha256}: "
+            "the file is damaged or is not the official data",
+        )
+    return values
+
+
+# -- one split, decoded once per process -------------------------------------------
+
+
+def _bilinear_weights(size_in: int, size_out: int) -> np.ndarray:
+    """``(size_out, size_in)`` rows of a bilinear resize along one axis, as PIL (so d2l's ``Resize``) computes it.
+
+    Each output pixel averages the input pixels under a triangle centred on
+    it, with pixel centres at half-integers. When shrinking, the triangle
+    widens by the reduction factor, so every input pixel contributes
+    (antialiasing); when enlarging it is plain linear interpolation.
+    """
+    scale = size_in / size_out
+    support = max(scale, 1.0)
+    centres = (np.arange(size_out) + 0.5) * scale
+    distance = (np.arange(size_in) + 0.5)[None, :] - centres[:, None]
+    weights = np.clip(1.0 - np.abs(distance) / support, 0.0, None)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _resizer(shape_in: tuple[int, int], shape_out: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+    """A function resizing NCHW float32 images in ``[0, 1]`` from ``shape_in`` to ``shape_out``."""
+    rows = _bilinear_weights(shape_in[0], shape_out[0]).astype(np.float32)
+    columns = _bilinear_weights(shape_in[1], shape_out[1]).T.astype(np.float32)
+
+    def resize(images: np.ndarray) -> np.ndarray:
+        out = rows @ images @ columns  # separable: rows first, then columns, as two matrix products per image
+        return np.clip(out, 0.0, 1.0, out=out)  # rounding may step a hair outside [0, 1]
+
+    return resize
+
+
+@dataclass
+class _Split:
+    """One split's images (NCHW float32 in [0, 1]) and labels (int64), both read-only."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    _resized: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+
+    def images_at(self, size: tuple[int, int] | None) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray] | None]:
+        """The images to batch at ``size``, and the resize still to apply to each batch (``None``: none)."""
+        native = self.images.shape[2:]
+        if size is None or size == native:
+            return self.images, None
+        resize = _resizer(native, size)
+        if len(self.images) * size[0] * size[1] * 4 > _PRESIZED_LIMIT_BYTES:
+            return self.images, resize
+        with _lock:
+            if size not in self._resized:
+                while len(self._resized) >= _KEPT_SIZES:
+                    del self._resized[next(iter(self._resized))]
+                resized = np.concatenate([resize(chunk) for chunk in np.array_split(self.images, 16)])
+                resized.flags.writeable = False
+                self._resized[size] = resized
+            return self._resized[size], None
+
+
+_lock = threading.RLock()
+_decoded: dict[tuple[Any, ...], tuple[tuple[Any, ...], _Split]] = {}
+"""(paths, specs) -> (the files' size, mtime and inode when read, the split): decode and hash once per process."""
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns, status.st_ino
+
+
+def _load_split(images_path: Path, labels_path: Path, images_spec: IdxFile, labels_spec: IdxFile) -> _Split:
+    key = (images_path.resolve(), labels_path.resolve(), images_spec, labels_spec)
+    signature = (_signature(images_path), _signature(labels_path))
+    with _lock:
+        cached = _decoded.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        pixels = _verified(_read_bytes(images_path), images_spec, str(images_path))
+        labels = _verified(_read_bytes(labels_path), labels_spec, str(labels_path), images_count=len(pixels))
+        # Divided in float32, as torchvision's ToTensor does, so each value is the float32 nearest k/255.
+        images = np.divide(pixels[:, None], np.float32(255), dtype=np.float32)
+        split = _Split(images, labels.astype(np.int64))
+        split.images.flags.writeable = False
+        split.labels.flags.writeable = False
+        _decoded[key] = (signature, split)
+        return split
+
+
+# -- the batches -----------------------------------------------------------------
+
+
+class Batches:
+    """The minibatches of one split: each iteration is one pass (an epoch) over it.
+
+    :meth:`FashionMNIST.train_dataloader` and
+    :meth:`FashionMNIST.val_dataloader` return one. Each batch is ``(X, y)``:
+    ``X`` the images as an NCHW float32 tensor of the backend active when the
+    iteration began, ``y`` their labels by ``get_backend().labels``. Every
+    batch is a fresh copy, so changing it in place harms nothing. The last
+    batch holds what is left (as d2l's loaders).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> val = cl.data.FashionMNIST(batch_size=1000).val_dataloader()
+    >>> len(val)
+    10
+    >>> [X.shape for X, y in val][-1]
+    (1000, 1, 28, 28)
+    """
+
+    def __init__(
+        self,
+        split: _Split,
+        batch_size: int,
+        resize: tuple[int, int] | None,
+        order: Callable[[], np.ndarray] | None,
+    ) -> None:
+        self._split = split
+        self._batch_size = batch_size
+        self._resize = resize
+        self._order = order
+
+    def __len__(self) -> int:
+        """The number of batches in one pass."""
+        return -(-len(self._split.labels) // self._batch_size)
+
+    def __repr__(self) -> str:
+        kind = "shuffled" if self._order is not None else "in file order"
+        return f"<Batches: {len(self)} of up to {self._batch_size} from {len(self._split.labels)} examples, {kind}>"
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        # The backend and the order are fixed when the pass starts, not at its first batch.
+        backend = get_backend()
+        order = None if self._order is None else self._order()
+        images, resize = self._split.images_at(self._resize)
+        return self._batches(backend, images, resize, order)
+
+    def _batches(
+        self,
+        backend: Backend,
+        images: np.ndarray,
+        resize: Callable[[np.ndarray], np.ndarray] | None,
+        order: np.ndarray | None,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        labels = self._split.labels
+        for start in range(0, len(labels), self._batch_size):
+            stop = start + self._batch_size
+            if order is None:
+                X, y = images[start:stop].copy(), labels[start:stop].copy()
+            else:
+                chosen = order[start:stop]
+                X, y = np.take(images, chosen, axis=0), np.take(labels, chosen)
+            if resize is not None:
+                X = resize(X)
+            yield backend.tensor(X), backend.labels(y)
+
+
+# -- where the files are -----------------------------------------------------------
+
+
+def _file_names(spec: IdxFile) -> tuple[str, str]:
+    """The names a file may have, in the order preferred: uncompressed (faster to read), then gzipped."""
+    return spec.name, spec.name + ".gz"
+
+
+def _files_in(directory: Path, specs: list[IdxFile]) -> tuple[dict[str, Path], list[str]]:
+    """The files of ``specs`` present in ``directory`` by name, and the names of those missing."""
+    found, missing = {}, []
+    for spec in specs:
+        for name in _file_names(spec):
+            if (directory / name).is_file():
+                found[spec.name] = directory / name
+                break
+        else:
+            missing.append(f"{spec.name}[.gz]")
+    return found, missing
+
+
+class FashionMNIST:
+    """Fashion-MNIST in minibatches of the active backend's tensors, as d2l's ``FashionMNIST``.
+
+    The 70,000 28x28 grey images of clothes in ten classes (60,000 to train,
+    10,000 to validate), read from the four official IDX files, gzipped or
+    not. convlab looks in this order, and uses the first directory that
+    holds all four:
+
+    1. ``root``, if given;
+    2. ``$CONVLAB_DATA/fashion-mnist``, if that variable is set;
+    3. ``/usr/share/datasets/fashion-mnist``, where Debian's package
+       ``dataset-fashion-mnist`` installs them;
+    4. the user cache, ``$XDG_CACHE_HOME/convlab/fashion-mnist`` (by default
+       ``~/.cache/convlab/fashion-mnist``), which ``download=True`` fills.
+
+    Each file is verified before use (magic number, counts, 28x28 shapes,
+    length, a pinned SHA-256 of the decompressed bytes, labels 0 to 9 and as
+    many as images); a split is decoded and verified once per process, so
+    further instances are quick.
+
+    Parameters
+    ----------
+    batch_size : int, default 128
+        Examples per batch; the last batch of a pass holds the rest.
+    resize : int or (int, int), optional
+        Resize every image to ``(height, width)`` (an int ``n``: ``(n, n)``)
+        by bilinear interpolation, antialiased when shrinking, as d2l's
+        ``transforms.Resize``. It is done once, in NumPy, and kept for the
+        process; a size whose copy of the training set would pass 1 GiB
+        (over about 66x66) is resized batch by batch instead.
+    root : str or os.PathLike, optional
+        A directory holding the four files; looked in first.
+    seed : int, default 0
+        Seeds the NumPy generator that shuffles the training set: pass ``k``
+        over the training data (through any of this object's training
+        loaders) uses the ``k``-th permutation drawn from
+        ``numpy.random.default_rng(seed)``, on every backend alike.
+    download : bool, default False
+        If no directory holds all four files, fetch the ones the user cache
+        lacks from :attr:`mirrors`. Each is written to a temporary file,
+        verified, then renamed into place, so an interrupted or damaged
+        download leaves nothing behind.
+
+    Attributes
+    ----------
+    num_train, num_val : int
+        The size of each split.
+    directory : pathlib.Path
+        Where the files were found.
+
+    Raises
+    ------
+    DataNotFoundError
+        No directory holds the four files (and ``download`` is false, or
+        the download failed): the message lists every place looked in and
+        how to get the data.
+    DataCorruptError
+        A file is damaged (truncated, a broken gzip stream, a bad magic
+        number, wrong counts or shapes, a wrong hash, labels that do not
+        match the images); the message names the file and the problem.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> data = cl.data.FashionMNIST(batch_size=256)
+    >>> data.num_train, data.num_val, len(data.train_dataloader())
+    (60000, 10000, 235)
+    >>> X, y = next(iter(data.val_dataloader()))
+    >>> X.shape, X.dtype, float(X.min()), float(X.max())
+    ((256, 1, 28, 28), dtype('float32'), 0.0, 1.0)
+    >>> data.text_labels(y[:5])
+    ['ankle boot', 'pullover', 'trouser', 'trouser', 'shirt']
+    >>> X, y = next(iter(cl.data.FashionMNIST(resize=32).train_dataloader()))
+    >>> X.shape, y.shape
+    ((128, 1, 32, 32), (128,))
+    """
+
+    files: dict[str, tuple[IdxFile, IdxFile]] = OFFICIAL_FILES
+    """The ``"train"`` and ``"val"`` splits' (images, labels) files and what they must hold."""
+
+    mirrors: tuple[str, ...] = OFFICIAL_MIRRORS
+    """Base URLs ``download=True`` tries in turn; each serves ``<name>.gz``."""
+
+    system_dir: Path = Path("/usr/share/datasets/fashion-mnist")
+    """Where the Debian package ``dataset-fashion-mnist`` puts the files."""
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        resize: int | tuple[int, int] | None = None,
+        root: str | os.PathLike[str] | None = None,
+        seed: int = 0,
+        download: bool = False,
+    ) -> None:
+        self.batch_size = check_positive(batch_size, "batch_size", integer=True)
+        self.resize = None if resize is None else check_kernel_size(resize, "resize")
+        if root is not None and not isinstance(root, (str, os.PathLike)):
+            raise TypeError(f"root: expected a directory (a str or os.PathLike), got {root!r}")
+        self.root = None if root is None else Path(root)
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+            raise TypeError(f"seed: expected a non-negative int, got {seed!r}")
+        if seed < 0:
+            raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
+        self.seed = int(seed)
+        if not isinstance(download, bool):
+            raise TypeError(f"download: expected True or False, got {download!r}")
+        paths = self._locate(download)
+        self.directory = paths[self.files["train"][0].name].parent
+        self._splits = {
+            split: _load_split(paths[images.name], paths[labels.name], images, labels)
+            for split, (images, labels) in self.files.items()
+        }
+        self.num_train = len(self._splits["train"].labels)
+        self.num_val = len(self._splits["val"].labels)
+        self._generator = np.random.default_rng(self.seed)
+
+    def __repr__(self) -> str:
+        return (
+            f"FashionMNIST(batch_size={self.batch_size}, resize={self.resize}, seed={self.seed}): "
+            f"{self.num_train} to train, {self.num_val} to validate, from {self.directory}"
+        )
+
+    def train_dataloader(self) -> Batches:
+        """The training set in batches, reshuffled for every pass.
+
+        Examples
+        --------
+        >>> from itertools import islice
+        >>> import convlab as cl
+        >>> data = cl.data.FashionMNIST(batch_size=4, seed=0)
+        >>> train = data.train_dataloader()
+        >>> [data.text_labels(y) for X, y in islice(train, 2)]  # two batches of the first pass
+        [['sneaker', 'sneaker', 'trouser', 'sneaker'], ['coat', 'trouser', 'shirt', 'dress']]
+        >>> [data.text_labels(y) for X, y in islice(train, 2)]  # the second pass: a new permutation
+        [['trouser', 'pullover', 'sneaker', 'trouser'], ['shirt', 'sandal', 'coat', 'bag']]
+        """
+        return Batches(self._splits["train"], self.batch_size, self.resize, self._next_order)
+
+    def val_dataloader(self) -> Batches:
+        """The validation (test) set in batches, in file order.
+
+        Examples
+        --------
+        >>> import convlab as cl
+        >>> data = cl.data.FashionMNIST(batch_size=3)
+        >>> _, y = next(iter(data.val_dataloader()))
+        >>> data.text_labels(y)
+        ['ankle boot', 'pullover', 'trouser']
+        """
+        return Batches(self._splits["val"], self.batch_size, self.resize, None)
+
+    def text_labels(self, indices: Any) -> list[str]:
+        """The class names of labels ``indices`` (an int, a sequence, an array or any backend's tensor).
+
+        Examples
+        --------
+        >>> import convlab as cl
+        >>> cl.data.FashionMNIST().text_labels([0, 9, 3])
+        ['t-shirt', 'ankle boot', 'dress']
+        """
+        values = np.asarray(to_numpy(indices)).reshape(-1)
+        if values.dtype.kind not in "iu":
+            raise TypeError(f"indices: expected integer labels, got an array of dtype {values.dtype}")
+        if values.size and (values.min() < 0 or values.max() >= len(TEXT_LABELS)):
+            bad = values[(values < 0) | (values >= len(TEXT_LABELS))][0]
+            raise ValueError(f"indices: expected labels 0 to {len(TEXT_LABELS) - 1}, got {bad}")
+        return [TEXT_LABELS[i] for i in values.tolist()]
+
+    @staticmethod
+    def cache_dir() -> Path:
+        """The user cache directory, which ``download=True`` fills.
+
+        Examples
+        --------
+        >>> FashionMNIST.cache_dir().parts[-2:]
+        ('convlab', 'fashion-mnist')
+        """
+        base = os.environ.get("XDG_CACHE_HOME") or ""
+        root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"  # as XDG says: relative means unset
+        return root / "convlab" / "fashion-mnist"
+
+    def _next_order(self) -> np.ndarray:
+        return self._generator.permutation(self.num_train)
+
+    def _specs(self) -> list[IdxFile]:
+        return [spec for pair in self.files.values() for spec in pair]
+
+    def _places(self) -> list[tuple[str, Path | None]]:
+        """Each place looked in, in order, with how to name it in a message (``None``: not set)."""
+        data_root = os.environ.get("CONVLAB_DATA")
+        places: list[tuple[str, Path | None]] = []
+        if self.root is not None:
+            places.append(("root=", self.root))
+        places.append(("$CONVLAB_DATA", Path(data_root) / "fashion-mnist" if data_root else None))
+        places.append(("Debian's package dataset-fashion-mnist", self.system_dir))
+        places.append(("the user cache, which download=True fills", self.cache_dir()))
+        return places
+
+    def _locate(self, download: bool) -> dict[str, Path]:
+        """The path of each file by name: from the first complete directory, downloading first if asked."""
+        specs = self._specs()
+        report = []
+        for label, directory in self._places():
+            if directory is None:
+                report.append(f"{label}: not set")
+                continue
+            if not directory.is_dir():
+                state = "is not a directory" if directory.exists() else "does not exist"
+                report.append(f"{directory} ({label}): {state}")
+                continue
+            found, missing = _files_in(directory, specs)
+            if not missing:
+                return found
+            report.append(
+                f"{directory} ({label}): " + ("none of the files" if not found else "lacks " + ", ".join(missing))
+            )
+        if download:
+            return self._download(self.cache_dir(), specs)
+        names = ", ".join(spec.name for spec in specs)
+        places = "\n".join(f"  {i}. {line}" for i, line in enumerate(report, start=1))
+        raise DataNotFoundError(
+            f"Fashion-MNIST not found: convlab looks for its four IDX files ({names}; each gzipped "
+            f"as .gz or not) in these places, in order:\n{places}\nTo get the data, any one of:\n"
+            "  - install the Debian/Ubuntu package: sudo apt-get install dataset-fashion-mnist\n"
+            f"  - download it once into {self.cache_dir()}: FashionMNIST(download=True)\n"
+            "  - put the four files in a directory D and pass root=D, "
+            "or set CONVLAB_DATA to a directory holding D as fashion-mnist/"
+        )
+
+    def _download(self, directory: Path, specs: list[IdxFile]) -> dict[str, Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        found, _ = _files_in(directory, specs)
+        for spec in specs:
+            if spec.name not in found:
+                found[spec.name] = _fetch(spec, directory, self.mirrors)
+        return found
+
+
+# -- download ----------------------------------------------------------------------
+
+_CHUNK_BYTES = 1 << 20
+
+
+def _fetch(spec: IdxFile, directory: Path, mirrors: tuple[str, ...]) -> Path:
+    """Download ``<spec.name>.gz`` from the first mirror that serves it intact into ``directory``; its path."""
+    import http.client
+    import tempfile
+    import urllib.request
+
+    target = directory / f"{spec.name}.gz"
+    failures: list[tuple[str, Exception]] = []
+    for mirror in mirrors:
+        url = f"{mirror.rstrip('/')}/{target.name}"
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
+        placed = False
+        try:
+            with os.fdopen(handle, "wb") as out:
+                request = urllib.request.Request(url, headers={"User-Agent": "convlab"})
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    announced = response.headers.get("Content-Length")
+                    received = 0
+                    while chunk := response.read(_CHUNK_BYTES):
+                        out.write(chunk)
+                        received += len(chunk)
+                if announced is not None and received != int(announced):
+                    raise OSError(f"interrupted: received {received} of {announced} bytes")
+                out.flush()
+                os.fsync(out.fileno())  # the bytes reach the disk before the name does
+            _verified(_decompressed(Path(temporary).read_bytes(), url, remedy=""), spec, url, remedy="")
+            os.replace(temporary, target)
+            placed = True
+            return target
+        except (OSError, http.client.HTTPException, DataCorruptError) as exc:  # URLError and timeouts are OSErrors
+            failures.append((url, exc))
+        finally:
+            if not placed:
+                Path(temporary).unlink(missing_ok=True)
+    tried = "\n".join(f"  {url}: {exc}" for url, exc in failures) or "  (no mirrors configured)"
+    if any(isinstance(exc, DataCorruptError) for _, exc in failures):
+        raise DataCorruptError(f"no mirror served an intact {target.name}; nothing was kept:\n{tried}")
+    raise DataNotFoundError(
+        f"could not download {target.name} into {directory}; nothing was kept:\n{tried}\n"
+        "Without network access, install the Debian/Ubuntu package instead: "
+        "sudo apt-get install dataset-fashion-mnist"
+    )
