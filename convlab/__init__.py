@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convlab import _api, data, kernels, nn
+from convlab import _api, data, kernels, models, nn
 from convlab._bound import install_finder
 from convlab._convert import to_numpy
 from convlab._registry import (
@@ -47,6 +47,7 @@ from convlab.chapter_exercises import (
     pool_cost,
     softmax_pool2d,
 )
+from convlab.classifier import ClassifierResult, layer_summary, train_classifier
 from convlab.errors import (
     BackendLoadOrderError,
     BackendNotInstalledError,
@@ -79,6 +80,7 @@ __version__ = "0.1.0"
 _api.export(data)
 _api.export(kernels)
 _api.export(nn)
+_api.export(models)
 __all__ = _api.exported()
 
 install_finder()

@@ -162,3 +162,16 @@ class HalfMeanSquaredError:
 
     def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
         return 0.5 * self.backend.mean((Y_hat - Y) ** 2)
+
+
+@dataclass(frozen=True)
+class SoftmaxCrossEntropy:
+    """The mean softmax cross-entropy of logits ``Y_hat`` ``(N, classes)`` against one-hot ``Y``, as d2l's classifiers.
+
+    The labels come one-hot (float) so that the loss needs no gather: ``-sum(Y * log_softmax(Y_hat)) / N``.
+    """
+
+    backend: Backend
+
+    def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
+        return -self.backend.sum(Y * self.backend.log_softmax(Y_hat, axis=1)) / Y_hat.shape[0]

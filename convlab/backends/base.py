@@ -273,6 +273,10 @@ class Backend(abc.ABC):
         compares equal for equal losses, so a compiled step can be reused.
         """
 
+    def predict(self, module: Any, X: Tensor) -> Tensor:
+        """``module(X)`` for evaluation, without recording anything for gradients (``torch.no_grad()``)."""
+        return module(X)
+
     @abc.abstractmethod
     def sgd_update(self, module: Any, grads: Mapping[str, Tensor], lr: float) -> None:
         """``param -= lr * grad`` for every parameter of ``module``, in place."""

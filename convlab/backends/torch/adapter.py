@@ -244,6 +244,10 @@ class TorchBackend(Backend):
         value.backward()
         return value.item(), {name: p.grad for name, p in params.items()}
 
+    def predict(self, module: nn.Module, X: Any) -> Any:
+        with torch.no_grad():
+            return module(X)
+
     def sgd_update(self, module: nn.Module, grads: Mapping[str, Any], lr: float) -> None:
         params = self.parameters(module)
         with torch.no_grad():

@@ -1,0 +1,63 @@
+"""The chapter's models, defined once with :mod:`convlab.nn`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convlab import nn
+from convlab._api import export
+from convlab._checks import check_positive
+
+
+def _layer_seeds(seed: int | None, count: int) -> list[int | None]:
+    """One independent seed per weighted layer from ``seed`` (``None`` keeps every framework's initialiser)."""
+    if seed is None:
+        return [None] * count
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed: expected an int or None, got {seed!r}")
+    return [int(state) for state in np.random.SeedSequence(int(seed)).generate_state(count)]
+
+
+@export(pinned=True)
+def lenet(num_classes: int = 10, seed: int | None = None) -> Any:
+    """LeNet-5 as d2l §7.6 builds it: sigmoid activations, average pooling, one ``cl.nn.Sequential``.
+
+    Conv 6@5x5 (padding 2), sigmoid, avg-pool 2/2; conv 16@5x5, sigmoid,
+    avg-pool 2/2; flatten, 120, sigmoid, 84, sigmoid, ``num_classes``. It
+    takes ``(N, 1, 28, 28)`` images and returns logits.
+
+    Parameters
+    ----------
+    num_classes : int
+        Outputs of the last layer.
+    seed : int, optional
+        Xavier-uniform weights and zero biases drawn by NumPy (one seed per
+        layer, from ``numpy.random.SeedSequence(seed)``), so every backend
+        starts from the same numbers, as the book's PyTorch tab initialises
+        LeNet. ``None`` keeps each framework's own initialisers.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> net = cl.models.lenet(seed=0)
+    >>> [name for name, shape in cl.layer_summary(net, verbose=False)][:3]
+    ['Conv2d', 'Sigmoid', 'AvgPool2d']
+    """
+    classes = int(check_positive(num_classes, "num_classes", integer=True))
+    seeds = _layer_seeds(seed, 5)
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2, seed=seeds[0]),
+        nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5, seed=seeds[1]),
+        nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120, seed=seeds[2]),
+        nn.Sigmoid(),
+        nn.Linear(120, 84, seed=seeds[3]),
+        nn.Sigmoid(),
+        nn.Linear(84, classes, seed=seeds[4]),
+    )
