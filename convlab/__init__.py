@@ -73,7 +73,6 @@ from convlab.ops import (
     tensor,
 )
 from convlab.padding_exercises import conv_transpose2d, insert_zeros
-from convlab.padding_exercises import conv_transpose2d, insert_zeros
 from convlab.training import TrainResult, max_stable_lr, train_kernel
 
 __version__ = "0.1.0"
