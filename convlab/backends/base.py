@@ -298,6 +298,34 @@ class Backend(abc.ABC):
         Not used by convlab's own code: ``convlab bench`` times ``train_kernel`` against it.
         """
 
+    def framework_conv2d_step(
+        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
+    ) -> Callable[[], Any] | None:
+        """One forward and backward pass of the framework's own conv layer, as its users write it; ``None``: no layer.
+
+        The layer (``torch.nn.Conv2d``, ``keras.layers.Conv2D``...) has a bias
+        and the framework's defaults; ``x`` (NCHW) is converted once, to the
+        framework's own default layout, before the closure is returned. A
+        call differentiates ``sum(layer(x))`` with respect to the layer's
+        parameters and waits for the result. Not used by convlab's own code:
+        ``convlab bench`` times ``cl.nn.Conv2d`` against it.
+        """
+        return None
+
+    def idiomatic_lenet_step(
+        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+    ) -> Callable[[], float] | None:
+        """One SGD step of d2l's LeNet written the framework's own idiomatic way; ``None``: the framework has none.
+
+        The network starts from ``weights`` (``cl.parameters`` of
+        ``cl.models.lenet()``: dotted names, the core's layouts); ``X``
+        (NCHW float32) and ``y`` (int labels) are converted once, to the
+        framework's default layout. A call trains one step on that batch and
+        returns its loss, as a float. ``convlab bench`` times
+        ``train_classifier``'s step against it.
+        """
+        return None
+
     def synchronize(self, y: Tensor) -> Tensor:
         """Wait until ``y`` is computed, at (almost) no cost, and return it (asynchronous frameworks override)."""
         return y

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-train", action="store_true", help="skip train_kernel vs the book's loops")
     parser.add_argument("--no-imports", action="store_true", help="skip import convlab vs import numpy")
     parser.add_argument("--no-memory", action="store_true", help="skip NumPy's peak memory")
+    parser.add_argument(
+        "--no-networks", action="store_true", help="skip cl.nn.Conv2d, LeNet steps and data loading vs the frameworks"
+    )
     parser.add_argument("--json", metavar="PATH", help="write every result to this JSON file")
     parser.add_argument("--plot", metavar="PATH", help="plot time vs size to this image file (needs matplotlib)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -73,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
         imports=not args.no_imports,
         import_repeats=quick.get("import_repeats", 5),
         memory=not args.no_memory,
+        networks=not args.no_networks,
         memory_size=quick.get("memory_size", 2048),
         quick=args.quick,
         progress=None if args.quiet else sys.stderr,

@@ -50,6 +50,7 @@ def format_report(results: dict[str, Any]) -> str:
         for method in ("vectorized", "auto"):
             extra = mem[method]
             lines.append(f"  {method}: {extra['peak_extra_bytes'] / 2**20:.1f} MiB = {extra['ratio']:.2f} x output")
+    lines += _network_tables(results)
     lines += _targets_table(results["targets"])
     return "\n".join(lines)
 
@@ -106,6 +107,35 @@ def _train_table(train: list[dict[str, Any]]) -> list[str]:
         status = _last_line(row["error"]) if "error" in row else agree
         rows.append([row["backend"], row["workload"], _ms(ours), _ms(ref), ratio, status])
     return lines + _table(rows, left=2)
+
+
+def _network_tables(results: dict[str, Any]) -> list[str]:
+    lines = []
+    if results.get("conv_layers"):
+        lines += ["", "cl.nn.Conv2d vs the framework's conv layer: milliseconds per forward + backward"]
+        rows = [["backend", "workload", "cl.nn", "framework", "ratio", "numpy forward vs matmul rate"]]
+        for r in results["conv_layers"]:
+            ours, own = r.get("convlab_s"), r.get("framework_s")
+            ratio = f"{ours / own:.2f}" if ours and own else ("error" if "error" in r else "-")
+            rate = f"{r['flop_rate_ratio']:.0%}" if r.get("flop_rate_ratio") else ""
+            rows.append([r["backend"], r["workload"], _ms(ours), _ms(own), ratio, rate])
+        lines += _table(rows, left=2)
+    if results.get("lenet"):
+        lines += ["", "LeNet training step, batch 128: milliseconds (convlab vs the framework's idiomatic code)"]
+        rows = [["backend", "convlab", "idiomatic", "ratio"]]
+        for r in results["lenet"]:
+            ours, own = r.get("convlab_s"), r.get("idiomatic_s")
+            ratio = f"{ours / own:.2f}" if ours and own else (_last_line(r["error"]) if "error" in r else "-")
+            rows.append([r["backend"], _ms(ours), _ms(own), ratio])
+        lines += _table(rows)
+    if results.get("data"):
+        lines += ["", "Fashion-MNIST: milliseconds per training batch, and over a LeNet step"]
+        rows = [["backend", "batch", "step", "ratio"]]
+        for r in results["data"]:
+            ratio = f"{r['ratio']:.3f}" if r.get("ratio") is not None else "-"
+            rows.append([r["backend"], _ms(r.get("batch_s")), _ms(r.get("step_s")), ratio])
+        lines += _table(rows)
+    return lines
 
 
 def _targets_table(targets: list[dict[str, Any]]) -> list[str]:

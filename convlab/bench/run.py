@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
+from convlab.bench.networks import time_conv_layers, time_data_loading, time_lenet_steps
 from convlab.bench.targets import evaluate_targets
 from convlab.bench.timing import STATS, Progress
 from convlab.bench.workloads import (
@@ -35,6 +36,7 @@ def run_benchmark(
     import_repeats: int = 5,
     memory: bool = True,
     memory_size: int = 2048,
+    networks: bool = True,
     quick: bool = False,
     progress: TextIO | None = sys.stderr,
 ) -> dict[str, Any]:
@@ -60,6 +62,9 @@ def run_benchmark(
         (on a ``memory_size`` square input with a 3x3 kernel).
     import_repeats : int
         Fresh processes per import timing.
+    networks : bool
+        Also time ``cl.nn.Conv2d`` and LeNet's training step against each
+        framework's own, and Fashion-MNIST batches against that step.
     quick : bool
         A tiny configuration for tests: fewer training epochs and workloads.
     progress : file, optional
@@ -70,7 +75,8 @@ def run_benchmark(
     dict
         ``config``, ``machine``, ``backends``, ``skipped``, ``corr2d`` (one
         row per backend, method, size and kernel, floor rows included),
-        ``fastest``, ``train``, ``imports``, ``memory`` and ``targets``.
+        ``fastest``, ``train``, ``imports``, ``memory``, ``conv_layers``,
+        ``lenet``, ``data`` and ``targets``.
     """
     if stat not in STATS:
         raise ValueError(f"stat: expected one of {', '.join(map(repr, STATS))}, got {stat!r}")
@@ -107,6 +113,9 @@ def run_benchmark(
     results["train"] = time_training(loaded, repeats, stat, quick, say) if train else []
     results["imports"] = time_imports(import_repeats, stat, say) if imports else None
     results["memory"] = measure_memory(memory_size, 3, say) if memory and "numpy" in loaded else None
+    results["conv_layers"] = time_conv_layers(loaded, repeats, stat, say) if networks else []
+    results["lenet"] = time_lenet_steps(loaded, repeats, stat, say) if networks else []
+    results["data"] = time_data_loading(loaded, results["lenet"], repeats, stat, say) if networks else []
     results["targets"] = evaluate_targets(results)
     say("done")
     return results

@@ -13,6 +13,11 @@ TARGETS = {
     "c": ("train_kernel <= 1.25x book loop, per iteration", 1.25),
     "d": ("import convlab - import numpy <= 0.1 s", 0.1),
     "e": ("vectorized peak extra memory <= 2x output", 2.0),
+    "f": ("cl.nn.Conv2d fwd+bwd <= 1.1x the framework's conv layer", 1.1),
+    "g": ("matmul FLOP rate <= 2x NumPy conv forward's", 2.0),
+    "h": ("LeNet step <= 1.15x the framework's idiomatic step", 1.15),
+    "i": ("NumPy LeNet step <= 3x PyTorch's idiomatic step", 3.0),
+    "j": ("a Fashion-MNIST batch <= 0.1x a LeNet step", 0.1),
 }
 """Target id: (what is compared, the limit on the ratio; for ``d`` on the difference in seconds)."""
 
@@ -60,6 +65,34 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             _verdict("e", "numpy", memory["vectorized"]["ratio"], f"{memory['size']}x{memory['size']}, tracemalloc")
         )
+    out += _network_verdicts(results)
+    return out
+
+
+def _network_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
+    # Targets f to j: cl.nn and LeNet against each framework's own way, and data loading against a step.
+    out = []
+    conv = [row for row in results.get("conv_layers", []) if "error" not in row]
+    for name in results["backends"] if conv else []:
+        ratios = [
+            (r["convlab_s"] / r["framework_s"], r["workload"])
+            for r in conv
+            if r["backend"] == name and "framework_s" in r
+        ]
+        if ratios:
+            out.append(_verdict("f", name, *_worst(ratios, "not measured")))
+    rates = [(1 / r["flop_rate_ratio"], r["workload"]) for r in conv if r.get("flop_rate_ratio")]
+    if rates:
+        out.append(_verdict("g", "numpy", *_worst(rates, "not measured")))
+    steps = {row["backend"]: row for row in results.get("lenet", []) if "error" not in row}
+    for name, row in steps.items():
+        if "idiomatic_s" in row:
+            out.append(_verdict("h", name, row["convlab_s"] / row["idiomatic_s"], "batch 128"))
+    if "numpy" in steps and "idiomatic_s" in steps.get("torch", {}):
+        out.append(_verdict("i", "numpy", steps["numpy"]["convlab_s"] / steps["torch"]["idiomatic_s"], "batch 128"))
+    for row in results.get("data", []):
+        if row.get("ratio") is not None:
+            out.append(_verdict("j", row["backend"], row["ratio"], f"{row['batch_s'] * 1e3:.2f} ms a batch"))
     return out
 
 

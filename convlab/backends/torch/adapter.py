@@ -267,6 +267,43 @@ class TorchBackend(Backend):
             value.backward()
         return value.item(), [None if t.grad is None else self.to_numpy(t.grad) for t in leaves]
 
+    def framework_conv2d_step(
+        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
+    ) -> Callable[[], Any]:
+        layer = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding).to(self.device)
+        X = self.tensor(x)
+
+        def step() -> Any:
+            layer.zero_grad()
+            layer(X).sum().backward()
+            return self.synchronize(layer.weight.grad)
+
+        return step
+
+    def idiomatic_lenet_step(
+        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+    ) -> Callable[[], float]:
+        """The book's PyTorch LeNet: ``nn.Sequential``, ``F.cross_entropy``, ``torch.optim.SGD``."""
+        net = nn.Sequential(
+            nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10),
+        ).to(self.device)  # fmt: skip
+        with torch.no_grad():
+            for name, param in net.named_parameters():
+                param.copy_(torch.from_numpy(np.asarray(weights[name])))
+        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+        X, y = self.tensor(X), self.labels(y)
+
+        def step() -> float:
+            loss = F.cross_entropy(net(X), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        return step
+
     def book_train_kernel(
         self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
     ) -> list[float]:

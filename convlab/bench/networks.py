@@ -1,0 +1,181 @@
+"""What ``convlab bench`` measures of the chapter's networks, side by side with each framework's own way.
+
+* :func:`time_conv_layers`: ``cl.nn.Conv2d`` forward and backward against
+  the framework's own conv layer
+  (:meth:`Backend.framework_conv2d_step <convlab.backends.base.Backend.framework_conv2d_step>`)
+  at LeNet's two convolutions and a 64-channel 3x3, and NumPy's forward
+  convolution against a ``numpy.matmul`` of equal FLOPs;
+* :func:`time_lenet_steps`: one ``train_classifier`` step of LeNet against
+  the same step written the framework's idiomatic way
+  (:meth:`Backend.idiomatic_lenet_step <convlab.backends.base.Backend.idiomatic_lenet_step>`);
+* :func:`time_data_loading`: a Fashion-MNIST batch from
+  :class:`convlab.data.FashionMNIST` against one training step.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from convlab import models, nn
+from convlab._registry import use_backend
+from convlab.backends.base import Backend, Tensor
+from convlab.bench.timing import Progress, measure_side_by_side
+from convlab.errors import DataNotFoundError
+from convlab.layers import SoftmaxCrossEntropy
+
+CONV_SHAPES = (
+    ("LeNet 1->6 5x5 pad 2, 28x28, batch 128", 1, 6, 5, 2, (128, 1, 28, 28)),
+    ("LeNet 6->16 5x5, 14x14, batch 128", 6, 16, 5, 0, (128, 6, 14, 14)),
+    ("64->64 3x3 pad 1, 56x56, batch 8", 64, 64, 3, 1, (8, 64, 56, 56)),
+)
+"""``(name, in_channels, out_channels, kernel, padding, input NCHW shape)`` of the conv-layer workloads."""
+
+LENET_BATCH = 128
+"""The book's batch size."""
+
+
+@dataclass(frozen=True)
+class SumOfOutputs:
+    """``sum(Y_hat)``: the loss whose gradient the frameworks' conv layers are timed with."""
+
+    backend: Backend
+
+    def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
+        return self.backend.sum(Y_hat)
+
+
+def _step(backend: Backend, module: Any, X: Tensor, Y: Tensor, loss: Any, lr: float | None) -> float:
+    value, grads = backend.value_and_grad(module, X, Y, loss)
+    if lr is not None:
+        backend.sgd_update(module, grads, lr)
+    return value
+
+
+def conv_flops(in_channels: int, out_channels: int, kernel: int, padding: int, shape: tuple[int, ...]) -> int:
+    """Multiply-adds times two of the forward convolution (stride 1)."""
+    n, _, h, w = shape
+    out_h, out_w = h + 2 * padding - kernel + 1, w + 2 * padding - kernel + 1
+    return 2 * n * out_channels * out_h * out_w * in_channels * kernel * kernel
+
+
+def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, progress: Progress) -> list[dict[str, Any]]:
+    """One row per backend and :data:`CONV_SHAPES` entry.
+
+    Each row is ``{"backend", "workload", "convlab_s", "framework_s"}``
+    (forward and backward of ``sum(output)`` w.r.t. the parameters), and for
+    NumPy ``"forward_s"``, ``"matmul_s"`` (a square ``numpy.matmul`` of the
+    forward's FLOPs) and ``"flop_rate_ratio"`` (forward FLOP rate over the
+    matmul's); ``"error"`` where a call failed.
+    """
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, c_in, c_out, kernel, padding, shape in CONV_SHAPES:
+        x = rng.standard_normal(shape, dtype=np.float32)
+        for backend_name, backend in backends.items():
+            progress(f"{backend_name} cl.nn.Conv2d vs its framework's conv layer, {name}")
+            with use_backend(backend_name):
+                layer = nn.Conv2d(c_in, c_out, kernel, padding=padding, seed=0)
+            X = backend.tensor(x)
+            fns = {"convlab": functools.partial(_step, backend, layer, X, X, SumOfOutputs(backend), None)}
+            own = backend.framework_conv2d_step(c_in, c_out, kernel, padding, x)
+            if own is not None:
+                fns["framework"] = own
+            if backend_name == "numpy":
+                flops = conv_flops(c_in, c_out, kernel, padding, shape)
+                side = max(1, round((flops / 2) ** (1 / 3)))
+                a, b = rng.standard_normal((2, side, side), dtype=np.float32)
+                fns["forward"] = functools.partial(layer, X)
+                fns["matmul"] = functools.partial(np.matmul, a, b)
+            timings = measure_side_by_side(fns, repeats)
+            row: dict[str, Any] = {"backend": backend_name, "workload": name}
+            errors = [timing["error"] for timing in timings.values() if "error" in timing]
+            if errors:
+                row["error"] = errors[0]
+                progress(f"  {backend_name}: {row['error']}")
+            else:
+                row.update({f"{label}_s": timing[f"{stat}_s"] for label, timing in timings.items()})
+                if "matmul" in timings:
+                    matmul_flops = 2 * side**3
+                    rate = flops / row["forward_s"]
+                    row["flop_rate_ratio"] = rate / (matmul_flops / row["matmul_s"])
+            rows.append(row)
+    return rows
+
+
+def time_lenet_steps(backends: dict[str, Backend], repeats: int, stat: str, progress: Progress) -> list[dict[str, Any]]:
+    """One row per backend: seconds per LeNet training step at batch 128, convlab's and the idiomatic one.
+
+    Each row is ``{"backend", "convlab_s", "idiomatic_s"}`` (``idiomatic_s``
+    absent for a framework without one), or ``"error"``.
+    """
+    rng = np.random.default_rng(0)
+    X = rng.random((LENET_BATCH, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, LENET_BATCH)
+    Y = np.eye(10, dtype=np.float32)[y]
+    rows = []
+    for backend_name, backend in backends.items():
+        progress(f"{backend_name} LeNet step vs the framework's idiomatic step, batch {LENET_BATCH}")
+        with use_backend(backend_name):
+            net = models.lenet(seed=0)
+        weights = {name: np.asarray(backend.to_numpy(value)) for name, value in backend.parameters(net).items()}
+        loss = SoftmaxCrossEntropy(backend)
+        fns = {"convlab": functools.partial(_step, backend, net, backend.tensor(X), backend.tensor(Y), loss, 0.1)}
+        own = backend.idiomatic_lenet_step(weights, 0.1, X, y)
+        if own is not None:
+            fns["idiomatic"] = own
+        timings = measure_side_by_side(fns, repeats)
+        row: dict[str, Any] = {"backend": backend_name}
+        errors = [timing["error"] for timing in timings.values() if "error" in timing]
+        if errors:
+            row["error"] = errors[0]
+            progress(f"  {backend_name}: {row['error']}")
+        else:
+            row.update({f"{label}_s": timing[f"{stat}_s"] for label, timing in timings.items()})
+        rows.append(row)
+    return rows
+
+
+def time_data_loading(
+    backends: dict[str, Backend], steps: list[dict[str, Any]], repeats: int, stat: str, progress: Progress
+) -> list[dict[str, Any]]:
+    """One row per backend: seconds to get one Fashion-MNIST training batch, over that backend's LeNet step.
+
+    Each row is ``{"backend", "batch_s", "step_s", "ratio"}``; empty where
+    Fashion-MNIST is not installed.
+    """
+    from convlab.data import FashionMNIST
+
+    try:
+        FashionMNIST(batch_size=LENET_BATCH)
+    except DataNotFoundError as exc:
+        progress(f"data loading: skipped, {exc}")
+        return []
+    step_s = {row["backend"]: row.get("convlab_s") for row in steps}
+    rows = []
+    for backend_name in backends:
+        progress(f"{backend_name} Fashion-MNIST batches")
+        with use_backend(backend_name):
+            data = FashionMNIST(batch_size=LENET_BATCH, seed=0)
+            batches = math.ceil(data.num_train / LENET_BATCH)
+
+            epoch = functools.partial(_drain, data)
+            timing = measure_side_by_side({"epoch": epoch}, max(1, repeats // 2))["epoch"]
+        if "error" in timing:
+            rows.append({"backend": backend_name, "error": timing["error"]})
+            continue
+        batch_s = timing[f"{stat}_s"] / batches
+        step = step_s.get(backend_name)
+        ratio = batch_s / step if step else None
+        rows.append({"backend": backend_name, "batch_s": batch_s, "step_s": step, "ratio": ratio})
+    return rows
+
+
+def _drain(data: Any) -> None:
+    """Every training batch of one epoch, made and dropped."""
+    for _ in data.train_dataloader():
+        pass
