@@ -236,7 +236,8 @@ def _resizer(shape_in: tuple[int, int], shape_out: tuple[int, int]) -> Callable[
     columns = _bilinear_weights(shape_in[1], shape_out[1]).T.astype(np.float32)
 
     def resize(images: np.ndarray) -> np.ndarray:
-        out = rows @ images @ columns  # separable: rows first, then columns, as two matrix products per image
+        # Separable, as two fixed-size products per image: an image resizes to the same bits in any batch.
+        out = rows @ images @ columns
         return np.clip(out, 0.0, 1.0, out=out)  # rounding may step a hair outside [0, 1]
 
     return resize
