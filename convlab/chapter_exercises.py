@@ -328,8 +328,9 @@ def pool_cost(
     Each of the ``batch * c * h' * w'`` outputs reduces one ``p_h x p_w``
     window: ``p_h * p_w - 1`` comparisons for max pooling, as many additions
     and one division for average pooling. A convolution of the same window
-    with ``c_o`` kernels does ``c_o`` times as many multiplications (``c_i``
-    times as many per output element), and pooling has no weights.
+    with ``c_o`` kernels multiplies ``c_o`` times as many values as pooling
+    reduces (``c_i`` times as many per output element), and pooling has no
+    weights.
 
     Parameters
     ----------
