@@ -79,8 +79,6 @@ __version__ = "0.1.0"
 
 _api.export(data)
 _api.export(kernels)
-_api.export(nn)
-_api.export(models)
 __all__ = _api.exported()
 
 install_finder()

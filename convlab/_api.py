@@ -36,8 +36,8 @@ def export(obj: T | None = None, *, pinned: bool = False, namespace: str | None 
 
 def exported(namespace: str | None = None) -> list[str]:
     """Every public name, sorted (``convlab.__all__``), or those of ``convlab.<namespace>``."""
-    if namespace is None:
-        return sorted(name for name in _exports if "." not in name)
+    if namespace is None:  # the top-level names, and the namespaces themselves ("nn")
+        return sorted({name.partition(".")[0] for name in _exports})
     prefix = f"{namespace}."
     return sorted(name.removeprefix(prefix) for name in _exports if name.startswith(prefix))
 
@@ -48,5 +48,8 @@ def namespaces() -> list[str]:
 
 
 def is_pinned(name: str) -> bool:
-    """Whether the public ``name`` computes on the active backend."""
-    return _exports[name]
+    """Whether the public ``name`` (``"corr2d"``, ``"nn.Conv2d"``) computes on the active backend.
+
+    A namespace itself is not pinned: its names are, one by one.
+    """
+    return _exports.get(name, False)

@@ -33,7 +33,8 @@ def _new_bound_module(module_name: str, backend: str) -> types.ModuleType:
     with use_backend(backend):
         pass  # imports the framework now, or raises BackendNotInstalledError
     module = types.ModuleType(module_name, f"convlab's API on the {backend} backend.")
-    for public in _api.exported():
+    namespaces = _api.namespaces()
+    for public in (name for name in _api.exported() if name not in namespaces):
         value = getattr(convlab, public)
         setattr(module, public, _pinned(value, backend) if _api.is_pinned(public) else value)
     for namespace in _api.namespaces():  # convlab.torch.nn: the layers, made on torch

@@ -14,6 +14,7 @@ import numpy as np
 from convlab._api import export
 from convlab._checks import check_positive
 from convlab._convert import to_numpy
+from convlab._registry import use_backend
 from convlab.backends.base import Backend
 from convlab.layers import LayerDef, SoftmaxCrossEntropy
 
@@ -170,7 +171,9 @@ def train_classifier(
     steps_per_epoch = _steps(data, limit)
     eye = np.eye(model_classes(model), dtype=np.float32)
     seen, training_time = 0, 0.0
-    with _progress(None if steps_per_epoch is None else steps_per_epoch * epochs, verbose, backend.name) as bar:
+    progress = _progress(None if steps_per_epoch is None else steps_per_epoch * epochs, verbose, backend.name)
+    # The model's backend is active throughout, so that the data's batches are its tensors.
+    with use_backend(backend.name, device=backend.device), progress as bar:
         for epoch in range(epochs):
             first = len(result.step_losses)
             visited: deque = deque(maxlen=TRAIN_ACC_BATCHES)
@@ -216,3 +219,56 @@ def _steps(data: Any, limit: int | None) -> int | None:
     except (AttributeError, TypeError):
         return limit
     return steps if limit is None else min(steps, limit)
+
+
+def add_arguments(parser: Any) -> None:
+    """The options of ``convlab lenet``."""
+    parser.add_argument("--backend", help="the backend to train on (default: $CONVLAB_BACKEND, else numpy)")
+    parser.add_argument("--epochs", type=int, default=10, help="passes over the training set (default: 10)")
+    parser.add_argument("--lr", type=float, default=0.1, help="learning rate (default: 0.1, the book's)")
+    parser.add_argument("--batch-size", type=int, default=128, help="minibatch size (default: 128, the book's)")
+    parser.add_argument("--max-batches", type=int, help="at most this many batches per epoch (quick runs)")
+    parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order (default: 0)")
+    parser.add_argument("--data", metavar="DIR", help="the Fashion-MNIST files (default: the usual places)")
+    parser.add_argument("--plot", metavar="DIR", help="write the training curves as a PNG into DIR")
+    parser.add_argument("--json", metavar="PATH", help="write the losses, accuracies and timing to this JSON file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def main(args: Any) -> int:
+    """``convlab lenet``: d2l §7.6's LeNet on Fashion-MNIST on one backend; returns the exit status."""
+    import json
+    from pathlib import Path
+
+    from convlab import models
+    from convlab._registry import get_backend, use_backend
+    from convlab.data import FashionMNIST
+
+    with use_backend(args.backend or get_backend().name) as backend:
+        data = FashionMNIST(batch_size=args.batch_size, root=args.data, seed=args.seed)
+        model = models.lenet(seed=args.seed)
+        if not args.quiet:
+            layer_summary(model)
+        start = time.perf_counter()
+        result = train_classifier(
+            model, data, args.epochs, args.lr, max_batches=args.max_batches, verbose=not args.quiet
+        )
+        seconds = time.perf_counter() - start
+    print(
+        f"{backend.name}: train loss {result.train_loss[-1]:.3f}, train acc {result.train_acc[-1]:.3f}, "
+        f"val acc {result.val_acc[-1]:.3f}; {result.examples_per_sec:.0f} examples/s, {seconds:.1f} s in all"
+    )
+    if args.json:
+        record = {key: getattr(result, key) for key in ("step_losses", "train_loss", "train_acc", "val_acc")}
+        record.update(backend=result.backend, examples_per_sec=result.examples_per_sec, seconds=seconds)
+        record.update(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_batches=args.max_batches)
+        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+        print(f"results written to {args.json}")
+    if args.plot:
+        from convlab.plot import training_curves
+
+        Path(args.plot).mkdir(parents=True, exist_ok=True)
+        path = Path(args.plot) / f"lenet-{result.backend}.png"
+        training_curves(result).savefig(path)
+        print(f"curves written to {path}")
+    return 0

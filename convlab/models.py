@@ -20,7 +20,7 @@ def _layer_seeds(seed: int | None, count: int) -> list[int | None]:
     return [int(state) for state in np.random.SeedSequence(int(seed)).generate_state(count)]
 
 
-@export(pinned=True)
+@export(pinned=True, namespace="models")
 def lenet(num_classes: int = 10, seed: int | None = None) -> Any:
     """LeNet-5 as d2l §7.6 builds it: sigmoid activations, average pooling, one ``cl.nn.Sequential``.
 

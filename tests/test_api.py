@@ -101,8 +101,9 @@ def test_unknown_backend_lists_the_known_ones():
         cl.set_backend(3)
 
 
-def test_every_framework_has_an_adapter():
-    assert set(cl.backend_names()) == {"numpy", "torch", "tensorflow", "jax", "mxnet"}
+def test_every_framework_of_the_book_has_an_adapter():
+    # The book's four frameworks and NumPy; further backends (test_registry: one package each) may join.
+    assert {"numpy", "torch", "tensorflow", "jax", "mxnet"} <= set(cl.backend_names())
 
 
 def test_missing_framework_gives_install_hint():

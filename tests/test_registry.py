@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -77,7 +78,7 @@ def test_backend_packages_hold_metadata_only():
 def test_no_global_framework_rebinding_in_adapters():
     for path in (ROOT / "convlab" / "backends").rglob("*.py"):
         text = path.read_text()
-        assert "global " not in text, f"{path}: `global` in an adapter"
+        assert not re.search(r"^\s*global\s", text, re.M), f"{path}: a `global` statement in an adapter"
         assert "functools.cache\ndef _layer_classes" not in text
 
 
@@ -217,6 +218,120 @@ def test_load_order_rule_comes_from_the_specs():
     # The rule is metadata: a spec's import_first names what must come before its framework.
     rules = {spec.name: spec.import_first for spec in cl._registry.specs().values() if spec.import_first}
     assert rules.get("tensorflow") == ("torch",)
+
+
+def test_load_order_rules_combine_both_directions():
+    # Paddle's spec says that paddle precedes tensorflow; TensorFlow's spec says nothing about Paddle.
+    specs = cl._registry.specs()
+    assert specs["paddle"].import_before == ("tensorflow",)
+    assert "paddle" not in specs["tensorflow"].import_first
+    rules = cl._registry._order_rules()
+    assert ("torch", "tensorflow") in rules and ("paddle", "tensorflow") in rules
+
+
+def write_fake_frameworks(tmp_path: Path) -> dict[str, str]:
+    """Two framework-free backends whose modules record the order they were imported in.
+
+    ``early`` says its framework must come before ``late``'s (``import_before``), as Paddle says of TensorFlow.
+    """
+    for name in ("early_fw", "late_fw"):
+        record = f"import builtins\nbuiltins.IMPORTED = [*getattr(builtins, 'IMPORTED', []), {name!r}]\n"
+        (tmp_path / f"{name}.py").write_text(record)
+        adapter = f"""
+            import {name}
+            from convlab.backends.numpy.adapter import NumpyBackend
+
+            class Adapter(NumpyBackend):
+                pass
+            """
+        (tmp_path / f"{name}_adapter.py").write_text(textwrap.dedent(adapter))
+    specs = """
+        import convlab as cl
+        from convlab.backends.spec import BackendSpec
+
+        early = BackendSpec("early", "early_fw_adapter:Adapter", modules=("early_fw",), import_before=("late_fw",))
+        cl.register_backend(early)
+        cl.register_backend(BackendSpec("late", "late_fw_adapter:Adapter", modules=("late_fw",)))
+        """
+    (tmp_path / "fake_specs.py").write_text(textwrap.dedent(specs))
+    return {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def test_import_before_imports_the_earlier_framework_first(tmp_path):
+    out = run_python(
+        """
+        import builtins
+        import fake_specs, convlab as cl
+        cl.set_backend("late")
+        print(builtins.IMPORTED)
+        cl.set_backend("early")
+        print(cl.get_backend().name, cl.to_numpy(cl.corr2d(*cl.data.fig_correlation())).tolist())
+        """,
+        **write_fake_frameworks(tmp_path),
+    )
+    assert out.splitlines() == ["['early_fw', 'late_fw']", "early [[19.0, 25.0], [37.0, 43.0]]"]
+
+
+def test_import_before_refuses_the_earlier_framework_once_the_later_is_loaded(tmp_path):
+    out = run_python(
+        """
+        import sys
+        import late_fw
+        import fake_specs, convlab as cl
+        try:
+            cl.set_backend("early")
+        except cl.BackendLoadOrderError as exc:
+            print(exc)
+        print(cl._registry.load_backend("late").name, "early_fw" in sys.modules)
+        """,
+        **write_fake_frameworks(tmp_path),
+    )
+    message, available = out.splitlines()
+    assert message == (
+        "backend 'early': early_fw must be imported before late_fw in one process (after it, it can crash the "
+        "process), but late_fw is already loaded. Select 'early' (or import early_fw) before 'late', "
+        "or use a new process."
+    )
+    assert available == "late False"
+
+
+PADDLE_AND_TF = installed("paddle") and installed("tensorflow")
+
+
+@pytest.mark.skipif(not PADDLE_AND_TF, reason="needs paddle and tensorflow")
+def test_selecting_tensorflow_imports_paddle_first():
+    # The other order kills the process (a segmentation fault in Paddle's native libraries).
+    out = run_python(
+        """
+        import sys
+        import convlab as cl
+        cl.set_backend("tensorflow")
+        print("paddle" in sys.modules)
+        cl.set_backend("paddle")
+        print(cl.to_numpy(cl.corr2d(*cl.data.fig_correlation())).tolist())
+        """
+    )
+    assert out.splitlines() == ["True", "[[19.0, 25.0], [37.0, 43.0]]"]
+
+
+@pytest.mark.skipif(not PADDLE_AND_TF, reason="needs paddle and tensorflow")
+def test_paddle_after_tensorflow_is_a_clear_error_not_a_crash():
+    out = run_python(
+        """
+        import tensorflow
+        import convlab as cl
+        try:
+            cl.set_backend("pd")
+        except cl.BackendLoadOrderError as exc:
+            print(type(exc).__name__)
+            print(exc)
+        print(cl.available_backends())
+        """
+    )
+    kind, message, available = out.splitlines()[-3:]
+    assert kind == "BackendLoadOrderError"
+    assert "backend 'paddle': paddle must be imported before tensorflow" in message and "already loaded" in message
+    assert "'paddle'" not in available and "'tensorflow'" in available
 
 
 # -- devices ---------------------------------------------------------------------------------------
