@@ -33,10 +33,10 @@ def _demo(args: argparse.Namespace) -> int:
     backend = args.backend or get_backend().name
     run_demo(backend)
     if args.plot:
-        from convlab.plot import save_chapter_figures
+        from convlab.plot import save_chapter_figures, save_teaching_figures
 
         print(f"\nfigures written to {args.plot}:")
-        for path in save_chapter_figures(args.plot, backend):
+        for path in [*save_chapter_figures(args.plot, backend), *save_teaching_figures(args.plot, backend)]:
             print(f"  {path}")
     return 0
 
@@ -55,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run the chapter and print what the book prints")
     names = ", ".join(backend_names())
     demo.add_argument("--backend", help=f"one of {names} (default: $CONVLAB_BACKEND, else numpy)")
-    demo.add_argument("--plot", metavar="DIR", help="also write the chapter's figures as PNG files into DIR")
+    demo.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="also write the chapter's figures into DIR: PNG files, and animated GIFs of padding and stride",
+    )
     demo.set_defaults(run=_demo)
 
     info = commands.add_parser("info", help="list the backends: installed or not, version, device")

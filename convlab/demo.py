@@ -6,6 +6,9 @@ import numpy as np
 
 import convlab as cl
 
+BOOK_PADDING_STRIDE = (((3, 3), 1, 1), ((5, 3), (2, 1), 1), ((3, 3), 1, 2), ((3, 5), (0, 1), (3, 4)))
+"""Section 7.3's examples: kernel, padding, stride; on an 8x8 input they give (8, 8), (8, 8), (4, 4), (2, 2)."""
+
 
 def _show(title: str, value: object) -> None:
     print(f"\n{title}")
@@ -33,4 +36,10 @@ def run_demo(backend: str = "numpy") -> cl.TrainResult:
         result = cl.train_kernel(X, Y, kernel_size=(1, 2), lr=3e-2, num_epochs=10, log_every=2)
         _show("the learned kernel (the true one is [[1, -1]])", result.kernel)
         print(f"\nreceptive field of two stacked 2x2 layers on the input: {cl.receptive_field([(2, 2), (2, 2)])}")
+
+        print("\npadding and stride on an 8x8 input: the output shapes the book prints")
+        X8 = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+        for kernel, padding, stride in BOOK_PADDING_STRIDE:
+            shape = tuple(cl.to_numpy(cl.corr2d(X8, np.ones(kernel, np.float32), padding=padding, stride=stride)).shape)
+            print(f"  kernel {kernel[0]}x{kernel[1]}, padding {padding}, stride {stride}: {shape}")
         return result

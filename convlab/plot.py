@@ -34,13 +34,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from matplotlib.animation import FuncAnimation
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
-__all__ = ["correlation_figure", "edge_map", "kernel_comparison", "loss_curves", "save_chapter_figures"]
+__all__ = [
+    "animation_html",
+    "correlation_figure",
+    "edge_map",
+    "kernel_comparison",
+    "loss_curves",
+    "multi_channel_figure",
+    "save_chapter_figures",
+    "save_gif",
+    "save_teaching_figures",
+    "sliding_window_animation",
+    "sliding_window_figure",
+]
 
 CHAPTER_FIGURES = ("correlation.png", "edge-map.png", "loss-curve.png", "learned-kernel.png")
 """The files :func:`save_chapter_figures` writes, in order."""
+
+TEACHING_FIGURES = ("padding.gif", "stride.gif", "multi-channel.png")
+"""The files :func:`save_teaching_figures` writes, in order."""
 
 _CELL_COLOR = "#dbe9f6"  # the plain cells of the correlation figure
 _WINDOW_COLOR = "#f4a259"  # the first output's window: fill ...
@@ -127,9 +144,13 @@ def _grid(ax: Axes, shape: tuple[int, int], indices: bool = True) -> None:
     h, w = shape
     ax.set_xticks(np.arange(w) if indices else [])
     ax.set_yticks(np.arange(h) if indices else [])
-    ax.set_xticks(np.arange(-0.5, w, 1), minor=True)
-    ax.set_yticks(np.arange(-0.5, h, 1), minor=True)
-    ax.grid(which="minor", color="black", linewidth=1.0)
+    # Two line collections rather than a grid on minor ticks: ticks are re-laid out on every draw,
+    # which made each frame of an animation several times slower.
+    style = {"colors": "black", "linewidth": 1.0, "zorder": 1.5}
+    ax.vlines(np.arange(0.5, w - 1, 1), -0.5, h - 0.5, **style)
+    ax.hlines(np.arange(0.5, h - 1, 1), -0.5, w - 0.5, **style)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
     ax.tick_params(which="both", length=0, labelsize=8, labelcolor="0.45")
     for spine in ax.spines.values():
         spine.set_linewidth(1.2)
@@ -156,11 +177,11 @@ def _heatmap(
     return image
 
 
-def _window(ax: Axes, top: int, left: int, height: int, width: int) -> None:
-    """Outline (and lightly shade) the cells ``[top:top+height, left:left+width]``."""
+def _window(ax: Axes, top: int, left: int, height: int, width: int) -> tuple[Rectangle, Rectangle]:
+    """Outline (and lightly shade) the cells ``[top:top+height, left:left+width]``; the shade and the outline."""
     from matplotlib.patches import Rectangle
 
-    ax.add_patch(
+    shade = ax.add_patch(
         Rectangle(
             (left - 0.5, top - 0.5),
             width,
@@ -171,7 +192,7 @@ def _window(ax: Axes, top: int, left: int, height: int, width: int) -> None:
             zorder=2,
         )
     )
-    ax.add_patch(
+    outline = ax.add_patch(
         Rectangle(
             (left - 0.5, top - 0.5),
             width,
@@ -184,6 +205,7 @@ def _window(ax: Axes, top: int, left: int, height: int, width: int) -> None:
             clip_on=False,
         )
     )
+    return shade, outline
 
 
 def _symmetric_range(*arrays: np.ndarray) -> float:
@@ -500,6 +522,406 @@ def kernel_comparison(learned: Any, true: Any, ax: Any = None) -> Figure:
     return fig
 
 
+# -- padding and stride (d2l 7.3): the sliding window, animated ------------------------------------
+
+_PADDING_COLOR = "#eeeeee"  # padded cells: grey and hatched, so they never look like input
+_PADDING_HATCH = "//"
+_PADDING_TEXT = "0.45"
+
+
+class _SlidingWindow:
+    """Input (padded), kernel and output of one padded, strided correlation, drawn at one output at a time.
+
+    The values come from convlab: the padded input from :func:`convlab.pad`
+    and the output from :func:`convlab.corr2d`, both on the active backend.
+    :meth:`draw` moves the highlights to output ``k`` (row-major), so the
+    static figure and every frame of the animation come from the same code.
+    """
+
+    def __init__(self, X: Any, K: Any, padding: Any, stride: Any, mode: str) -> None:
+        from convlab._checks import check_padding, check_stride
+        from convlab._convert import to_numpy
+        from convlab.ops import corr2d, pad
+
+        Xa, Ka = _matrix(X, "X"), _matrix(K, "K")
+        X32, K32 = Xa.astype(np.float32), Ka.astype(np.float32)
+        self.padded = _matrix(to_numpy(pad(X32, padding, mode)), "X")  # pad checks padding and mode
+        self.padding, self.stride = check_padding(padding), check_stride(stride)
+        if mode == "zeros":  # corr2d's own zero padding
+            Y = corr2d(X32, K32, padding=padding, stride=stride)
+        else:
+            Y = corr2d(self.padded.astype(np.float32), K32, stride=stride)
+        self.input, self.kernel, self.output, self.mode = Xa, Ka, _matrix(to_numpy(Y), "Y"), mode
+        self.frames = self.output.size
+        """One frame per output element, row by row."""
+
+    def window(self, k: int) -> tuple[int, int]:
+        """The top-left cell, in the padded input, of the window under output ``k``."""
+        i, j = divmod(k, self.output.shape[1])
+        return i * self.stride[0], j * self.stride[1]
+
+    def equation(self, k: int) -> str:
+        """The sum of products that makes output ``k``, as the book's captions write it."""
+        i, j = divmod(k, self.output.shape[1])
+        top, left = self.window(k)
+        k_h, k_w = self.kernel.shape
+        patch = self.padded[top : top + k_h, left : left + k_w]
+        value = format_value(self.output[i, j])
+        if k_h * k_w > 9:
+            return f"output[{i}, {j}]: the sum of {k_h * k_w} products = {value}"
+        terms = " + ".join(
+            f"{format_value(x)}×{format_value(w)}" for x, w in zip(patch.ravel(), self.kernel.ravel(), strict=True)
+        )
+        return f"output[{i}, {j}] = {terms} = {value}"
+
+    def build(self) -> Figure:
+        plt = _pyplot()
+        from matplotlib.colors import ListedColormap
+        from matplotlib.patches import Rectangle
+
+        padded, kernel, output = self.padded, self.kernel, self.output
+        widths = [padded.shape[1], 0.9, kernel.shape[1], 0.9, output.shape[1]]
+        rows = max(padded.shape[0], kernel.shape[0], output.shape[0])
+        cell = 0.55  # inches per cell
+        fig = plt.figure(figsize=(cell * sum(widths) + 0.6, cell * rows + 1.5), layout="constrained")
+        grid = fig.add_gridspec(1, 5, width_ratios=widths)
+        axes = [fig.add_subplot(grid[0, k], label=label) for k, label in ((0, "input"), (2, "kernel"), (4, "output"))]
+        for k, sign in ((1, "⋆"), (3, "=")):
+            op = fig.add_subplot(grid[0, k], label=f"sign {k}")
+            op.axis("off")
+            op.text(0.5, 0.5, sign, ha="center", va="center", fontsize=30, transform=op.transAxes)
+
+        plain = ListedColormap([_CELL_COLOR])
+        top, _, left, _ = self.padding
+        h, w = self.input.shape
+        source, kernel_ax, output_ax = axes
+        _heatmap(source, padded, cmap=plain, vmin=0, vmax=1, annotate=False, indices=False)
+        for (i, j), value in np.ndenumerate(padded):
+            inside = top <= i < top + h and left <= j < left + w
+            if not inside:
+                source.add_patch(
+                    Rectangle(
+                        (j - 0.5, i - 0.5),
+                        1,
+                        1,
+                        facecolor=_PADDING_COLOR,
+                        hatch=_PADDING_HATCH,
+                        edgecolor="0.7",
+                        linewidth=0,
+                        zorder=1,
+                        gid="padding",
+                    )
+                )
+            color = "black" if inside else _PADDING_TEXT
+            source.text(j, i, format_value(value), ha="center", va="center", fontsize=13, color=color, gid="cell")
+        if self.padding != (0, 0, 0, 0):  # where the input itself lies
+            source.add_patch(
+                Rectangle(
+                    (left - 0.5, top - 0.5), w, h, fill=False, linestyle="--", linewidth=2, zorder=4, gid="input-region"
+                )
+            )
+        padding_words = {"zeros": "zero", "reflect": "reflect", "edge": "edge"}[self.mode]
+        source.set_title(
+            f"input {h}×{w}, {padding_words} padding {self.padding}" if self.padding != (0, 0, 0, 0) else "input",
+            fontsize=11,
+        )
+        _heatmap(kernel_ax, kernel, cmap=plain, vmin=0, vmax=1, fontsize=13, indices=False)
+        _window(kernel_ax, 0, 0, *kernel.shape)
+        kernel_ax.set_title(f"kernel {kernel.shape[0]}×{kernel.shape[1]}", fontsize=11)
+        _heatmap(output_ax, output, cmap=plain, vmin=0, vmax=1, annotate=False, indices=False)
+        self.output_texts = [
+            output_ax.text(j, i, format_value(v), ha="center", va="center", fontsize=13, gid="cell")
+            for (i, j), v in np.ndenumerate(output)
+        ]
+        output_ax.set_title(f"output {output.shape[0]}×{output.shape[1]}, stride {self.stride}", fontsize=11)
+        self.input_window = _window(source, 0, 0, *kernel.shape)
+        self.output_window = _window(output_ax, 0, 0, 1, 1)
+        self.caption = fig.supxlabel("", fontsize=11)
+        self.caption.set_gid("equation")
+        self.figure = fig
+        return fig
+
+    def draw(self, k: int) -> list[Any]:
+        """Highlight output ``k`` and its window; show the outputs computed so far."""
+        top, left = self.window(k)
+        i, j = divmod(k, self.output.shape[1])
+        for patch in self.input_window:
+            patch.set_xy((left - 0.5, top - 0.5))
+        for patch in self.output_window:
+            patch.set_xy((j - 0.5, i - 0.5))
+        for index, text in enumerate(self.output_texts):
+            text.set_visible(index <= k)
+        self.caption.set_text(self.equation(k))
+        return [*self.input_window, *self.output_window, *self.output_texts, self.caption]
+
+
+def _frame_index(frame: Any, frames: int) -> int:
+    if not isinstance(frame, numbers.Integral) or isinstance(frame, bool):
+        raise TypeError(f"frame: expected an int, got {frame!r}")
+    if not 0 <= frame < frames:
+        raise ValueError(f"frame: expected 0 <= frame < {frames} (one frame per output element), got {frame}")
+    return int(frame)
+
+
+def sliding_window_figure(
+    X: Any, K: Any, *, padding: Any = 0, stride: Any = 1, mode: str = "zeros", frame: int = 0
+) -> Figure:
+    """One step of a padded, strided cross-correlation: output ``frame`` and the input window it reads.
+
+    The panels are the padded input (padded cells grey and hatched, the
+    input itself outlined with a dashed line), the kernel and the output;
+    the window under output ``frame`` (counted row by row) is outlined in
+    the input, the outputs up to it are written, and the caption gives its
+    sum of products. The padded input is :func:`convlab.pad`'s and the
+    output :func:`convlab.corr2d`'s, on the active backend.
+
+    Parameters
+    ----------
+    X, K : array_like
+        The 2-D input and kernel (lists, arrays or tensors of any backend).
+    padding : int, (p_h, p_w) or (top, bottom, left, right)
+    stride : int or (s_h, s_w)
+    mode : {"zeros", "reflect", "edge"}
+        How :func:`convlab.pad` fills the padding; ``corr2d`` itself pads with zeros.
+    frame : int
+        Which output element, from 0 to ``out_h * out_w - 1``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes labelled ``"input"``, ``"kernel"``, ``"output"``; padded cells
+        are rectangles with ``gid="padding"``, the windows ``gid="window"``,
+        the caption has ``gid="equation"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convlab import plot
+    >>> X, K = np.arange(9.0).reshape(3, 3), np.arange(4.0).reshape(2, 2)
+    >>> fig = plot.sliding_window_figure(X, K, padding=1, stride=(3, 2), frame=1)  # the book's figure 7.3.2
+    >>> fig.get_supxlabel()
+    'output[0, 1] = 0×0 + 0×1 + 1×2 + 2×3 = 8'
+    >>> plot._pyplot().close(fig)
+    """
+    drawing = _SlidingWindow(X, K, padding, stride, mode)
+    index = _frame_index(frame, drawing.frames)
+    fig = drawing.build()
+    drawing.draw(index)
+    return fig
+
+
+def sliding_window_animation(
+    X: Any, K: Any, *, padding: Any = 0, stride: Any = 1, mode: str = "zeros", interval: int = 900
+) -> FuncAnimation:
+    """:func:`sliding_window_figure` for every output element in turn, as an animation.
+
+    Frame ``k`` is ``sliding_window_figure(..., frame=k)``. Show it in a
+    notebook with :func:`animation_html`, write it with :func:`save_gif`.
+
+    Parameters
+    ----------
+    X, K, padding, stride, mode
+        As for :func:`sliding_window_figure`.
+    interval : int
+        Milliseconds between frames.
+
+    Returns
+    -------
+    matplotlib.animation.FuncAnimation
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convlab import plot
+    >>> X, K = np.arange(9.0).reshape(3, 3), np.arange(4.0).reshape(2, 2)
+    >>> animation = plot.sliding_window_animation(X, K, padding=1)  # the book's figure 7.3.1, 16 frames
+    >>> html = plot.animation_html(animation)
+    >>> html.count("data:image/png;base64")
+    16
+    """
+    from matplotlib.animation import FuncAnimation
+
+    interval = _check_interval(interval)
+    drawing = _SlidingWindow(X, K, padding, stride, mode)
+    fig = drawing.build()
+    drawing.draw(drawing.frames - 1)  # the longest caption and every output shown: lay the figure out once, for all
+    fig.canvas.draw()
+    fig.set_layout_engine("none")  # frames only move highlights and change texts; re-laying each one is wasted time
+    return FuncAnimation(fig, drawing.draw, frames=drawing.frames, interval=interval, blit=False, repeat=True)
+
+
+def _check_interval(interval: Any) -> int:
+    """A positive number of milliseconds."""
+    from convlab._checks import check_positive
+
+    return int(check_positive(interval, "interval", integer=True))
+
+
+def _animation_figure(animation: Any) -> Figure:
+    from matplotlib.animation import Animation
+
+    if not isinstance(animation, Animation):
+        raise TypeError(f"animation: expected a matplotlib animation, got {type(animation).__name__}")
+    return animation._fig  # matplotlib keeps the figure it animates here, and offers no public accessor
+
+
+def animation_html(animation: Any, close: bool = True) -> str:
+    """The animation as self-contained HTML with JavaScript controls (no ffmpeg needed).
+
+    Parameters
+    ----------
+    animation : matplotlib.animation.Animation
+    close : bool
+        Close the animation's figure afterwards, so that a notebook does not
+        also show its last frame as a still image.
+
+    Returns
+    -------
+    str
+        Display it in Jupyter with ``IPython.display.HTML(html)``.
+    """
+    fig = _animation_figure(animation)
+    html = animation.to_jshtml()
+    if close:
+        _pyplot().close(fig)
+    return html
+
+
+def save_gif(animation: Any, path: str | os.PathLike[str], fps: float = 1.25, dpi: int = 100) -> pathlib.Path:
+    """Write the animation as an animated GIF (with Pillow, which matplotlib needs anyway).
+
+    Parameters
+    ----------
+    animation : matplotlib.animation.Animation
+    path : str or path
+        The file to write; its folder must exist.
+    fps : float
+        Frames per second.
+    dpi : int
+        Resolution of each frame.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from matplotlib.animation import PillowWriter
+
+    from convlab._checks import check_positive
+
+    _animation_figure(animation)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a file path, got {path!r}")
+    check_positive(fps, "fps")
+    check_positive(dpi, "dpi", integer=True)
+    target = pathlib.Path(path)
+    animation.save(target, writer=PillowWriter(fps=fps), dpi=dpi, savefig_kwargs={"facecolor": "white"})
+    return target
+
+
+# -- channels (d2l 7.4): the book's figure 7.4.1 ----------------------------------------------------------
+
+
+def _channels_of(x: Any, name: str) -> np.ndarray:
+    from convlab._convert import as_real_array
+
+    array = as_real_array(x, name).astype(np.float64)
+    if array.ndim != 3 or 0 in array.shape:
+        raise ValueError(f"{name}: expected a non-empty 3-D array (channels, height, width), got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: expected finite values, got {array}")
+    return array
+
+
+def multi_channel_figure(X: Any, K: Any) -> Figure:
+    """Cross-correlation with several input channels, as the book's figure 7.4.1.
+
+    One row per channel: the input channel, its kernel and their
+    cross-correlation; on the right, the sum of the rows, which is the
+    output. The first window of every channel and the first output are
+    outlined, and the caption writes out the sum that makes the first
+    output. The rows are :func:`convlab.corr2d` of each channel and the
+    output :func:`convlab.corr2d_multi_in`, both on the active backend.
+
+    Parameters
+    ----------
+    X : array_like
+        ``(c, h, w)``.
+    K : array_like
+        ``(c, k_h, k_w)``: one kernel per input channel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes labelled ``"input 0"``, ``"kernel 0"``, ``"channel 0"`` (that
+        channel's correlation), ... and ``"output"``; the caption has
+        ``gid="equation"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convlab import plot
+    >>> X = np.stack([np.arange(9.0).reshape(3, 3), np.arange(1.0, 10.0).reshape(3, 3)])
+    >>> K = np.stack([np.arange(4.0).reshape(2, 2), np.arange(1.0, 5.0).reshape(2, 2)])
+    >>> fig = plot.multi_channel_figure(X, K)
+    >>> fig.get_supxlabel()
+    '(0×0 + 1×1 + 3×2 + 4×3) + (1×1 + 2×2 + 4×3 + 5×4) = 56'
+    >>> plot._pyplot().close(fig)
+    """
+    from convlab._convert import to_numpy
+    from convlab.ops import corr2d, corr2d_multi_in
+
+    Xa, Ka = _channels_of(X, "X"), _channels_of(K, "K")
+    X32, K32 = Xa.astype(np.float32), Ka.astype(np.float32)
+    output = _matrix(to_numpy(corr2d_multi_in(X32, K32)), "Y")  # checks that the channels and sizes fit
+    partials = [_matrix(to_numpy(corr2d(x, k)), "Y") for x, k in zip(X32, K32, strict=True)]
+
+    plt = _pyplot()
+    from matplotlib.colors import ListedColormap
+
+    c, (h, w), (k_h, k_w) = Xa.shape[0], Xa.shape[1:], Ka.shape[1:]
+    widths = [w, 0.8, k_w, 0.8, output.shape[1], 0.9, output.shape[1]]
+    cell = 0.5
+    fig = plt.figure(figsize=(cell * sum(widths) + 0.8, c * (cell * h + 0.6) + 1.0), layout="constrained")
+    grid = fig.add_gridspec(c, 7, width_ratios=widths)
+    plain = ListedColormap([_CELL_COLOR])
+    for row in range(c):
+        panels = (
+            (0, f"input {row}", Xa[row], (k_h, k_w), f"input channel {row}"),
+            (2, f"kernel {row}", Ka[row], (k_h, k_w), f"kernel {row}"),
+            (4, f"channel {row}", partials[row], (1, 1), f"channel {row} ⋆ kernel {row}"),
+        )
+        for column, label, values, window, title in panels:
+            ax = fig.add_subplot(grid[row, column], label=label)
+            _heatmap(ax, values, cmap=plain, vmin=0, vmax=1, fontsize=12, indices=False)
+            _window(ax, 0, 0, *window)
+            ax.set_title(title, fontsize=10)
+        for column, sign in ((1, "⋆"), (3, "=")):
+            op = fig.add_subplot(grid[row, column], label=f"sign {row} {column}")
+            op.axis("off")
+            op.text(0.5, 0.5, sign, ha="center", va="center", fontsize=24, transform=op.transAxes)
+    total = fig.add_subplot(grid[:, 5], label="sign sum")
+    total.axis("off")
+    total.text(0.5, 0.5, "Σ →", ha="center", va="center", fontsize=22, transform=total.transAxes)
+    out_ax = fig.add_subplot(grid[:, 6], label="output")
+    _heatmap(out_ax, output, cmap=plain, vmin=0, vmax=1, fontsize=12, indices=False)
+    _window(out_ax, 0, 0, 1, 1)
+    out_ax.set_title(f"output: sum of {c}", fontsize=10)
+
+    if k_h * k_w <= 9 and c <= 3:
+        groups = [
+            " + ".join(
+                f"{format_value(x)}×{format_value(v)}"
+                for x, v in zip(Xa[r, :k_h, :k_w].ravel(), Ka[r].ravel(), strict=True)
+            )
+            for r in range(c)
+        ]
+        caption = " + ".join(f"({g})" for g in groups) + f" = {format_value(output[0, 0])}"
+    else:
+        caption = f"first output: the sum of {c} × {k_h * k_w} products = {format_value(output[0, 0])}"
+    fig.supxlabel(caption, fontsize=11).set_gid("equation")
+    return fig
+
+
 # -- the chapter's figures as files ----------------------------------------------------
 
 
@@ -574,4 +996,67 @@ def save_chapter_figures(directory: str | os.PathLike[str], backend: str = "nump
     finally:
         for fig in figures:
             plt.close(fig)
+    return paths
+
+
+def save_teaching_figures(directory: str | os.PathLike[str], backend: str = "numpy") -> list[pathlib.Path]:
+    """Draw the book's figures 7.3.1, 7.3.2 and 7.4.1 on ``backend`` and write them in ``directory``.
+
+    Writes, in this order, :data:`TEACHING_FIGURES`: ``padding.gif`` (the
+    3x3 input of the first figure, zero padding 1, its 2x2 kernel: 16
+    frames), ``stride.gif`` (the same with stride 3 down and 2 across: 4
+    frames) and ``multi-channel.png`` (two input channels, two kernels,
+    their correlations and the sum).
+
+    Parameters
+    ----------
+    directory : str or path
+        Where to write; made (with its parents) if missing.
+    backend : str
+        The backend that computes the values drawn, e.g. ``"torch"``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from convlab import plot
+    >>> paths = plot.save_teaching_figures(tempfile.mkdtemp())  # doctest: +SKIP
+    >>> [path.name for path in paths]  # doctest: +SKIP
+    ['padding.gif', 'stride.gif', 'multi-channel.png']
+    """
+    import convlab as cl
+
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory: expected a path, got {directory!r}")
+    out = pathlib.Path(directory)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"directory: {str(out)!r} exists and is not a directory")
+    plt = _pyplot()
+    with cl.use_backend(backend) as active:
+        X, K = cl.data.fig_correlation()
+        animations = [
+            sliding_window_animation(X, K, padding=1),
+            sliding_window_animation(X, K, padding=1, stride=(3, 2)),
+        ]
+        channels = multi_channel_figure(np.stack([X, X + 1]), np.stack([K, K + 1]))
+        name = active.name
+    titles = ("zero padding 1: a 3×3 input gives a 4×4 output", "padding 1, stride (3, 2)")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    try:
+        for animation, title, filename in zip(animations, titles, TEACHING_FIGURES, strict=False):
+            _animation_figure(animation).suptitle(f"{title} ({name})", fontsize=12)
+            paths.append(save_gif(animation, out / filename))
+        channels.suptitle(f"two input channels ({name})", fontsize=12)
+        path = out / TEACHING_FIGURES[2]
+        channels.savefig(path, dpi=150, facecolor="white")
+        paths.append(path)
+    finally:
+        for animation in animations:
+            plt.close(_animation_figure(animation))
+        plt.close(channels)
     return paths
