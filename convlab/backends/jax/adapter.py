@@ -15,29 +15,45 @@ accuracy where XLA would otherwise use TF32 or bfloat16 (GPU, TPU).
 The layers are Flax NNX modules (``flax.nnx`` is Flax's current API; its
 modules hold their state and are called directly, unlike linen's
 ``apply(params, x)``): :class:`Module` keeps each of the core's parameters
-(``weight``, ``bias``) as an ``nnx.Param`` attribute, so ``nnx.Optimizer``
-and optax see them, and runs the core's forward pass; the built-in layer is
+(``weight``, ``bias``) as an ``nnx.Param`` attribute and its submodules in an
+``nnx.List`` named ``layers``, as ``nnx.Sequential`` does, so
+``nnx.state(module, nnx.Param)``, ``nnx.Optimizer`` and optax see every
+nested parameter; it runs the core's forward pass. Parameters are named as
+PyTorch names them: the ``i``-th submodule's ``weight`` is ``"i.weight"``
+(its NNX path is ``("layers", i, "weight")``). The built-in layer is
 :class:`BuiltinConv2d`, an ``nnx.Conv`` (NHWC, kernel ``(k_h, k_w, 1, 1)``).
 ``init="framework"`` uses the book's NNX initialisers, ``uniform()`` on
 ``[0, 0.01)`` for the hand-written layer and ``nnx.Conv``'s default
 ``lecun_normal``, drawn from ``nnx.Rngs(0)``: JAX's randomness is explicit,
 so the layers use a fixed seed (0), as the book's ``d2l.get_key()`` does, and
-every such layer starts from the same values.
+every such layer starts from the same values. Unseeded ``cl.nn`` layers
+(:meth:`JaxBackend.framework_initial`) are made as a new ``nnx.Conv`` or
+``nnx.Linear`` (``lecun_normal`` kernels, zero biases) whose kernel is
+transposed to OIHW or ``(out, in)``; they draw from one ``nnx.Rngs(0)`` per
+backend, as an NNX model passes one ``rngs`` to all its layers: a process's
+first unseeded layer always starts from the same values, and each further
+layer draws the stream's next key, so two layers of a network differ.
 
 Gradients come from ``nnx.value_and_grad`` under ``nnx.jit``, compiled once
-per layer structure, input shape and loss (the layer's definition, its
-backend and the loss compare by value or identity, so they are static);
-``sgd_update`` writes new values into the layer's ``nnx.Param``
-(``param[...] -= lr * grad``, as the book). :meth:`JaxBackend.grad` differentiates
-in float64 under ``jax.enable_x64`` (``jax.experimental.enable_x64`` in older
-JAX; float32 where neither exists).
+per module structure, input shape and loss (the definitions of a module and
+its submodules, its backend and the loss compare by value or identity, so
+they are static); ``sgd_update`` writes new values into every nested
+``nnx.Param`` (``param[...] -= lr * grad``, as the book). ``conv2d`` and
+``linear`` (``x @ w.T + bias``) add their bias inside the product's jitted
+function: one dispatch, and XLA compiles the addition into one elementwise
+pass over the product (for ``conv2d`` on the CPU, the pass that transposes
+XLA's NHWC result back to NCHW, so the bias costs no pass of its own).
+Class labels are int32 arrays, JAX's default integer without
+``jax_enable_x64``. :meth:`JaxBackend.grad` differentiates in float64 under
+``jax.enable_x64`` (``jax.experimental.enable_x64`` in older JAX; float32
+where neither exists).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -53,7 +69,7 @@ if TYPE_CHECKING:
     from convlab.layers import LayerDef
 
 SEED = 0
-"""Seed of the ``nnx.Rngs`` behind ``init="framework"``."""
+"""Seed of the ``nnx.Rngs`` behind ``init="framework"`` and behind unseeded ``cl.nn`` layers."""
 
 
 def _float64() -> contextlib.AbstractContextManager:
@@ -65,7 +81,7 @@ def _float64() -> contextlib.AbstractContextManager:
 
 
 class Module(nnx.Module):
-    """A layer on Flax NNX: one ``nnx.Param`` attribute per parameter, the forward pass from the core.
+    """A layer on Flax NNX: one ``nnx.Param`` attribute per parameter, submodules, the forward pass from the core.
 
     Parameters
     ----------
@@ -75,19 +91,32 @@ class Module(nnx.Module):
         The backend the layer computes with, whichever is active when it is called.
     initial : mapping of str to numpy.ndarray
         Each parameter's name and initial value.
+    children : tuple of Module
+        Submodules, held in order in the ``nnx.List`` ``layers`` (as ``nnx.Sequential`` holds its own).
     """
 
-    def __init__(self, definition: LayerDef, backend: JaxBackend, initial: Mapping[str, np.ndarray]) -> None:
-        # Neither holds arrays, so NNX keeps both as static structure: jit compiles once per definition.
+    layers: Sequence[nnx.Module] = ()
+    """The submodules; a layer without any keeps this empty default, one graph node fewer for ``nnx.jit`` to walk."""
+
+    def __init__(
+        self,
+        definition: LayerDef,
+        backend: JaxBackend,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[nnx.Module, ...] = (),
+    ) -> None:
+        # None of these holds arrays, so NNX keeps them as static structure: jit compiles once per definition.
         self.definition = definition
         self.backend = backend
         self.parameter_names = tuple(initial)
         for name, value in initial.items():
             setattr(self, name, nnx.Param(backend.tensor(value)))
+        if children:
+            self.layers = nnx.List(children)
 
     def __call__(self, X: Any) -> Any:
         params = {name: getattr(self, name)[...] for name in self.parameter_names}
-        return self.definition.forward(self.backend, params, X)
+        return self.definition.forward(self.backend, params, X, self.layers)
 
 
 class BuiltinConv2d(nnx.Conv):
@@ -97,27 +126,43 @@ class BuiltinConv2d(nnx.Conv):
         return super().__call__(X[None, :, :, None])[0, :, :, 0]
 
 
-def _attributes(module: Any) -> dict[str, str]:
-    """Each parameter's name -> the attribute holding it, in the module and in its gradient ``State``."""
+def _variables(module: Any, prefix: str = "") -> Iterator[tuple[str, tuple[str | int, ...], nnx.Param]]:
+    """Each parameter's dotted name, its path in the module's ``nnx.State`` and its ``nnx.Param``.
+
+    The module's own parameters come first, then each submodule's, prefixed ``"i."``, as PyTorch orders them.
+    """
     if isinstance(module, BuiltinConv2d):
-        return {"weight": "kernel"}
-    return {name: name for name in module.parameter_names}
+        yield f"{prefix}weight", ("kernel",), module.kernel
+        return
+    for name in module.parameter_names:
+        yield f"{prefix}{name}", (name,), getattr(module, name)
+    for index, child in enumerate(module.layers):
+        for name, path, variable in _variables(child, f"{prefix}{index}."):
+            yield name, ("layers", index, *path), variable
 
 
 @nnx.jit(static_argnames="loss")
 def _value_and_grad(module: Any, X: Any, Y: Any, loss: Loss) -> tuple[Any, dict[str, Any]]:
     # `loss` is static: the core's losses compare by value, so one compilation serves every call.
     value, grads = nnx.value_and_grad(lambda module: loss(module(X), Y))(module)
-    return value, {name: getattr(grads, attribute)[...] for name, attribute in _attributes(module).items()}
+    by_path = dict(nnx.to_flat_state(grads))
+    return value, {name: by_path[path][...] for name, path, _ in _variables(module)}
 
 
 @functools.partial(jax.jit, static_argnames=("stride", "padding", "groups"))
-def _conv2d(x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+def _conv2d(x: Any, w: Any, bias: Any, stride: Pair, padding: Padding, groups: int) -> Any:
     top, bottom, left, right = padding
     # The default dimension numbers are NCHW input, OIHW kernel, NCHW output: the protocol's layouts.
-    return jax.lax.conv_general_dilated(
+    y = jax.lax.conv_general_dilated(
         x, w, stride, ((top, bottom), (left, right)), feature_group_count=groups, precision="highest"
     )
+    return y if bias is None else y + bias[:, None, None]
+
+
+@jax.jit
+def _linear(x: Any, w: Any, bias: Any) -> Any:
+    y = jnp.matmul(x, w.T, precision="highest")
+    return y if bias is None else y + bias
 
 
 @functools.partial(jax.jit, static_argnames=("window", "stride", "padding", "mode"))
@@ -139,6 +184,8 @@ class JaxBackend(Backend):
         kind, _, index = self.device.partition(":")
         self._place = jax.devices(kind)[int(index or 0)]
         self._vectorized = jax.jit(super().corr2d_vectorized)
+        # One stream for every unseeded cl.nn layer, as an NNX model threads one Rngs through its layers.
+        self._rngs = nnx.Rngs(SEED)
 
     # -- core --------------------------------------------------------------
     def version(self) -> str:
@@ -166,6 +213,10 @@ class JaxBackend(Backend):
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
+    def labels(self, data: np.ndarray) -> Any:
+        # int32, JAX's default integer: without jax_enable_x64 an int64 array would be narrowed, with a warning.
+        return jax.device_put(np.asarray(data, dtype=np.int32), self._place)
+
     def is_real(self, x: Any) -> bool:
         # jnp.issubdtype knows bfloat16 is a float; NumPy sees it as an opaque ("V") dtype.
         return bool(jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.floating))
@@ -174,8 +225,11 @@ class JaxBackend(Backend):
         return y.block_until_ready()  # JAX dispatches asynchronously; this copies nothing
 
     # -- nn ----------------------------------------------------------------
-    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
-        return _conv2d(x, w, tuple(stride), tuple(padding), groups)
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
+        return _conv2d(x, w, bias, tuple(stride), tuple(padding), groups)
+
+    def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
+        return _linear(x, w, bias)
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
         return _pool2d(x, tuple(window), tuple(stride), tuple(padding), mode)
@@ -206,8 +260,25 @@ class JaxBackend(Backend):
         return "vectorized"
 
     # -- modules and training ----------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Module:
-        return Module(definition, self, initial)
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
+        return Module(definition, self, initial, children)
+
+    def submodules(self, module: Any) -> tuple[Any, ...]:
+        return tuple(module.layers) if isinstance(module, Module) else ()
+
+    def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        out_size, in_size, *kernel_size = shapes["weight"]
+        use_bias = "bias" in shapes
+        with jax.default_device(self._place):
+            if kind == "conv2d":
+                layer = nnx.Conv(in_size, out_size, tuple(kernel_size), use_bias=use_bias, rngs=self._rngs)
+                initial = {"weight": np.asarray(layer.kernel[...]).transpose(3, 2, 0, 1)}  # HWIO -> OIHW
+            else:
+                layer = nnx.Linear(in_size, out_size, use_bias=use_bias, rngs=self._rngs)
+                initial = {"weight": np.asarray(layer.kernel[...]).T}  # (in, out) -> (out, in)
+        if use_bias:
+            initial["bias"] = np.asarray(layer.bias[...])
+        return initial
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         with jax.default_device(self._place):  # the kernel is made, and stays, on this backend's device
@@ -223,15 +294,15 @@ class JaxBackend(Backend):
         return np.asarray(nnx.initializers.uniform()(nnx.Rngs(SEED).params(), kernel_size))
 
     def parameters(self, module: Any) -> dict[str, Any]:
-        return {name: getattr(module, attribute)[...] for name, attribute in _attributes(module).items()}
+        return {name: variable[...] for name, _, variable in _variables(module)}
 
     def value_and_grad(self, module: Any, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
         value, grads = _value_and_grad(module, X, Y, loss)
         return float(value), grads
 
     def sgd_update(self, module: Any, grads: Mapping[str, Any], lr: float) -> None:
-        for name, attribute in _attributes(module).items():
-            getattr(module, attribute)[...] -= lr * grads[name]
+        for name, _, variable in _variables(module):
+            variable[...] -= lr * grads[name]
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
         with _float64():

@@ -1,0 +1,141 @@
+"""``cl.nn`` on JAX as Flax NNX sees it: nested state, NNX's optimiser, ``nnx.Conv`` and ``nnx.Linear`` defaults.
+
+The references are Flax's own: ``nnx.state``, ``nnx.Optimizer`` with
+``optax.sgd``, and new ``nnx.Conv`` / ``nnx.Linear`` layers (NHWC,
+``(in, out)`` kernels) run on the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convlab as cl
+from conftest import load_or_skip
+from convlab import nn
+from convlab.layers import SquaredError
+
+
+@pytest.fixture
+def jax_backend():
+    load_or_skip("jax")
+    with cl.use_backend("jax") as active:
+        yield active
+
+
+def lenet_like(seed):
+    """A LeNet-shaped net on (N, 1, 12, 12): convolutions, pools, activations and linears, nested one level."""
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 5, padding=2, seed=seed),
+        nn.Sigmoid(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(3, 4, 3, seed=seed + 1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 5, seed=seed + 2),
+    )
+
+
+def test_nnx_state_holds_every_nested_parameter(jax_backend):
+    from flax import nnx
+
+    net = nn.Sequential(lenet_like(0), nn.Linear(5, 2, seed=3))
+    by_path = dict(nnx.to_flat_state(nnx.state(net, nnx.Param)))
+    named = cl.parameters(net)
+    assert len(by_path) == len(named) == 8
+    for name, value in named.items():
+        *indices, own = name.split(".")
+        path = (*(part for index in indices for part in ("layers", int(index))), own)
+        assert by_path[path][...] is value, name  # the same live array, not a copy
+
+
+def test_nnx_optimizer_trains_a_sequential_as_sgd_update_does(jax_backend):
+    import optax
+    from flax import nnx
+
+    rng = np.random.default_rng(0)
+    x = jax_backend.tensor(rng.standard_normal((4, 1, 12, 12)))
+    target = jax_backend.tensor(rng.standard_normal((4, 5)))
+    loss = SquaredError(jax_backend)
+    by_optax, by_convlab = lenet_like(1), lenet_like(1)
+    optimizer = nnx.Optimizer(by_optax, optax.sgd(0.01), wrt=nnx.Param)
+
+    @nnx.jit
+    def train_step(model, optimizer, x, y):
+        value, grads = nnx.value_and_grad(lambda model: loss(model(x), y))(model)
+        optimizer.update(model, grads)
+        return value
+
+    start = {name: np.array(value) for name, value in cl.parameters(by_optax).items()}
+    losses = [float(train_step(by_optax, optimizer, x, target)) for _ in range(5)]
+    for _ in range(5):
+        _, grads = jax_backend.value_and_grad(by_convlab, x, target, loss)
+        jax_backend.sgd_update(by_convlab, grads, 0.01)
+    assert losses[-1] < losses[0]
+    got, want = cl.parameters(by_optax), cl.parameters(by_convlab)
+    for name, value in start.items():
+        assert not np.array_equal(np.asarray(got[name]), value), f"{name} was not trained"
+        np.testing.assert_allclose(np.asarray(got[name]), np.asarray(want[name]), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_unseeded_layers_compute_as_new_nnx_layers(jax_backend):
+    """A fresh backend's unseeded layers are nnx.Conv / nnx.Linear drawn from one nnx.Rngs(SEED), in order."""
+    from flax import nnx
+
+    from convlab.backends.jax.adapter import SEED
+
+    fresh = type(jax_backend)(jax_backend.spec)
+    rngs = nnx.Rngs(SEED)
+    rng = np.random.default_rng(1)
+    for _ in range(2):  # the second pair draws the stream's next keys, as it would from one shared Rngs
+        conv = nn.Conv2dDef(3, 4, (3, 2), (1, 1), (1, 1, 0, 0))
+        ours = fresh.module(conv, fresh.framework_initial("conv2d", {"weight": (4, 3, 3, 2), "bias": (4,)}))
+        theirs = nnx.Conv(3, 4, (3, 2), padding=((1, 1), (0, 0)), rngs=rngs)
+        x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+        want = np.asarray(theirs(x.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
+        np.testing.assert_allclose(np.asarray(ours(fresh.tensor(x))), want, rtol=1e-5, atol=1e-5)
+        linear = nn.LinearDef(6, 3)
+        ours = fresh.module(linear, fresh.framework_initial("linear", {"weight": (3, 6)}))
+        theirs = nnx.Linear(6, 3, use_bias=False, rngs=rngs)
+        x = rng.standard_normal((4, 6)).astype(np.float32)
+        np.testing.assert_allclose(np.asarray(ours(fresh.tensor(x))), np.asarray(theirs(x)), rtol=1e-5, atol=1e-5)
+    assert sorted(cl.parameters(ours)) == ["weight"]
+
+
+def test_two_unseeded_layers_differ(jax_backend):
+    first, second = nn.Conv2d(2, 3, 3), nn.Conv2d(2, 3, 3)
+    assert not np.array_equal(cl.to_numpy(first.weight[...]), cl.to_numpy(second.weight[...]))
+    np.testing.assert_array_equal(cl.to_numpy(first.bias[...]), np.zeros(3, np.float32))  # nnx.Conv's zeros
+
+
+def test_one_compilation_per_structure(jax_backend):
+    traces = []
+
+    class CountingLoss:
+        """SquaredError that records each time JAX traces it; equal to every other, so jit may reuse its step."""
+
+        def __call__(self, Y_hat, Y):
+            traces.append(None)
+            return jax_backend.sum((Y_hat - Y) ** 2)
+
+        def __eq__(self, other):
+            return isinstance(other, CountingLoss)
+
+        def __hash__(self):
+            return hash(CountingLoss)
+
+    x = jax_backend.tensor(np.ones((2, 1, 12, 12)))
+    target = jax_backend.tensor(np.zeros((2, 5)))
+    first = jax_backend.value_and_grad(lenet_like(2), x, target, CountingLoss())[0]
+    second = jax_backend.value_and_grad(lenet_like(7), x, target, CountingLoss())[0]
+    assert first != second  # other values, one compiled step
+    assert len(traces) == 1
+
+
+def test_labels_are_int32_on_the_backends_device(jax_backend):
+    labels = jax_backend.labels(np.array([0, 9, 3], dtype=np.int64))
+    assert isinstance(labels, jax_backend.tensor_types)
+    assert labels.dtype == np.int32
+    assert {str(device) for device in labels.devices()} == {str(jax_backend._place)}
+    np.testing.assert_array_equal(np.asarray(labels), [0, 9, 3])
