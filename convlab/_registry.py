@@ -168,26 +168,61 @@ def is_backend_name(name: str) -> bool:
     return any(name == spec.name or name in spec.aliases for spec in specs().values())
 
 
-def _check_import_order(spec: BackendSpec) -> None:
-    """Import what must precede ``spec``'s framework; refuse a framework that another has been loaded before."""
+def _order_rules() -> list[tuple[str, str]]:
+    """Every ``(earlier, later)`` pair of frameworks that the specs ask for, from both of their fields."""
+    rules = []
+    for spec in specs().values():
+        if spec.modules:
+            own = spec.modules[0]
+            rules += [(earlier, own) for earlier in spec.import_first]
+            rules += [(own, later) for later in spec.import_before]
+    return rules
+
+
+def _backend_of(framework: str) -> str:
+    """The name of the backend whose main module ``framework`` is (``framework`` itself if none)."""
+    return next((spec.name for spec in specs().values() if spec.modules[:1] == (framework,)), framework)
+
+
+def _check_import_order(spec: BackendSpec, visiting: frozenset[str] = frozenset()) -> None:
+    """Import what must precede ``spec``'s framework; refuse a framework that must precede one already loaded."""
     framework = spec.modules[0] if spec.modules else None
-    if framework is None:
-        return
-    for other in specs().values():
-        if other.name == spec.name or framework not in other.import_first:
+    if framework is None or framework in sys.modules:
+        return  # imported already (by the user, say): importing the others now would come too late
+    rules = _order_rules()
+    late = [later for earlier, later in rules if earlier == framework and later in sys.modules]
+    if late:
+        raise BackendLoadOrderError(
+            f"backend {spec.name!r}: {framework} must be imported before {late[0]} in one process "
+            f"(after it, it can crash the process), but {late[0]} is already loaded. Select "
+            f"{spec.name!r} (or import {framework}) before {_backend_of(late[0])!r}, or use a new process."
+        )
+    for earlier in dict.fromkeys(earlier for earlier, later in rules if later == framework):
+        if earlier in sys.modules or earlier in visiting or not _findable(earlier):
             continue
-        late = [module for module in other.modules[:1] if module in sys.modules]
-        if late and framework not in sys.modules:
-            raise BackendLoadOrderError(
-                f"backend {spec.name!r}: {framework} must be imported before {late[0]} in one process "
-                f"(after it, it can crash the process), but {late[0]} is already loaded. Select "
-                f"{spec.name!r} (or import {framework}) before {other.name!r}, or use a new process."
-            )
-    if framework in sys.modules:
-        return  # already imported by the user: importing the others now would come too late
-    for module in spec.import_first:
-        if module not in sys.modules and _findable(module):
-            importlib.import_module(module)
+        if any(first == earlier and then in sys.modules for first, then in rules):
+            continue  # too late for that framework already: it cannot be loaded in this process at all
+        _import_framework(earlier, visiting | {framework})
+
+
+def _import_framework(framework: str, visiting: frozenset[str]) -> None:
+    """Import ``framework`` ahead of another, through its backend's adapter module where it has one.
+
+    The adapter module is what imports the framework when its backend is
+    selected, with the settings that keep the framework's start-up logs out
+    of convlab's output, and its own predecessors come first, recursively.
+    A framework that fails to import is skipped: it cannot be loaded late either.
+    """
+    spec = next((spec for spec in specs().values() if spec.modules[:1] == (framework,)), None)
+    try:
+        if spec is None:
+            importlib.import_module(framework)
+        else:
+            _check_import_order(spec, visiting)
+            importlib.import_module(spec.adapter.partition(":")[0])
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] == "convlab":
+            raise  # a bug in convlab, not a framework that cannot be imported here
 
 
 def _findable(module: str) -> bool:

@@ -44,6 +44,12 @@ class BackendSpec:
         Frameworks (top-level modules) that must be imported before this
         backend's, where both are installed: the registry imports them first,
         and refuses to load them once this backend's framework is loaded.
+    import_before : tuple of str
+        The other direction: frameworks that this backend's framework must be
+        imported before. Selecting the backend of one of them imports this
+        backend's framework first, and selecting this backend once one of
+        them is loaded is refused. A rule belongs to the spec of the backend
+        that needs it, so a new backend never edits another's spec.
     """
 
     name: str
@@ -54,6 +60,7 @@ class BackendSpec:
     extra: str | None = None
     install_hint: str | None = None
     import_first: tuple[str, ...] = field(default=())
+    import_before: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier() or self.name != self.name.lower():
