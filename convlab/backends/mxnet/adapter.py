@@ -16,7 +16,13 @@ Adapter choices
   MXNet's padding is symmetric only and ``mxnet.np.pad`` does not work here:
   it reads ``numpy.compat``, gone in NumPy 2, and ignores ``constant_values``.
   MXNet's pooling refuses padding as wide as its window, so padding beyond
-  half the window is concatenated too.
+  half the window is concatenated too. MXNet's max starts from the dtype's
+  lowest finite value, so a window wholly in the padding would give that
+  instead of ``-inf``; where padding is as wide as the window, such results
+  become ``-inf``. A ``bias`` is ``npx.convolution``'s own (``no_bias=False``),
+  as ``nn.Conv2D`` passes it; ``linear`` is ``npx.fully_connected`` with
+  ``flatten=False``, ``nn.Dense``'s operator, whose weight is ``(out, in)``
+  already.
 * ``log_softmax`` subtracts the maximum itself: ``npx.log_softmax`` is off by
   about ``1e-6`` where the answer is 0.
 * ``reshape`` is ``reshape_view``, a view that autograd records:
@@ -32,14 +38,31 @@ Adapter choices
   so it records). ``method="auto"`` always picks ``"native"``: each MXNet
   operator costs tens of microseconds of dispatch and the shift-and-add
   issues ``3 k_h k_w`` of them.
-* The hand-written layer is a :class:`Module`, a Gluon ``Block`` holding one
-  ``self.params.get`` parameter per initial value, as the book's layer does,
-  so ``gluon.Trainer(layer.collect_params(), "sgd", ...)`` trains it; its
-  forward pass is the core's definition. The built-in layer is
-  :class:`BuiltinConv2d`, ``nn.Conv2D(1, kernel_size, use_bias=False,
-  in_channels=1)`` on 2-D inputs and outputs. Without an initial weight it
-  keeps Gluon's default initialiser, ``Uniform(0.07)``, as the book's
+* Every layer (the hand-written one, each of ``cl.nn``) is a :class:`Module`,
+  a Gluon ``Block`` holding one ``self.params.get`` parameter per initial
+  value, as the book's layer does, and its children registered with
+  ``register_child`` under ``"0"``, ``"1"``, ... as ``nn.Sequential`` does,
+  so ``collect_params()`` holds every nested parameter and
+  ``gluon.Trainer(net.collect_params(), "sgd", ...)`` trains it; its forward
+  pass is the core's definition. Gluon names parameters by global prefixes
+  (``module3_weight``); convlab's dotted names (``"0.weight"``, ``"2.1.bias"``)
+  are Gluon's structural ones, those ``save_parameters`` writes. A module
+  initialises only its own parameters (``self.params``, not
+  ``collect_params()``): its children were initialised when they were made,
+  and ``initialize()`` would warn for each of theirs. A ``Module`` is a
+  ``Block``, not a ``HybridBlock`` (the core's forward passes call
+  ``mxnet.np`` on arrays, not symbols), so ``hybridize()`` leaves it eager.
+* ``framework_initial`` makes Gluon's own layer of that shape
+  (``nn.Conv2D(out, kernel, in_channels=in)``, ``nn.Dense(out,
+  in_units=in)``) and reads what its default ``initialize()`` drew:
+  ``Uniform(0.07)`` weights and zero biases, OIHW and ``(out, in)`` already.
+  The built-in layer is :class:`BuiltinConv2d`, ``nn.Conv2D(1, kernel_size,
+  use_bias=False, in_channels=1)`` on 2-D inputs and outputs. Without an
+  initial weight it keeps Gluon's default initialiser, as the book's
   ``initialize()`` does; ``framework_initial_weight`` draws from it too.
+* ``labels`` are int64 ``mxnet.np`` arrays, the dtype of ``mxnet.np``'s
+  ``argmax``: its ``==`` refuses int64 against the int32 that Gluon's
+  datasets yield.
 * Gradients come from ``backward()`` after ``autograd.record()``; a parameter
   whose gradient ``backward()`` did not write (MXNet's "fresh gradient" flag,
   which ``gluon.Trainer`` checks too) is reported as ``None``. The gradients
@@ -56,6 +79,7 @@ Adapter choices
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -98,29 +122,42 @@ class Module(nn.Block):
         One parameter per entry, from ``self.params.get`` and set as an
         attribute of that name (``layer.weight``), starting at that value once
         the layer is initialised.
+    children : tuple of Module
+        Submodules, registered with ``register_child`` as ``"0"``, ``"1"``,
+        ... (as ``nn.Sequential`` names them), so that ``collect_params()``
+        holds their parameters too.
     """
 
-    def __init__(self, backend: MXNetBackend, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        backend: MXNetBackend,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[nn.Block, ...] = (),
+    ) -> None:
         super().__init__()
         self.backend = backend
         self.definition = definition
-        self.param_names = tuple(initial)
         for name, value in initial.items():
             setattr(self, name, self.params.get(name, shape=value.shape, init=init.Constant(value)))
+        for index, child in enumerate(children):
+            self.register_child(child, str(index))
+        # Kept beside Gluon's registry so that a call does not rebuild it; Gluon sees these blocks as registered.
+        self.layers = tuple(children)
 
     def forward(self, X: Any) -> Any:
-        params = {name: getattr(self, name).data() for name in self.param_names}
-        return self.definition.forward(self.backend, params, X)
+        params = {name: p.data() for name, p in self._reg_params.items()}
+        return self.definition.forward(self.backend, params, X, self.layers)
 
     def __repr__(self) -> str:
-        shapes = ", ".join(f"{name}={getattr(self, name).shape}" for name in self.param_names)
-        return f"{type(self).__name__}({self.definition}, {shapes})"
+        shapes = "".join(f", {name}={p.shape}" for name, p in self._reg_params.items())
+        nested = "".join("\n" + textwrap.indent(f"({i}): {child!r}", "  ") for i, child in enumerate(self.layers))
+        end = "\n)" if nested else ")"
+        return f"{type(self).__name__}({self.definition}{shapes}{nested}{end}"
 
 
 class BuiltinConv2d(nn.Conv2D):
     """``nn.Conv2D(1, kernel_size, use_bias=False, in_channels=1)`` on 2-D inputs and outputs."""
-
-    param_names = ("weight",)
 
     def __init__(self, backend: MXNetBackend, kernel_size: Pair) -> None:
         super().__init__(1, kernel_size, use_bias=False, in_channels=1)
@@ -132,8 +169,9 @@ class BuiltinConv2d(nn.Conv2D):
         return Y.reshape_view(Y.shape[2:])
 
 
-def _gluon_parameters(module: Module | BuiltinConv2d) -> dict[str, gluon.Parameter]:
-    return {name: getattr(module, name) for name in module.param_names}
+def _gluon_parameters(module: nn.Block) -> dict[str, gluon.Parameter]:
+    """Every parameter of ``module``, named as ``save_parameters`` names them: ``"weight"``, ``"0.bias"``, ..."""
+    return module._collect_params_with_prefix()
 
 
 def _halves(padding: Padding) -> Pair | None:
@@ -187,6 +225,10 @@ class MXNetBackend(Backend):
             return data.astype(np.float32, copy=False).as_in_ctx(self.context)
         return mnp.array(data, dtype=np.float32, ctx=self.context)  # without dtype, float64 would stay float64
 
+    def labels(self, data: np.ndarray) -> Any:
+        # int64, what mxnet.np's argmax returns: its == refuses to compare int64 with int32.
+        return mnp.array(np.asarray(data, dtype=np.int64), dtype=np.int64, ctx=self.context)
+
     def to_numpy(self, x: Any) -> np.ndarray:
         if isinstance(x, gluon.Parameter):
             x = x.data()
@@ -197,19 +239,21 @@ class MXNetBackend(Backend):
         return y
 
     # -- nn ----------------------------------------------------------------------
-    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
         halves = _halves(padding)
         if halves is None:
             x, halves = _pad(x, padding), (0, 0)
+        out_channels, _, *kernel = w.shape  # one shape query: each costs a call into MXNet
         return npx.convolution(
             data=x,
             weight=w,
-            kernel=w.shape[2:],
+            bias=bias,
+            kernel=kernel,
             stride=stride,
             pad=halves,
-            num_filter=w.shape[0],
+            num_filter=out_channels,
             num_group=groups,
-            no_bias=True,
+            no_bias=bias is None,
         )
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
@@ -221,10 +265,21 @@ class MXNetBackend(Backend):
             # MXNet 1.9.1's max-pooling backward misreads an input that is a reshape_view (it sends
             # every window's gradient to the window's first element): pool a copy.
             x = x.reshape(x.shape)
-        return npx.pooling(x, kernel=window, stride=stride, pad=halves, pool_type=mode, count_include_pad=True)
+        y = npx.pooling(x, kernel=window, stride=stride, pad=halves, pool_type=mode, count_include_pad=True)
+        top, bottom, left, right = padding
+        if mode == "max" and (max(top, bottom) >= window[0] or max(left, right) >= window[1]):
+            # Some window may lie wholly in the -inf padding; MXNet's max starts from the dtype's lowest
+            # finite value, so such a window gives that instead of -inf. Both as arrays: a float64
+            # scalar is compared in float32, and where()'s scalar form sends no gradient to y.
+            lowest = mnp.array(np.finfo(y.dtype).min, dtype=y.dtype, ctx=y.ctx)
+            y = mnp.where(y == lowest, mnp.full(y.shape, -np.inf, dtype=y.dtype, ctx=y.ctx), y)
+        return y
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         return x.reshape_view(shape)
+
+    def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
+        return npx.fully_connected(x, w, bias, num_hidden=w.shape[0], no_bias=bias is None, flatten=False)
 
     def sigmoid(self, x: Any) -> Any:
         return npx.sigmoid(x)
@@ -250,11 +305,27 @@ class MXNetBackend(Backend):
         return "native"
 
     # -- modules and training ----------------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Module:
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
         _np_mode()
-        layer = Module(self, definition, initial)
-        layer.initialize(ctx=self.context)
+        layer = Module(self, definition, initial, children)
+        # Its own parameters only: the children were initialised when they were made, and
+        # layer.initialize() would warn once for each of their parameters.
+        layer.params.initialize(ctx=self.context)
         return layer
+
+    def submodules(self, module: nn.Block) -> tuple[Any, ...]:
+        return tuple(module._children.values())
+
+    def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        _np_mode()
+        out_size, in_size, *kernel = shapes["weight"]
+        use_bias = "bias" in shapes
+        if kind == "conv2d":
+            layer = nn.Conv2D(out_size, tuple(kernel), in_channels=in_size, use_bias=use_bias)
+        else:
+            layer = nn.Dense(out_size, use_bias=use_bias, in_units=in_size)
+        layer.initialize(ctx=self.context)  # Gluon's default: Uniform(0.07) weights, the bias's own "zeros"
+        return {name: p.data().asnumpy() for name, p in _gluon_parameters(layer).items()}
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         _np_mode()
@@ -270,12 +341,10 @@ class MXNetBackend(Backend):
         init.Uniform()(init.InitDesc("weight"), weight)  # what initialize() draws a weight from
         return weight.asnumpy()
 
-    def parameters(self, module: Module | BuiltinConv2d) -> dict[str, Any]:
+    def parameters(self, module: nn.Block) -> dict[str, Any]:
         return {name: p.data() for name, p in _gluon_parameters(module).items()}
 
-    def value_and_grad(
-        self, module: Module | BuiltinConv2d, X: Any, Y: Any, loss: Loss
-    ) -> tuple[float, dict[str, Any]]:
+    def value_and_grad(self, module: nn.Block, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
         params = _gluon_parameters(module)
         with autograd.record():
             value = loss(module(X), Y)
@@ -287,7 +356,7 @@ class MXNetBackend(Backend):
             data._fresh_grad = False
         return value.item(), grads
 
-    def sgd_update(self, module: Module | BuiltinConv2d, grads: Mapping[str, Any], lr: float) -> None:
+    def sgd_update(self, module: nn.Block, grads: Mapping[str, Any], lr: float) -> None:
         params = _gluon_parameters(module)
         for name, grad in grads.items():
             data = params[name].data()
