@@ -501,22 +501,18 @@ def avg_pool2d_by_conv(X: Any, pool_size: Any, *, padding: Any = 0, stride: Any 
     return _unbatch(backend, backend.conv2d(x, weight, stride, padding, channels), shape)
 
 
-def _max_pair(backend: Backend, x: Tensor, offset: int, axis: int) -> Tensor:
-    """``max(x[i], x[i + offset])`` along ``axis`` (2: rows, 3: columns) by a conv, a ReLU and a conv.
+PAIR_SUM = np.array([1.0, 1.0, -1.0], np.float32)
+"""How a ReLU layer's channels ``relu(a - b), relu(b), relu(-b)`` add up to ``max(a, b)``."""
 
-    ``max(a, b) = relu(a - b) + b``, and ``b = relu(b) - relu(-b)``: a depthwise
-    convolution makes the three channels ``a - b``, ``b`` and ``-b`` per input
-    channel, the ReLU layer clips them, a 1x1 convolution adds them as ``+, +, -``.
+
+def _pair_taps(offset: int, axis: int) -> np.ndarray:
+    """The kernels ``(3, 1, k_h, k_w)`` that make ``a - b``, ``b`` and ``-b`` from ``a = x[i]``, ``b = x[i + offset]``.
+
+    ``axis`` 3 pairs elements along each row (kernels of height 1), 2 down each column.
     """
-    channels = x.shape[1]
-    taps = np.zeros((channels, 3, offset + 1), np.float32)
-    taps[:, 0, 0], taps[:, 0, -1], taps[:, 1, -1], taps[:, 2, -1] = 1.0, -1.0, 1.0, -1.0
-    # Kernels of height 1 (along columns) or width 1 (along rows).
-    kernel = taps[:, :, None, :] if axis == 3 else taps[:, :, :, None]
-    spread = backend.tensor(kernel.reshape(3 * channels, 1, *kernel.shape[-2:]))
-    gather = backend.tensor(np.tile(np.array([1.0, 1.0, -1.0], np.float32).reshape(1, 3, 1, 1), (channels, 1, 1, 1)))
-    hidden = backend.relu(backend.conv2d(x, spread, (1, 1), (0, 0, 0, 0), channels))
-    return backend.conv2d(hidden, gather, (1, 1), (0, 0, 0, 0), channels)
+    taps = np.zeros((3, offset + 1), np.float32)
+    taps[0, 0], taps[0, -1], taps[1, -1], taps[2, -1] = 1.0, -1.0, 1.0, -1.0
+    return taps[:, None, None, :] if axis == 3 else taps[:, None, :, None]
 
 
 def _relu_max_pool_offsets(size: int) -> list[int]:
@@ -539,15 +535,20 @@ def _relu_max_pool_offsets(size: int) -> list[int]:
 def max_pool2d_by_relu(X: Any, pool_size: Any, *, stride: Any = 1) -> Tensor:
     """Max pooling from convolutions and ReLUs only (7.5, exercise 3).
 
-    A convolution alone cannot compute a maximum (it is linear), but
-    ``max(a, b) = relu(a - b) + b`` can: one conv, a ReLU and a 1x1 conv take
-    the maximum of pairs of elements some offset apart. Two overlapping
-    windows of width ``w``, ``d <= w`` apart, cover a window of ``w + d``, so
-    widening the window first along each row and then down the columns, a
+    A convolution alone cannot compute a maximum (it is linear), but ReLUs
+    can: ``max(a, b) = relu(a - b) + relu(b) - relu(-b)``. So a convolution
+    that makes the three channels ``a - b``, ``b`` and ``-b`` from pairs of
+    elements some offset apart, a ReLU, and a 1x1 convolution that adds the
+    three as ``+, +, -`` take the maximum of each pair. Two overlapping
+    windows of width ``w``, ``d <= w`` apart, cover a window of ``w + d``;
+    widening the window along each row, then down each column, a
     ``p_h x p_w`` window takes ``ceil(log2 p_h) + ceil(log2 p_w)`` ReLU layers
-    of three channels per input channel (2 for a 2x2 window, 4 for 3x3). A
-    stride keeps every ``s``-th result. There is no padding: a convolution
-    pads zeros, and max pooling's padding must never win.
+    of three channels per input channel (2 for a 2x2 window, 4 for 3x3).
+    Between two ReLU layers the 1x1 sum and the next layer's convolution are
+    composed into one convolution (7.4, exercise 1), so the network is
+    conv, ReLU, ..., conv, ReLU, and a last 1x1 conv that also takes the
+    stride. There is no padding: a convolution pads zeros, and max pooling's
+    padding must never win.
 
     Parameters
     ----------
@@ -569,13 +570,19 @@ def max_pool2d_by_relu(X: Any, pool_size: Any, *, stride: Any = 1) -> Tensor:
     backend = get_backend()
     x, shape = _pool_operand(X, backend)
     _pool_output_shape(shape[-2:], window, (0, 0, 0, 0), stride)
-    for offset in _relu_max_pool_offsets(window[1]):
-        x = _max_pair(backend, x, offset, axis=3)
-    for offset in _relu_max_pool_offsets(window[0]):
-        x = _max_pair(backend, x, offset, axis=2)
-    if stride != (1, 1):
-        x = x[:, :, :: stride[0], :: stride[1]]
-    return _unbatch(backend, x, shape)
+    channels, no_padding = x.shape[1], (0, 0, 0, 0)
+    levels = [(offset, 3) for offset in _relu_max_pool_offsets(window[1])]
+    levels += [(offset, 2) for offset in _relu_max_pool_offsets(window[0])]
+    hidden, out_kernel = x, np.ones((1, 1, 1, 1), np.float32)  # a 1x1 window: just the stride
+    for level, (offset, axis) in enumerate(levels):
+        taps = _pair_taps(offset, axis)
+        # After the first ReLU layer, fold the previous layer's 1x1 sum into this convolution.
+        kernel = taps if level == 0 else taps * PAIR_SUM[None, :, None, None]
+        weight = backend.tensor(np.tile(kernel, (channels, 1, 1, 1)))  # one group per input channel
+        hidden = backend.relu(backend.conv2d(hidden, weight, (1, 1), no_padding, channels))
+        out_kernel = PAIR_SUM.reshape(1, 3, 1, 1)
+    weight = backend.tensor(np.tile(out_kernel, (channels, 1, 1, 1)))
+    return _unbatch(backend, backend.conv2d(hidden, weight, stride, no_padding, channels), shape)
 
 
 def _exp_nonpositive(backend: Backend, z: Tensor) -> Tensor:
@@ -644,9 +651,12 @@ def softmax_pool2d(X: Any, pool_size: Any, temperature: float = 1.0, *, padding:
             index += (slice(a, a + stride[0] * (out_h - 1) + 1, stride[0]),)
             index += (slice(b, b + stride[1] * (out_w - 1) + 1, stride[1]),)
             values = x[index]
-            # -relu(peak - x) is (x - peak) <= 0 where x is real; padded zeros above a negative peak
-            # would overflow the exponent, so they are clipped to 0 before the mask removes them.
-            weight = _exp_nonpositive(backend, -backend.relu((peak - values) / temperature))
+            exponent = (values - peak) / temperature  # <= 0 for every element of X
+            if real is not None:
+                # A padded zero above a negative peak would overflow the exponent: clip it to 0
+                # (-relu(-z) = min(z, 0)) before the mask takes its weight away.
+                exponent = -backend.relu(-exponent)
+            weight = _exp_nonpositive(backend, exponent)
             if real is not None:
                 weight = weight * real[index]
             total = weight * values if total is None else total + weight * values
