@@ -411,11 +411,40 @@ class ParityReport(GeneratedDirective):
 
 API_GROUPS = [
     ("Choosing a backend", ["set_backend", "use_backend", "get_backend", "available_backends", "backend_names"]),
+    ("Backends and their registry", ["backend_info", "register_backend", "unregister_backend", "BackendSpec"]),
     ("Tensors", ["tensor", "to_numpy"]),
     ("Cross-correlation and convolution", ["corr2d", "conv2d", "corr2d_matrix", "receptive_field"]),
+    ("Padding and stride (7.3)", ["pad", "conv_output_shape", "insert_zeros", "conv_transpose2d"]),
+    (
+        "Channels (7.4)",
+        [
+            "corr2d_multi_in",
+            "corr2d_multi_in_out",
+            "corr2d_multi_in_out_1x1",
+            "conv_cost",
+            "ConvCost",
+            "compose_kernels",
+        ],
+    ),
+    (
+        "Pooling (7.5)",
+        ["pool2d", "pool_cost", "PoolCost", "avg_pool2d_by_conv", "max_pool2d_by_relu", "softmax_pool2d"],
+    ),
     ("The layer and training", ["Conv2D", "train_kernel", "TrainResult", "max_stable_lr"]),
+    ("Layers as framework modules", ["nn", "parameters"]),
+    ("LeNet (7.6)", ["models", "layer_summary", "train_classifier", "ClassifierResult"]),
+    ("Checking gradients", ["gradcheck", "GradcheckResult", "GradcheckError"]),
     ("Exercises", ["autograd_exercise"]),
-    ("Errors", ["BackendNotInstalledError", "DivergenceError"]),
+    (
+        "Errors",
+        [
+            "BackendNotInstalledError",
+            "BackendLoadOrderError",
+            "DivergenceError",
+            "DataNotFoundError",
+            "DataCorruptError",
+        ],
+    ),
     ("The chapter's data and kernels", ["data", "kernels"]),
 ]
 
