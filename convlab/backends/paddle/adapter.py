@@ -1,0 +1,329 @@
+"""The PaddlePaddle backend (Paddle 3, dynamic graph).
+
+Notes
+-----
+* Paddle warns at import that ccache, which only compiling C++ extensions
+  uses, is missing; the import runs under a warnings filter for that one
+  message, so convlab's output stays clean. Importing Paddle after TensorFlow
+  crashes the process: the spec's ``import_before`` makes the registry import
+  Paddle first, or refuse Paddle once TensorFlow is loaded.
+* NumPy input is copied once by ``paddle.to_tensor``; a float32 Paddle tensor
+  on the backend's device is returned as it is, so parameters keep their graph.
+* ``conv2d`` and ``pool2d`` are ``paddle.nn.functional``'s, which take the
+  core's ``(top, bottom, left, right)`` padding as it is, asymmetric included.
+  Paddle's max pooling starts each window from the lowest float32, not
+  ``-inf``, which shows where a window lies wholly in the padding: there it
+  becomes ``-inf``. Average pooling counts the padding (``exclusive=False``),
+  but uneven padding only on the top and left, so that is padded with zeros first.
+* Paddle's linear weight is ``(in, out)``; the core's is ``(out, in)``, so
+  :meth:`PaddleBackend.linear` multiplies by its transpose in the same matmul
+  and :meth:`PaddleBackend.framework_initial` transposes ``nn.Linear``'s draw.
+* :meth:`PaddleBackend.corr2d_loop` is the d2l-zh Paddle tab: item assignment
+  ``Y[i, j] = ...`` into ``paddle.zeros``. Paddle records the assignment
+  (``set_value``) in its graph, so the loop layer is differentiable, only
+  slow; :func:`convlab.autograd_exercise` reports the gradients.
+* The shift-and-add runs on the flattened image, where the shift ``(a, b)``
+  is the offset ``a * width + b``: each shifted view is one contiguous run,
+  which Paddle's elementwise kernels take several times faster than a 2-D
+  strided view, and each run is added in place into one accumulator.
+* ``F.log_softmax`` on the CPU clips each term at -64, so
+  :meth:`PaddleBackend.log_softmax` is ``x - logsumexp(x)``.
+* The hand-written layer is a :class:`Module` (a ``paddle.nn.Layer``) with one
+  ``create_parameter`` per initial value, so ``paddle.optimizer.SGD(
+  parameters=layer.parameters())`` trains it; the built-in one is
+  :class:`BuiltinConv2d`, ``paddle.nn.Conv2D(1, 1, kernel_size,
+  bias_attr=False)`` on 2-D inputs and outputs.
+* Gradients come from ``loss.backward()`` into ``.grad``, released first
+  (``clear_gradient(False)``) so that a parameter the loss does not reach
+  reports none. Releasing a gradient empties every tensor that shares it, so
+  :meth:`PaddleBackend.value_and_grad` returns copies, which stay valid.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from convlab.backends.base import Backend, Loss, Padding, Pair
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+    import paddle
+    import paddle.nn.functional as F  # noqa: N812 - Paddle's own spelling
+    from paddle import nn
+
+if TYPE_CHECKING:
+    from convlab.layers import LayerDef
+
+_LOWEST = float(np.finfo(np.float32).min)
+
+
+class Module(nn.Layer):
+    """A convlab layer as a ``paddle.nn.Layer``: core parameters and forward pass, Paddle's registration.
+
+    Parameters
+    ----------
+    backend : PaddleBackend
+        The backend the layer computes with, whatever backend is active later.
+    definition : LayerDef
+        The layer's forward pass.
+    initial : mapping of str to numpy.ndarray
+        One parameter per entry, made by ``create_parameter`` and registered under its name.
+    children : tuple of Module
+        Sublayers, registered as ``"0"``, ``"1"``, ... (as ``nn.Sequential`` names them).
+    """
+
+    def __init__(
+        self,
+        backend: PaddleBackend,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[nn.Layer, ...] = (),
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.definition = definition
+        for name, value in initial.items():
+            value = np.asarray(value, dtype=np.float32)
+            parameter = self.create_parameter(
+                list(value.shape),
+                dtype="float32",
+                default_initializer=nn.initializer.Assign(value),
+                device=backend.place,
+            )
+            self.add_parameter(name, parameter)
+        for index, child in enumerate(children):
+            self.add_sublayer(str(index), child)
+
+    def forward(self, X: Any) -> Any:
+        # _parameters and _sub_layers are nn.Layer's own registries: reading them costs less than named_parameters().
+        return self.definition.forward(self.backend, self._parameters, X, tuple(self._sub_layers.values()))
+
+    def extra_repr(self) -> str:
+        shapes = ", ".join(f"{name}={tuple(p.shape)}" for name, p in self._parameters.items())
+        return f"{self.definition}, {shapes}"
+
+
+class BuiltinConv2d(nn.Conv2D):
+    """``paddle.nn.Conv2D(1, 1, kernel_size, bias_attr=False)`` on 2-D inputs and outputs."""
+
+    def __init__(self, kernel_size: Pair) -> None:
+        super().__init__(1, 1, kernel_size, bias_attr=False)
+
+    def forward(self, X: Any) -> Any:
+        if not isinstance(X, paddle.Tensor):
+            X = paddle.to_tensor(np.asarray(X, dtype=np.float32), place=self.weight.place)
+        height, width = X.shape
+        Y = super().forward(X.reshape((1, 1, height, width)))
+        return Y.reshape(Y.shape[2:])
+
+
+class PaddleBackend(Backend):
+    # -- core ------------------------------------------------------------------
+    def resolve_device(self, device: str | None) -> str:
+        if device is None:
+            device = paddle.device.get_device()  # "gpu:0" on a CUDA build with a GPU, else "cpu"
+        if not isinstance(device, str):
+            raise ValueError(f"device: expected a Paddle device name such as 'cpu' or 'gpu:0', got {device!r}")
+        kind, colon, index = device.strip().lower().partition(":")
+        if kind == "cpu" and not colon:
+            return "cpu"
+        if kind != "gpu" or (colon and not index.isdigit()):
+            raise ValueError(f"device: expected a Paddle device name such as 'cpu', 'gpu' or 'gpu:0', got {device!r}")
+        if not paddle.is_compiled_with_cuda():
+            raise ValueError(
+                f"device: {device!r} was asked for, but this Paddle build has no CUDA (paddlepaddle is the CPU "
+                "wheel, paddlepaddle-gpu the CUDA one); use 'cpu'"
+            )
+        count = paddle.device.cuda.device_count()
+        if int(index or 0) >= count:
+            raise ValueError(f"device: {device!r} was asked for, but Paddle sees {count} GPU(s) here")
+        return f"gpu:{int(index or 0)}"
+
+    @property
+    def place(self) -> Any:
+        """:attr:`device` as a Paddle ``Place``, where tensors and parameters are made."""
+        kind, _, index = self.device.partition(":")
+        return paddle.CPUPlace() if kind == "cpu" else paddle.CUDAPlace(int(index))
+
+    def version(self) -> str:
+        return str(paddle.__version__)
+
+    @property
+    def tensor_types(self) -> tuple[type, ...]:
+        return (paddle.Tensor,)  # parameters (EagerParamBase) included
+
+    def labels(self, data: np.ndarray) -> Any:
+        return paddle.to_tensor(np.asarray(data, dtype=np.int64), place=self.place)
+
+    def tensor(self, data: Any) -> Any:
+        if isinstance(data, paddle.Tensor):
+            if data.dtype != paddle.float32:
+                data = data.astype(paddle.float32)
+            return data if data.place == self.place else data.to(self.device)
+        return paddle.to_tensor(np.asarray(data, dtype=np.float32), place=self.place)  # one fresh copy
+
+    def is_real(self, x: Any) -> bool:
+        return bool(paddle.is_floating_point(x) or paddle.is_integer(x))  # neither holds for bool and complex
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return x.numpy()  # a host copy, also of a tensor that requires a gradient
+
+    # -- nn ----------------------------------------------------------------------
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
+        return F.conv2d(x, w, bias, stride=list(stride), padding=list(padding), groups=groups)
+
+    def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
+        top, bottom, left, right = padding
+        if mode == "max":
+            y = F.max_pool2d(x, list(window), list(stride), list(padding))
+            if max(top, bottom) < window[0] and max(left, right) < window[1]:
+                return y
+            # Paddle's max starts from the lowest float32 (in float64 too), which a window wholly in the padding keeps.
+            return y.masked_fill(y == _LOWEST, -math.inf)
+        if top != bottom or left != right:  # Paddle leaves uneven padding out of the average's divisor
+            x, padding = F.pad(x, [left, right, top, bottom]), (0, 0, 0, 0)
+        return F.avg_pool2d(x, list(window), list(stride), list(padding), exclusive=False)
+
+    def flip(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return paddle.flip(x, list(axes))
+
+    def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
+        y = paddle.matmul(x, w, transpose_y=True)
+        return y if bias is None else y + bias
+
+    def sigmoid(self, x: Any) -> Any:
+        return F.sigmoid(x)
+
+    def relu(self, x: Any) -> Any:
+        return F.relu(x)
+
+    def log_softmax(self, x: Any, axis: int = -1) -> Any:
+        # F.log_softmax on the CPU clips each term at -64 (log_softmax([1000, 0]) gives [0, -64]).
+        return x - paddle.logsumexp(x, axis=axis, keepdim=True)
+
+    # -- chapter ---------------------------------------------------------------
+    def corr2d_loop(self, X: Any, K: Any) -> Any:
+        h, w = K.shape
+        Y = paddle.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1), device=X.place)
+        for i in range(Y.shape[0]):
+            for j in range(Y.shape[1]):
+                Y[i, j] = (X[i : i + h, j : j + w] * K).sum()
+        return Y
+
+    def corr2d_vectorized(self, X: Any, K: Any) -> Any:
+        h, w = K.shape
+        height, width = X.shape
+        out_h, out_w = height - h + 1, width - w + 1
+        # Shifts of the flattened image: offset (a, b) is a * width + b, so each shifted view is one contiguous run
+        # of out_h rows of `width` columns (the last w - 1 of each row wrap around and are cropped at the end).
+        # Paddle's elementwise kernels are several times slower on a 2-D strided view than on a contiguous run.
+        run = (out_h - 1) * width + out_w
+        flat = X.reshape([height * width])
+        # Scaling by a Python number is several times faster than broadcasting a 0-d tensor, so a kernel that
+        # needs no gradient is read once; one that does keeps its elements in the graph.
+        weights = K.numpy().ravel().tolist() if K.stop_gradient else paddle.unbind(K.reshape([h * w]))
+        Y = flat[:run] * weights[0]
+        for a in range(h):
+            for b in range(w):
+                if a or b:
+                    start = a * width + b
+                    Y.add_(flat[start : start + run] * weights[a * w + b])
+        if w == 1:
+            return Y.reshape([out_h, width])
+        Y = paddle.concat([Y, paddle.zeros([w - 1], Y.dtype, device=Y.place)]).reshape([out_h, width])
+        return paddle.crop(Y, shape=[out_h, out_w])  # a copy, which Paddle makes faster than of a view
+
+    def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
+        # Paddle's one-channel CPU conv is quick while its unfolded input is small, and slow past that (from
+        # 5x5 kernels on, sooner); each shift costs tens of microseconds of dispatch (`convlab bench` measures it).
+        taps = k_shape[0] * k_shape[1]
+        unfolded = x_shape[0] * x_shape[1] * taps
+        return "native" if unfolded <= (256 * 256 * 9 if taps <= 16 else 96 * 96 * 25) else "vectorized"
+
+    # -- modules and training ----------------------------------------------------
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
+        return Module(self, definition, initial, children)
+
+    def submodules(self, module: nn.Layer) -> tuple[Any, ...]:
+        return tuple(module.children())
+
+    def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        out_size, in_size, *kernel = shapes["weight"]
+        bias = None if "bias" in shapes else False  # None: Paddle's default bias, zeros
+        if kind == "conv2d":
+            layer = nn.Conv2D(in_size, out_size, kernel, bias_attr=bias)
+            return {name: p.numpy() for name, p in layer.named_parameters()}
+        layer = nn.Linear(in_size, out_size, bias_attr=bias)
+        values = {name: p.numpy() for name, p in layer.named_parameters()}
+        values["weight"] = np.ascontiguousarray(values["weight"].T)  # Paddle's (in, out) as the core's (out, in)
+        return values
+
+    def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
+        layer = BuiltinConv2d(kernel_size)
+        layer.to(device=self.place)
+        if weight is not None:
+            layer.weight.set_value(np.asarray(weight, dtype=np.float32).reshape(layer.weight.shape))
+        return layer
+
+    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+        return paddle.rand(kernel_size).numpy()  # the d2l-zh Paddle tab: uniform on [0, 1)
+
+    def parameters(self, module: nn.Layer) -> dict[str, Any]:
+        return dict(module.named_parameters())
+
+    def value_and_grad(self, module: nn.Layer, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
+        params = self.parameters(module)
+        for p in params.values():
+            p.clear_gradient(False)  # release rather than zero: an unreached parameter keeps no gradient
+        value = loss(module(X), Y)
+        value.backward()
+        return value.item(), {name: None if p.grad is None else p.grad.clone() for name, p in params.items()}
+
+    def sgd_update(self, module: nn.Layer, grads: Mapping[str, Any], lr: float) -> None:
+        params = self.parameters(module)
+        with paddle.no_grad():
+            for name, grad in grads.items():
+                params[name].subtract_(grad * lr)
+
+    def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
+        """``f(*inputs)`` and its gradients; float inputs keep their dtype, others become float64."""
+        leaves = []
+        for x in inputs:
+            array = np.asarray(x)
+            dtype = array.dtype.newbyteorder("=") if array.dtype.kind == "f" else np.float64
+            leaves.append(paddle.to_tensor(np.asarray(array, dtype=dtype), place=self.place, stop_gradient=False))
+        value = f(*leaves)
+        if not value.stop_gradient:  # else no input reached the value: no gradient for any
+            value.backward()
+        return value.item(), [None if t.grad is None else t.grad.numpy() for t in leaves]
+
+    def book_train_kernel(
+        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
+    ) -> list[float]:
+        """The d2l-zh Paddle tab: ``nn.Conv2D``, ``clear_gradients``, ``weight[:] -= lr * grad`` under ``no_grad``.
+
+        The tab's layer keeps Paddle's default bias, which its text says to
+        ignore; here it has none, as in the other tabs, so that the losses are
+        the book's. The layer and data are on :attr:`device`, where ``train_kernel`` runs.
+        """
+        conv2d = nn.Conv2D(1, 1, kernel_size=kernel_size, bias_attr=False)
+        conv2d.to(device=self.place)
+        conv2d.weight.set_value(np.zeros(conv2d.weight.shape, np.float32))
+        X = paddle.to_tensor(X, place=self.place).reshape((1, 1, *X.shape))
+        Y = paddle.to_tensor(Y, place=self.place).reshape((1, 1, *Y.shape))
+        losses = []
+        for _ in range(num_epochs):
+            Y_hat = conv2d(X)
+            l = (Y_hat - Y) ** 2  # noqa: E741 - the book's name
+            conv2d.clear_gradients()
+            loss = l.sum()
+            loss.backward()
+            with paddle.no_grad():
+                conv2d.weight[:] -= lr * conv2d.weight.grad
+            losses.append(loss.item())
+        return losses
