@@ -574,7 +574,9 @@ class _SlidingWindow:
         )
         return f"output[{i}, {j}] = {terms} = {value}"
 
-    def build(self) -> Figure:
+    def build(self, title: str | None = None) -> Figure:
+        if title is not None and not isinstance(title, str):
+            raise TypeError(f"title: expected a string, got {title!r}")
         plt = _pyplot()
         from matplotlib.colors import ListedColormap
         from matplotlib.patches import Rectangle
@@ -620,11 +622,9 @@ class _SlidingWindow:
                     (left - 0.5, top - 0.5), w, h, fill=False, linestyle="--", linewidth=2, zorder=4, gid="input-region"
                 )
             )
-        padding_words = {"zeros": "zero", "reflect": "reflect", "edge": "edge"}[self.mode]
-        source.set_title(
-            f"input {h}×{w}, {padding_words} padding {self.padding}" if self.padding != (0, 0, 0, 0) else "input",
-            fontsize=11,
-        )
+        kind = {"zeros": "zero", "reflect": "reflect", "edge": "edge"}[self.mode]
+        padded_words = f"\n{kind} padding {self.padding}" if self.padding != (0, 0, 0, 0) else ""
+        source.set_title(f"input {h}×{w}{padded_words}", fontsize=11)
         _heatmap(kernel_ax, kernel, cmap=plain, vmin=0, vmax=1, fontsize=13, indices=False)
         _window(kernel_ax, 0, 0, *kernel.shape)
         kernel_ax.set_title(f"kernel {kernel.shape[0]}×{kernel.shape[1]}", fontsize=11)
@@ -633,11 +633,13 @@ class _SlidingWindow:
             output_ax.text(j, i, format_value(v), ha="center", va="center", fontsize=13, gid="cell")
             for (i, j), v in np.ndenumerate(output)
         ]
-        output_ax.set_title(f"output {output.shape[0]}×{output.shape[1]}, stride {self.stride}", fontsize=11)
+        output_ax.set_title(f"output {output.shape[0]}×{output.shape[1]}\nstride {self.stride}", fontsize=11)
         self.input_window = _window(source, 0, 0, *kernel.shape)
         self.output_window = _window(output_ax, 0, 0, 1, 1)
         self.caption = fig.supxlabel("", fontsize=11)
         self.caption.set_gid("equation")
+        if title:
+            fig.suptitle(title, fontsize=12)
         self.figure = fig
         return fig
 
@@ -664,7 +666,7 @@ def _frame_index(frame: Any, frames: int) -> int:
 
 
 def sliding_window_figure(
-    X: Any, K: Any, *, padding: Any = 0, stride: Any = 1, mode: str = "zeros", frame: int = 0
+    X: Any, K: Any, *, padding: Any = 0, stride: Any = 1, mode: str = "zeros", frame: int = 0, title: str | None = None
 ) -> Figure:
     """One step of a padded, strided cross-correlation: output ``frame`` and the input window it reads.
 
@@ -685,6 +687,8 @@ def sliding_window_figure(
         How :func:`convlab.pad` fills the padding; ``corr2d`` itself pads with zeros.
     frame : int
         Which output element, from 0 to ``out_h * out_w - 1``.
+    title : str, optional
+        A title above the panels.
 
     Returns
     -------
@@ -705,13 +709,20 @@ def sliding_window_figure(
     """
     drawing = _SlidingWindow(X, K, padding, stride, mode)
     index = _frame_index(frame, drawing.frames)
-    fig = drawing.build()
+    fig = drawing.build(title)
     drawing.draw(index)
     return fig
 
 
 def sliding_window_animation(
-    X: Any, K: Any, *, padding: Any = 0, stride: Any = 1, mode: str = "zeros", interval: int = 900
+    X: Any,
+    K: Any,
+    *,
+    padding: Any = 0,
+    stride: Any = 1,
+    mode: str = "zeros",
+    interval: int = 900,
+    title: str | None = None,
 ) -> FuncAnimation:
     """:func:`sliding_window_figure` for every output element in turn, as an animation.
 
@@ -720,7 +731,7 @@ def sliding_window_animation(
 
     Parameters
     ----------
-    X, K, padding, stride, mode
+    X, K, padding, stride, mode, title
         As for :func:`sliding_window_figure`.
     interval : int
         Milliseconds between frames.
@@ -739,14 +750,18 @@ def sliding_window_animation(
     >>> html.count("data:image/png;base64")
     16
     """
+    import matplotlib
     from matplotlib.animation import FuncAnimation
 
     interval = _check_interval(interval)
     drawing = _SlidingWindow(X, K, padding, stride, mode)
-    fig = drawing.build()
+    fig = drawing.build(title)
     drawing.draw(drawing.frames - 1)  # the longest caption and every output shown: lay the figure out once, for all
     fig.canvas.draw()
-    fig.set_layout_engine("none")  # frames only move highlights and change texts; re-laying each one is wasted time
+    # Frames only move highlights and change texts, so the layout above serves them all. Without a layout
+    # engine (None, not "none", which keeps a placeholder) savefig also skips its extra layout pass per frame.
+    with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)
     return FuncAnimation(fig, drawing.draw, frames=drawing.frames, interval=interval, blit=False, repeat=True)
 
 
@@ -832,7 +847,7 @@ def _channels_of(x: Any, name: str) -> np.ndarray:
     return array
 
 
-def multi_channel_figure(X: Any, K: Any) -> Figure:
+def multi_channel_figure(X: Any, K: Any, title: str | None = None) -> Figure:
     """Cross-correlation with several input channels, as the book's figure 7.4.1.
 
     One row per channel: the input channel, its kernel and their
@@ -848,6 +863,8 @@ def multi_channel_figure(X: Any, K: Any) -> Figure:
         ``(c, h, w)``.
     K : array_like
         ``(c, k_h, k_w)``: one kernel per input channel.
+    title : str, optional
+        A title above the panels.
 
     Returns
     -------
@@ -870,6 +887,8 @@ def multi_channel_figure(X: Any, K: Any) -> Figure:
     from convlab._convert import to_numpy
     from convlab.ops import corr2d, corr2d_multi_in
 
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title: expected a string, got {title!r}")
     Xa, Ka = _channels_of(X, "X"), _channels_of(K, "K")
     X32, K32 = Xa.astype(np.float32), Ka.astype(np.float32)
     output = _matrix(to_numpy(corr2d_multi_in(X32, K32)), "Y")  # checks that the channels and sizes fit
@@ -888,13 +907,13 @@ def multi_channel_figure(X: Any, K: Any) -> Figure:
         panels = (
             (0, f"input {row}", Xa[row], (k_h, k_w), f"input channel {row}"),
             (2, f"kernel {row}", Ka[row], (k_h, k_w), f"kernel {row}"),
-            (4, f"channel {row}", partials[row], (1, 1), f"channel {row} ⋆ kernel {row}"),
+            (4, f"channel {row}", partials[row], (1, 1), f"input {row} ⋆ kernel {row}"),
         )
-        for column, label, values, window, title in panels:
+        for column, label, values, window, heading in panels:
             ax = fig.add_subplot(grid[row, column], label=label)
             _heatmap(ax, values, cmap=plain, vmin=0, vmax=1, fontsize=12, indices=False)
             _window(ax, 0, 0, *window)
-            ax.set_title(title, fontsize=10)
+            ax.set_title(heading, fontsize=10)
         for column, sign in ((1, "⋆"), (3, "=")):
             op = fig.add_subplot(grid[row, column], label=f"sign {row} {column}")
             op.axis("off")
@@ -905,7 +924,7 @@ def multi_channel_figure(X: Any, K: Any) -> Figure:
     out_ax = fig.add_subplot(grid[:, 6], label="output")
     _heatmap(out_ax, output, cmap=plain, vmin=0, vmax=1, fontsize=12, indices=False)
     _window(out_ax, 0, 0, 1, 1)
-    out_ax.set_title(f"output: sum of {c}", fontsize=10)
+    out_ax.set_title("output", fontsize=10)
 
     if k_h * k_w <= 9 and c <= 3:
         groups = [
@@ -919,6 +938,8 @@ def multi_channel_figure(X: Any, K: Any) -> Figure:
     else:
         caption = f"first output: the sum of {c} × {k_h * k_w} products = {format_value(output[0, 0])}"
     fig.supxlabel(caption, fontsize=11).set_gid("equation")
+    if title:
+        fig.suptitle(title, fontsize=12)
     return fig
 
 
@@ -1038,20 +1059,19 @@ def save_teaching_figures(directory: str | os.PathLike[str], backend: str = "num
     plt = _pyplot()
     with cl.use_backend(backend) as active:
         X, K = cl.data.fig_correlation()
-        animations = [
-            sliding_window_animation(X, K, padding=1),
-            sliding_window_animation(X, K, padding=1, stride=(3, 2)),
-        ]
-        channels = multi_channel_figure(np.stack([X, X + 1]), np.stack([K, K + 1]))
         name = active.name
-    titles = ("zero padding 1: a 3×3 input gives a 4×4 output", "padding 1, stride (3, 2)")
+        animations = [
+            sliding_window_animation(X, K, padding=1, title=f"zero padding 1: a 3×3 input gives a 4×4 output ({name})"),
+            sliding_window_animation(X, K, padding=1, stride=(3, 2), title=f"padding 1, stride (3, 2) ({name})"),
+        ]
+        channels = multi_channel_figure(
+            np.stack([X, X + 1]), np.stack([K, K + 1]), title=f"two input channels, one output channel ({name})"
+        )
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     try:
-        for animation, title, filename in zip(animations, titles, TEACHING_FIGURES, strict=False):
-            _animation_figure(animation).suptitle(f"{title} ({name})", fontsize=12)
+        for animation, filename in zip(animations, TEACHING_FIGURES[:2], strict=True):
             paths.append(save_gif(animation, out / filename))
-        channels.suptitle(f"two input channels ({name})", fontsize=12)
         path = out / TEACHING_FIGURES[2]
         channels.savefig(path, dpi=150, facecolor="white")
         paths.append(path)

@@ -348,6 +348,7 @@ def test_sliding_window_animation_runs_every_frame(tmp_path):
         ({"stride": 0}, ValueError, r"^stride: expected positive sizes"),
         ({"frame": 4}, ValueError, r"^frame: expected 0 <= frame < 4 \(one frame per output element\), got 4"),
         ({"frame": 1.0}, TypeError, r"^frame: expected an int"),
+        ({"title": 3}, TypeError, r"^title: expected a string, got 3"),
     ],
 )
 def test_sliding_window_bad_input_names_the_argument(kwargs, error, match):
@@ -416,6 +417,9 @@ def test_multi_channel_figure_bad_input():
         plot.multi_channel_figure(X, np.ones((3, 2, 2)))
     with pytest.raises(ValueError, match=r"^K: expected a kernel no larger than the input X"):
         plot.multi_channel_figure(X, np.ones((2, 4, 4)))
+    with pytest.raises(TypeError, match=r"^title: expected a string"):
+        plot.multi_channel_figure(X, K, title=["a"])
+    assert plot.multi_channel_figure(X, K, title="figure 7.4.1").get_suptitle() == "figure 7.4.1"
 
 
 # -- the teaching figures as files ----------------------------------------------------------------
