@@ -48,6 +48,7 @@ from convlab.chapter_exercises import (
     softmax_pool2d,
 )
 from convlab.classifier import ClassifierResult, layer_summary, train_classifier
+from convlab.disagreements import ShapeReportRow, format_shape_report, shape_report
 from convlab.errors import (
     BackendLoadOrderError,
     BackendNotInstalledError,

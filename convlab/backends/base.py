@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +55,30 @@ Pair = tuple[int, int]
 
 Padding = tuple[int, int, int, int]
 """``(top, bottom, left, right)`` rows and columns of padding."""
+
+
+@dataclass(frozen=True)
+class BookTab:
+    """What one of the book's framework tabs computes for an example, by running the tab's own calls."""
+
+    output: np.ndarray
+    """The tab's result, as NCHW (a framework that computes NHWC is transposed back)."""
+    code: str
+    """The tab's call, as the book writes it."""
+    note: str = ""
+    """Why the tab's result can differ from convlab's (empty where it computes the same thing)."""
+
+
+BOOK_EXAMPLES = (
+    "conv 3, padding 1",
+    "conv (5, 3), padding (2, 1)",
+    "conv 3, padding 1, stride 2",
+    "conv (3, 5), padding (0, 1), stride (3, 4)",
+    "max-pool 3",
+    "max-pool 3, padding 1, stride 2",
+    "max-pool (2, 3), padding (0, 1), stride (2, 3)",
+)
+"""The examples of d2l 7.3 (a one-channel conv layer on an 8x8 input) and 7.5 (max pooling), by name."""
 
 FRAMEWORK_LAYERS = ("conv2d", "linear")
 """Layer kinds whose default initial values :meth:`Backend.framework_initial` draws."""
@@ -297,6 +322,19 @@ class Backend(abc.ABC):
 
         Not used by convlab's own code: ``convlab bench`` times ``train_kernel`` against it.
         """
+
+    def book_tab(self, example: str, X: np.ndarray) -> BookTab | None:
+        """The book's tab for this framework on one of :data:`BOOK_EXAMPLES`, run on ``X`` (NCHW float32).
+
+        The adapter makes the layer or the padding and pooling calls exactly
+        as the tab writes them (``tf.pad`` then ``MaxPool2D(padding="valid")``
+        where the tab does that), on ``X`` in the framework's layout; a conv
+        layer keeps its random initial weights, as in the book, so only its
+        output shape is meaningful. ``None``: the book has no tab for this
+        framework (NumPy). Not used by convlab's own computations:
+        :func:`convlab.shape_report` sets it beside them.
+        """
+        return None
 
     def framework_conv2d_step(
         self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
-from convlab.backends.base import Backend, Loss, Padding, Pair
+from convlab.backends.base import Backend, BookTab, Loss, Padding, Pair
 
 if TYPE_CHECKING:
     from convlab.layers import LayerDef
@@ -266,6 +266,24 @@ class TorchBackend(Backend):
         if value.requires_grad:  # else no input reached the value: no gradient for any
             value.backward()
         return value.item(), [None if t.grad is None else self.to_numpy(t.grad) for t in leaves]
+
+    def book_tab(self, example: str, X: np.ndarray) -> BookTab | None:
+        """d2l's PyTorch tabs of 7.3 (``nn.LazyConv2d``, one output channel) and 7.5 (``nn.MaxPool2d``)."""
+        calls = {
+            "conv 3, padding 1": "nn.LazyConv2d(1, kernel_size=3, padding=1)",
+            "conv (5, 3), padding (2, 1)": "nn.LazyConv2d(1, kernel_size=(5, 3), padding=(2, 1))",
+            "conv 3, padding 1, stride 2": "nn.LazyConv2d(1, kernel_size=3, padding=1, stride=2)",
+            "conv (3, 5), padding (0, 1), stride (3, 4)":
+                "nn.LazyConv2d(1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))",
+            "max-pool 3": "nn.MaxPool2d(3)",
+            "max-pool 3, padding 1, stride 2": "nn.MaxPool2d(3, padding=1, stride=2)",
+            "max-pool (2, 3), padding (0, 1), stride (2, 3)": "nn.MaxPool2d((2, 3), stride=(2, 3), padding=(0, 1))",
+        }  # fmt: skip
+        code = calls[example]
+        layer = eval(code, {"nn": nn})  # the quoted text is what runs: the report cannot show other code than it ran
+        with torch.no_grad():
+            output = layer(torch.from_numpy(np.ascontiguousarray(X)))
+        return BookTab(output.numpy(), code)
 
     def framework_conv2d_step(
         self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
