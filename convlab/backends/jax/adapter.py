@@ -115,8 +115,19 @@ class Module(nnx.Module):
             self.layers = nnx.List(children)
 
     def __call__(self, X: Any) -> Any:
-        params = {name: getattr(self, name)[...] for name in self.parameter_names}
+        params = {name: _value(getattr(self, name)) for name in self.parameter_names}
         return self.definition.forward(self.backend, params, X, self.layers)
+
+
+def _value(param: nnx.Param) -> Any:
+    """The array a ``Module``'s parameter holds (a tracer under ``nnx.jit``), as ``param[...]`` reads it, faster.
+
+    ``param[...]`` copies the value's pytree and looks for read hooks on every read, tens of microseconds
+    per parameter on an eager call; a ``Module``'s parameters have no hooks, so their plain array is the
+    value. Another value (an array reference, where NNX is set to hold them) is read the usual way.
+    """
+    raw = param.get_raw_value()
+    return raw if isinstance(raw, jax.Array) else param[...]
 
 
 class BuiltinConv2d(nnx.Conv):
