@@ -12,10 +12,10 @@ import functools
 
 import numpy as np
 import pytest
-from conftest import load_or_skip
 from reference import pool2d_reference
 
 import convlab as cl
+from conftest import load_or_skip
 from convlab.backends.base import BOOK_EXAMPLES
 from convlab.disagreements import LAYERS
 
