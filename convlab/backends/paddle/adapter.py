@@ -41,6 +41,7 @@ Notes
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -93,7 +94,7 @@ class Module(nn.Layer):
                 list(value.shape),
                 dtype="float32",
                 default_initializer=nn.initializer.Assign(value),
-                device=backend.place,
+                device=backend.device_place,
             )
             self.add_parameter(name, parameter)
         for index, child in enumerate(children):
@@ -144,8 +145,8 @@ class PaddleBackend(Backend):
             raise ValueError(f"device: {device!r} was asked for, but Paddle sees {count} GPU(s) here")
         return f"gpu:{int(index or 0)}"
 
-    @property
-    def place(self) -> Any:
+    @functools.cached_property
+    def device_place(self) -> Any:
         """:attr:`device` as a Paddle ``Place``, where tensors and parameters are made."""
         kind, _, index = self.device.partition(":")
         return paddle.CPUPlace() if kind == "cpu" else paddle.CUDAPlace(int(index))
@@ -158,14 +159,14 @@ class PaddleBackend(Backend):
         return (paddle.Tensor,)  # parameters (EagerParamBase) included
 
     def labels(self, data: np.ndarray) -> Any:
-        return paddle.to_tensor(np.asarray(data, dtype=np.int64), place=self.place)
+        return paddle.to_tensor(np.asarray(data, dtype=np.int64), place=self.device_place)
 
     def tensor(self, data: Any) -> Any:
         if isinstance(data, paddle.Tensor):
             if data.dtype != paddle.float32:
                 data = data.astype(paddle.float32)
-            return data if data.place == self.place else data.to(self.device)
-        return paddle.to_tensor(np.asarray(data, dtype=np.float32), place=self.place)  # one fresh copy
+            return data if data.place == self.device_place else data.to(self.device)
+        return paddle.to_tensor(np.asarray(data, dtype=np.float32), place=self.device_place)  # one fresh copy
 
     def is_real(self, x: Any) -> bool:
         return bool(paddle.is_floating_point(x) or paddle.is_integer(x))  # neither holds for bool and complex
@@ -265,7 +266,7 @@ class PaddleBackend(Backend):
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         layer = BuiltinConv2d(kernel_size)
-        layer.to(device=self.place)
+        layer.to(device=self.device_place)
         if weight is not None:
             layer.weight.set_value(np.asarray(weight, dtype=np.float32).reshape(layer.weight.shape))
         return layer
@@ -296,7 +297,8 @@ class PaddleBackend(Backend):
         for x in inputs:
             array = np.asarray(x)
             dtype = array.dtype.newbyteorder("=") if array.dtype.kind == "f" else np.float64
-            leaves.append(paddle.to_tensor(np.asarray(array, dtype=dtype), place=self.place, stop_gradient=False))
+            fresh = np.asarray(array, dtype=dtype)
+            leaves.append(paddle.to_tensor(fresh, place=self.device_place, stop_gradient=False))
         value = f(*leaves)
         if not value.stop_gradient:  # else no input reached the value: no gradient for any
             value.backward()
@@ -312,10 +314,10 @@ class PaddleBackend(Backend):
         the book's. The layer and data are on :attr:`device`, where ``train_kernel`` runs.
         """
         conv2d = nn.Conv2D(1, 1, kernel_size=kernel_size, bias_attr=False)
-        conv2d.to(device=self.place)
+        conv2d.to(device=self.device_place)
         conv2d.weight.set_value(np.zeros(conv2d.weight.shape, np.float32))
-        X = paddle.to_tensor(X, place=self.place).reshape((1, 1, *X.shape))
-        Y = paddle.to_tensor(Y, place=self.place).reshape((1, 1, *Y.shape))
+        X = paddle.to_tensor(X, place=self.device_place).reshape((1, 1, *X.shape))
+        Y = paddle.to_tensor(Y, place=self.device_place).reshape((1, 1, *Y.shape))
         losses = []
         for _ in range(num_epochs):
             Y_hat = conv2d(X)
