@@ -16,9 +16,31 @@ Notes
   updates; the built-in one is :class:`BuiltinConv2d`, a
   ``keras.layers.Conv2D(1, kernel_size, use_bias=False)`` (kernel HWIO,
   ``(k_h, k_w, 1, 1)``) that adds and removes the batch and channel axes.
+- Modules nest the Keras way: a container's children are a tuple attribute,
+  ``layers``, whose elements Keras' tracker registers as sublayers, so
+  ``trainable_weights`` of a ``cl.nn.Sequential`` lists every nested weight,
+  once, and ``keras.optimizers.SGD`` trains it. Keras names variables by
+  path (``module_3/weight``), so :meth:`TensorFlowBackend.parameters` builds
+  the dotted names itself: own weights first, then the ``i``-th sublayer's
+  prefixed ``"i."``; a layer used twice keeps its first name, as it appears
+  once in ``trainable_weights``. A call hands the definition the Keras
+  variables themselves, in a dict made once, and the sublayers, called
+  through Keras' ``__call__`` as ``keras.Sequential`` calls its layers;
+  TensorFlow's ops read a variable where they use it, as Keras' own layers
+  pass ``self.kernel``.
+- :meth:`TensorFlowBackend.framework_initial` builds a new
+  ``keras.layers.Conv2D`` or ``Dense`` of the asked shape and reads its
+  variables: Keras' defaults draw them (a glorot_uniform kernel, a zero
+  bias) from its global seed generator (``keras.utils.set_random_seed``
+  repeats them); the HWIO or ``(in, out)`` kernel is transposed to OIHW or
+  ``(out, in)``.
 - The batched primitives take NCHW tensors and OIHW weights; TensorFlow's
   convolution runs on the CPU in NHWC only, so :meth:`TensorFlowBackend.conv2d`
-  transposes in and out (HWIO weights). Its padding takes explicit
+  transposes in and out (HWIO weights); a bias is added by
+  ``tf.nn.bias_add`` in NHWC, before the transpose back. Those transposes
+  are the layer's cost over Keras' ``Conv2D`` on channels_last input:
+  TensorFlow's CPU transpose is slow on few channels (over 10x NumPy's on
+  6). Its padding takes explicit
   (top, bottom) and (left, right) pairs, asymmetric ones included, so no
   separate pad is needed. Grouped convolutions run forward on the CPU but
   have no gradient there, so on the CPU each group is its own convolution.
@@ -27,6 +49,10 @@ Notes
   (average pooling then divides by the real pixels alone), and explicit
   padding in max pooling is an extension that XLA refuses, so both
   pad first (``-inf`` for max, zeros for average) and pool ``"VALID"``.
+  TensorFlow's max pooling starts from the lowest float32, not ``-inf``, so
+  a window of padding alone is set back to ``-inf``.
+- ``linear`` is one ``matmul(x, w, transpose_b=True)`` (the GEMM reads ``w``
+  transposed) and a ``bias_add``.
 - ``corr2d_loop`` is the book's tab: a ``tf.Variable`` filled element by
   element with ``assign``. ``assign`` is not differentiable, so the tape
   returns ``None`` for the kernel of a layer built on it (the chapter's
@@ -78,7 +104,7 @@ if keras.backend.backend() != "tensorflow":
 
 
 class Module(keras.layers.Layer):
-    """A layer defined by the core, on Keras weights: one ``add_weight`` per parameter.
+    """A layer defined by the core, on Keras weights: one ``add_weight`` per parameter, sublayers in order.
 
     Parameters
     ----------
@@ -88,21 +114,32 @@ class Module(keras.layers.Layer):
         The backend the layer computes with, whichever is active when it is called.
     initial : mapping of str to numpy.ndarray
         Each parameter's name and initial value; each becomes an attribute (``layer.weight``).
+    children : tuple of Module
+        Sublayers, kept in order as :attr:`layers`; Keras tracks each, so their
+        weights are among this layer's ``trainable_weights``.
     """
 
-    def __init__(self, definition: LayerDef, backend: TensorFlowBackend, initial: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        definition: LayerDef,
+        backend: TensorFlowBackend,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[keras.layers.Layer, ...] = (),
+    ) -> None:
         super().__init__()
         self.definition = definition
         self.backend = backend
-        self.parameter_names = tuple(initial)
         for name, value in initial.items():
             weight = self.add_weight(name=name, shape=value.shape, initializer=keras.initializers.Constant(value))
             setattr(self, name, weight)
+        # The Keras variables themselves, made once: TF ops read them where the forward pass uses
+        # them, as Keras' own layers pass self.kernel, so a call builds no mapping of tensors.
+        self.own_weights = {name: getattr(self, name) for name in initial}
+        self.layers = tuple(children)  # a tuple attribute: Keras tracks each element as a sublayer
         self.built = True  # weights made here, not in build()
 
     def call(self, X: Any) -> Any:
-        params = {name: tf.convert_to_tensor(getattr(self, name)) for name in self.parameter_names}
-        return self.definition.forward(self.backend, params, X)
+        return self.definition.forward(self.backend, self.own_weights, X, self.layers)
 
 
 class BuiltinConv2d(keras.layers.Conv2D):
@@ -146,15 +183,33 @@ def _not_a_retracing_warning(record: logging.LogRecord) -> bool:
     return "triggered tf.function retracing" not in record.getMessage()
 
 
+_LOWEST_FLOAT32 = float(np.finfo(np.float32).min)
+"""Where TensorFlow's max pooling starts, and what it makes of ``-inf``."""
+
+
 def _spatial(padding: Padding) -> list[list[int]]:
     """``(top, bottom, left, right)`` as TensorFlow's explicit NHWC padding."""
     top, bottom, left, right = padding
     return [[0, 0], [top, bottom], [left, right], [0, 0]]
 
 
+def _name_weights(module: Module, prefix: str, named: dict[str, Any], seen: set[int]) -> None:
+    """Add ``module``'s weights to ``named`` under dotted names, its ``i``-th sublayer's prefixed ``"i."``.
+
+    A weight met again (a layer used twice) keeps its first name, as in
+    ``trainable_weights``, which lists each variable once, and in PyTorch.
+    """
+    for name, weight in module.own_weights.items():
+        if id(weight) not in seen:
+            seen.add(id(weight))
+            named[prefix + name] = weight
+    for index, child in enumerate(module.layers):
+        _name_weights(child, f"{prefix}{index}.", named, seen)
+
+
 _PLACED = (
-    "tensor", "conv2d", "pool2d", "reshape", "flip", "matmul", "sigmoid", "relu", "log_softmax", "sum", "mean",
-    "argmax", "corr2d_loop", "corr2d_vectorized", "module", "builtin_conv2d", "value_and_grad", "grad",
+    "tensor", "labels", "conv2d", "pool2d", "reshape", "flip", "matmul", "linear", "sigmoid", "relu", "log_softmax",
+    "sum", "mean", "argmax", "corr2d_loop", "corr2d_vectorized", "module", "builtin_conv2d", "value_and_grad", "grad",
     "book_train_kernel",
 )  # fmt: skip
 """The methods that make tensors or run ops: placed with ``tf.device`` where TensorFlow has a choice."""
@@ -208,6 +263,9 @@ class TensorFlowBackend(Backend):
             return data
         return tf.cast(tf.convert_to_tensor(data), tf.float32)  # reads variables; a no-op cast on float32
 
+    def labels(self, data: np.ndarray) -> Any:
+        return tf.constant(np.asarray(data, dtype=np.int64))
+
     def is_real(self, x: Any) -> bool:
         dtype = tf.as_dtype(x.dtype)
         return dtype.is_floating or dtype.is_integer
@@ -216,7 +274,7 @@ class TensorFlowBackend(Backend):
         return np.asarray(x.numpy())
 
     # -- nn ----------------------------------------------------------------
-    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+    def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
         x, w = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(w, (2, 3, 1, 0))  # NCHW -> NHWC, OIHW -> HWIO
         pads = _spatial(padding) if any(padding) else "VALID"  # "VALID" keeps fast paths (1x1: one matmul)
         if groups == 1 or not self._on_cpu:
@@ -224,6 +282,8 @@ class TensorFlowBackend(Backend):
         else:  # TensorFlow's CPU kernels have no gradient for grouped convolutions
             pairs = zip(tf.split(x, groups, axis=3), tf.split(w, groups, axis=3), strict=True)
             y = tf.concat([tf.nn.conv2d(x_g, w_g, stride, pads) for x_g, w_g in pairs], axis=3)
+        if bias is not None:  # in NHWC, where the channel is the contiguous axis BiasAdd runs along
+            y = tf.nn.bias_add(y, bias)
         return tf.transpose(y, (0, 3, 1, 2))
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
@@ -233,6 +293,10 @@ class TensorFlowBackend(Backend):
             x = tf.pad(x, _spatial(padding), constant_values=-np.inf if mode == "max" else 0.0)
         pool = tf.nn.max_pool2d if mode == "max" else tf.nn.avg_pool2d
         y = pool(x, window, stride, "VALID")
+        if mode == "max" and any(padding):
+            # TF's MaxPool starts its running max at the lowest float, not -inf, so a window of
+            # padding alone would come out as -3.4e38: give it the -inf it covers.
+            y = tf.where(tf.equal(y, _LOWEST_FLOAT32), -np.inf, y)
         return tf.reshape(y, (n, c, y.shape[1], y.shape[2]))
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
@@ -243,6 +307,10 @@ class TensorFlowBackend(Backend):
 
     def matmul(self, a: Any, b: Any) -> Any:
         return tf.linalg.matmul(a, b)
+
+    def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
+        y = tf.linalg.matmul(x, w, transpose_b=True)  # the GEMM reads w transposed: no transpose op
+        return y if bias is None else tf.nn.bias_add(y, bias)
 
     def sigmoid(self, x: Any) -> Any:
         return tf.sigmoid(x)
@@ -279,8 +347,29 @@ class TensorFlowBackend(Backend):
         return "vectorized"
 
     # -- modules and training ----------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray]) -> Module:
-        return Module(definition, self, initial)
+    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
+        return Module(definition, self, initial, children)
+
+    def submodules(self, module: Module) -> tuple[Any, ...]:
+        return module.layers
+
+    def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        # A new Keras layer of that shape, built, and its variables read: its own initialisers
+        # (glorot_uniform kernel, zeros bias) draw the values, then HWIO or (in, out) become the core's layout.
+        out_size, in_size, *kernel_size = shapes["weight"]
+        use_bias = "bias" in shapes
+        if kind == "conv2d":
+            layer = keras.layers.Conv2D(out_size, tuple(kernel_size), use_bias=use_bias)
+            layer.build((None, None, None, in_size))
+            to_core = (3, 2, 0, 1)  # HWIO -> OIHW
+        else:
+            layer = keras.layers.Dense(out_size, use_bias=use_bias)
+            layer.build((None, in_size))
+            to_core = (1, 0)  # (in, out) -> (out, in)
+        initial = {"weight": np.ascontiguousarray(np.transpose(layer.kernel.numpy(), to_core))}
+        if use_bias:
+            initial["bias"] = layer.bias.numpy()
+        return initial
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         layer = BuiltinConv2d(kernel_size)
@@ -295,7 +384,9 @@ class TensorFlowBackend(Backend):
     def parameters(self, module: Any) -> dict[str, Any]:
         if isinstance(module, BuiltinConv2d):
             return {"weight": module.kernel}
-        return {name: getattr(module, name) for name in module.parameter_names}
+        named: dict[str, Any] = {}
+        _name_weights(module, "", named, set())
+        return named
 
     def value_and_grad(self, module: Any, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
         with tf.GradientTape() as tape:
@@ -317,6 +408,27 @@ class TensorFlowBackend(Backend):
             value = f(*tensors)
         grads = tape.gradient(value, tensors)
         return float(value), [None if g is None else self.to_numpy(tf.convert_to_tensor(g)) for g in grads]
+
+    def framework_conv2d_step(
+        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
+    ) -> Callable[[], Any]:
+        # As a Keras user writes it: channels_last input, padding="same" where that is the padding asked
+        # for (odd kernel, stride 1), else a ZeroPadding2D layer in front of a "valid" conv.
+        same = 2 * padding == kernel_size - 1
+        conv = keras.layers.Conv2D(out_channels, kernel_size, padding="same" if same else "valid")
+        layer = conv if same or not padding else keras.Sequential([keras.layers.ZeroPadding2D(padding), conv])
+        device = self.device.upper()
+        with tf.device(device):
+            X = tf.constant(np.transpose(x, (0, 2, 3, 1)))  # NCHW -> NHWC, once
+            layer(X)  # builds the weights
+
+        def step() -> Any:
+            with tf.device(device):
+                with tf.GradientTape() as tape:
+                    total = tf.reduce_sum(layer(X))
+                return self.synchronize(tape.gradient(total, layer.trainable_weights))
+
+        return step
 
     def book_train_kernel(
         self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
