@@ -1,0 +1,194 @@
+"""``cl.nn`` on TensorFlow: Keras' own machinery sees, trains and matches convlab's layers.
+
+The references are Keras' own: its ``trainable_weights`` listing, its
+``keras.optimizers.SGD``, its ``Conv2D`` and ``Dense`` layers (channels_last,
+as Keras users call them) and their default initialisers, plus plain NumPy
+(the SGD rule, a padded window maximum, the gradient of a sum).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import convlab as cl
+from conftest import load_or_skip
+from convlab import nn
+
+
+@pytest.fixture(autouse=True)
+def backend():
+    """The TensorFlow backend, active; loading it first imports torch where installed, as it must."""
+    load_or_skip("tensorflow")
+    with cl.use_backend("tensorflow") as active:
+        yield active
+
+
+def nested_net():
+    """A Sequential inside a Sequential, on (N, 1, 6, 6): dotted names two levels deep."""
+    head = nn.Sequential(nn.Flatten(), nn.Linear(2 * 3 * 3, 4, seed=2))
+    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, seed=1), nn.ReLU(), nn.MaxPool2d(2), head)
+
+
+def test_trainable_weights_list_every_nested_parameter_once(backend):
+    layers = (nn.Flatten(), nn.Linear(2, 2, seed=0))
+    head = nn.Sequential(*layers)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, seed=1), nn.ReLU(), nn.Sigmoid(), head)
+    named = cl.parameters(net)
+    assert list(named) == ["0.weight", "0.bias", "3.1.weight", "3.1.bias"]
+    assert [id(w) for w in net.trainable_weights] == [id(w) for w in named.values()]
+    assert backend.submodules(head) == layers  # the very layers, in order
+    assert backend.submodules(net)[3] is head and backend.submodules(layers[1]) == ()
+    assert named["3.1.weight"] is layers[1].weight
+
+
+def test_a_layer_used_twice_is_named_once_as_keras_lists_it():
+    shared = nn.Linear(3, 3, seed=0)
+    net = nn.Sequential(shared, nn.Sigmoid(), shared)
+    assert list(cl.parameters(net)) == ["0.weight", "0.bias"]
+    assert len(net.trainable_weights) == 2
+
+
+def test_keras_sgd_trains_a_sequential():
+    import keras
+    import tensorflow as tf
+
+    net = nested_net()
+    rng = np.random.default_rng(0)
+    X = tf.constant(rng.standard_normal((4, 1, 6, 6)), tf.float32)
+    target = tf.constant(rng.standard_normal((4, 4)), tf.float32)
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+
+    def loss_and_grads():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum((net(X) - target) ** 2)
+        return float(loss), tape.gradient(loss, net.trainable_weights)
+
+    losses = []
+    for _ in range(5):
+        before = [w.numpy() for w in net.trainable_weights]
+        loss, grads = loss_and_grads()
+        assert all(g is not None for g in grads)
+        optimizer.apply_gradients(zip(grads, net.trainable_weights, strict=True))
+        for old, grad, new in zip(before, grads, net.trainable_weights, strict=True):
+            np.testing.assert_allclose(new.numpy(), old - 0.01 * grad.numpy(), rtol=1e-6, atol=1e-7)
+        losses.append(loss)
+    assert losses[-1] < 0.5 * losses[0]
+    # cl.parameters is live: it reads what Keras' optimizer wrote.
+    np.testing.assert_array_equal(cl.to_numpy(cl.parameters(net)["3.1.bias"]), net.trainable_weights[3].numpy())
+
+
+@pytest.mark.parametrize("padding", [0, 2])
+def test_conv2d_matches_keras_conv2d(padding):
+    import keras
+    import tensorflow as tf
+
+    layer = nn.Conv2d(3, 4, 5, padding=padding, seed=0)
+    own = keras.layers.Conv2D(4, 5, padding="same" if padding else "valid")
+    own.build((None, None, None, 3))
+    own.kernel.assign(np.transpose(cl.to_numpy(layer.weight), (2, 3, 1, 0)))  # OIHW -> HWIO
+    own.bias.assign(np.linspace(-1, 1, 4, dtype=np.float32))
+    layer.bias.assign(own.bias.numpy())
+    x = np.random.default_rng(1).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    X, X_nhwc = tf.constant(x), tf.constant(np.transpose(x, (0, 2, 3, 1)))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([X, X_nhwc])
+        ours, theirs = layer(X), own(X_nhwc)
+        ours_sum, theirs_sum = tf.reduce_sum(ours**2), tf.reduce_sum(theirs**2)
+    np.testing.assert_allclose(ours.numpy(), np.transpose(theirs.numpy(), (0, 3, 1, 2)), rtol=1e-5, atol=1e-5)
+    dx, dw, db = tape.gradient(ours_sum, [X, layer.weight, layer.bias])
+    dx_own, dw_own, db_own = tape.gradient(theirs_sum, [X_nhwc, own.kernel, own.bias])
+    np.testing.assert_allclose(dx.numpy(), np.transpose(dx_own.numpy(), (0, 3, 1, 2)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw.numpy(), np.transpose(dw_own.numpy(), (3, 2, 0, 1)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db.numpy(), db_own.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_linear_matches_keras_dense(backend):
+    import keras
+    import tensorflow as tf
+
+    layer = nn.Linear(6, 3, seed=0)
+    own = keras.layers.Dense(3)
+    own.build((None, 6))
+    own.kernel.assign(cl.to_numpy(layer.weight).T)
+    own.bias.assign(np.array([0.5, -1.0, 2.0], np.float32))
+    layer.bias.assign(own.bias.numpy())
+    X = tf.constant(np.random.default_rng(2).standard_normal((5, 6)), tf.float32)
+    np.testing.assert_allclose(layer(X).numpy(), own(X).numpy(), rtol=1e-6, atol=1e-6)
+    assert backend.linear(X, layer.weight).shape == (5, 3)
+
+
+@pytest.mark.parametrize(
+    ("kind", "shapes", "make", "input_shape", "to_core"),
+    [
+        ("conv2d", {"weight": (16, 6, 5, 5), "bias": (16,)}, ("Conv2D", 16, 5), (None, 8, 8, 6), (3, 2, 0, 1)),
+        ("conv2d", {"weight": (2, 3, 1, 2)}, ("Conv2D", 2, (1, 2)), (None, 4, 4, 3), (3, 2, 0, 1)),
+        ("linear", {"weight": (120, 400), "bias": (120,)}, ("Dense", 120), (None, 400), (1, 0)),
+    ],
+)
+def test_framework_initial_is_a_new_keras_layers_draw(backend, kind, shapes, make, input_shape, to_core):
+    import keras
+
+    keras.utils.set_random_seed(11)
+    initial = backend.framework_initial(kind, shapes)
+    keras.utils.set_random_seed(11)
+    layer_class, *args = make
+    own = getattr(keras.layers, layer_class)(*args, use_bias="bias" in shapes)
+    own.build(input_shape)
+    assert sorted(initial) == sorted(shapes)
+    np.testing.assert_array_equal(initial["weight"], np.transpose(own.kernel.numpy(), to_core))
+    assert initial["weight"].shape == shapes["weight"]
+    if "bias" in shapes:
+        np.testing.assert_array_equal(initial["bias"], np.zeros(shapes["bias"], np.float32))
+    # Glorot-uniform: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), fans counting the kernel's window.
+    out_size, in_size, *window = shapes["weight"]
+    receptive = math.prod(window)
+    bound = math.sqrt(6 / (in_size * receptive + out_size * receptive))
+    weight = initial["weight"]
+    assert np.abs(weight).max() <= bound
+    if weight.size > 1000:
+        assert weight.std() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+
+
+def test_unseeded_layers_differ_from_each_other():
+    first, second = nn.Conv2d(1, 6, 5), nn.Conv2d(1, 6, 5)
+    assert not np.array_equal(cl.to_numpy(first.weight), cl.to_numpy(second.weight))
+
+
+def test_max_pool_windows_of_padding_alone_are_minus_infinity():
+    # TensorFlow's MaxPool starts at the lowest float32; the layer's -inf padding must stay -inf.
+    x = np.random.default_rng(3).standard_normal((1, 2, 3, 3)).astype(np.float32)
+    got = cl.to_numpy(nn.MaxPool2d(1, padding=(0, 0, 2, 1))(x))
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (0, 0), (0, 0), (2, 1)), constant_values=-np.inf))
+    got = cl.to_numpy(nn.MaxPool2d(2, padding=(0, 3, 0, 0))(x))  # window rows 0-1, 2-3, 4-5 of 3 real rows
+    assert got.shape == (1, 2, 3, 1)
+    np.testing.assert_array_equal(got[:, :, 1, 0], x[:, :, 2, :2].max(axis=-1))
+    assert np.isneginf(got[:, :, 2]).all()
+
+
+def test_labels_are_int64_tensors(backend):
+    import tensorflow as tf
+
+    labels = backend.labels(np.array([3, 0, 9]))
+    assert isinstance(labels, tf.Tensor) and labels.dtype == tf.int64
+    np.testing.assert_array_equal(labels.numpy(), [3, 0, 9])
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_framework_conv2d_step_differentiates_the_sum(backend, padding):
+    x = np.random.default_rng(4).standard_normal((2, 3, 6, 7)).astype(np.float32)
+    kernel_size = 3
+    grads = backend.framework_conv2d_step(3, 2, kernel_size, padding, x)()
+    d_kernel, d_bias = (g.numpy() for g in grads)
+    # d sum / d bias: one per output pixel; d sum / d kernel[i, j, c, o]: the sum of the input pixels
+    # that the kernel's entry (i, j) meets, over every window (the same for every output channel).
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    out_h, out_w = padded.shape[2] - kernel_size + 1, padded.shape[3] - kernel_size + 1
+    np.testing.assert_allclose(d_bias, [2 * out_h * out_w] * 2)
+    want = np.array(
+        [[padded[:, :, i : i + out_h, j : j + out_w].sum(axis=(0, 2, 3)) for j in range(3)] for i in range(3)]
+    )
+    assert d_kernel.shape == (3, 3, 3, 2)
+    np.testing.assert_allclose(d_kernel, np.repeat(want[..., None], 2, axis=-1), rtol=1e-4, atol=1e-4)
