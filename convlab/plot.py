@@ -1,15 +1,20 @@
 """The chapter's figures, drawn with matplotlib.
 
-Every function returns a :class:`matplotlib.figure.Figure` and works without
-a display (the Agg backend is chosen when no display is available and no
-backend was picked). matplotlib is imported only when a figure is drawn, so
-``import convlab`` stays light; install it with ``pip install "convlab[plot]"``.
+The figure functions return a :class:`matplotlib.figure.Figure`,
+:func:`sliding_window_animation` a :class:`matplotlib.animation.FuncAnimation`
+(shown in notebooks by :func:`animation_html`, written by :func:`save_gif`);
+all work without a display (the Agg backend is chosen when no display is
+available and no backend was picked). matplotlib is imported only when a
+figure is drawn, so ``import convlab`` stays light; install it with
+``pip install "convlab[plot]"``.
 
 The figures carry labels that make them easy to inspect programmatically:
 the panels' axes are labelled (``ax.get_label()``: ``"input"``, ``"kernel"``,
-``"output"``, ``"learned"``, ``"true"``, ``"loss"``), the numbers written in
-the cells are texts with ``gid="cell"`` and the highlighted windows are
-rectangles with ``gid="window"``.
+``"output"``, ``"learned"``, ``"true"``, ``"loss"``, ``"channel 0"``...), the
+numbers written in the cells are texts with ``gid="cell"``, the highlighted
+windows are rectangles with ``gid="window"``, padded cells rectangles with
+``gid="padding"``, and a caption holding a sum of products has
+``gid="equation"``.
 
 Examples
 --------
@@ -745,10 +750,10 @@ def sliding_window_animation(
     >>> import numpy as np
     >>> from convlab import plot
     >>> X, K = np.arange(9.0).reshape(3, 3), np.arange(4.0).reshape(2, 2)
-    >>> animation = plot.sliding_window_animation(X, K, padding=1)  # the book's figure 7.3.1, 16 frames
-    >>> html = plot.animation_html(animation)
+    >>> animation = plot.sliding_window_animation(X, K, padding=1, stride=(3, 2))  # the book's figure 7.3.2
+    >>> html = plot.animation_html(animation)  # one frame per output element
     >>> html.count("data:image/png;base64")
-    16
+    4
     """
     import matplotlib
     from matplotlib.animation import FuncAnimation
