@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, Loss, Padding, Pair
+from convlab.backends.base import Backend, BookTab, Loss, Padding, Pair
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
@@ -303,6 +303,66 @@ class PaddleBackend(Backend):
         if not value.stop_gradient:  # else no input reached the value: no gradient for any
             value.backward()
         return value.item(), [None if t.grad is None else t.grad.numpy() for t in leaves]
+
+    def book_tab(self, example: str, X: np.ndarray) -> BookTab:
+        """The d2l-zh Paddle tabs of 7.3 (``nn.Conv2D``, one channel in and out) and 7.5 (``nn.MaxPool2D``)."""
+        calls = {
+            "conv 3, padding 1": "nn.Conv2D(in_channels=1, out_channels=1, kernel_size=3, padding=1)",
+            "conv (5, 3), padding (2, 1)":
+                "nn.Conv2D(in_channels=1, out_channels=1, kernel_size=(5, 3), padding=(2, 1))",
+            "conv 3, padding 1, stride 2": "nn.Conv2D(1, 1, kernel_size=3, padding=1, stride=2)",
+            "conv (3, 5), padding (0, 1), stride (3, 4)":
+                "nn.Conv2D(1, 1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))",
+            "max-pool 3": "nn.MaxPool2D(3, stride=3)",
+            "max-pool 3, padding 1, stride 2": "nn.MaxPool2D(3, padding=1, stride=2)",
+            "max-pool (2, 3), padding (0, 1), stride (2, 3)": "nn.MaxPool2D((2, 3), padding=(0, 1), stride=(2, 3))",
+        }  # fmt: skip
+        code = calls[example]
+        layer = eval(code, {"nn": nn})  # the quoted text is what runs: the report cannot show other code than it ran
+        layer.to(device=self.device_place)
+        with paddle.no_grad():
+            output = layer(paddle.to_tensor(np.asarray(X, dtype=np.float32), place=self.device_place))
+        return BookTab(output.numpy(), code)
+
+    def framework_conv2d_step(
+        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
+    ) -> Callable[[], Any]:
+        layer = nn.Conv2D(in_channels, out_channels, kernel_size, padding=padding)
+        layer.to(device=self.device_place)
+        X = self.tensor(x)
+
+        def step() -> Any:
+            layer.clear_gradients()
+            layer(X).sum().backward()
+            return self.synchronize(layer.weight.grad)
+
+        return step
+
+    def idiomatic_lenet_step(
+        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+    ) -> Callable[[], float]:
+        """The d2l-zh Paddle LeNet: ``nn.Sequential``, ``nn.CrossEntropyLoss``, ``paddle.optimizer.SGD``."""
+        net = nn.Sequential(
+            nn.Conv2D(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2D(kernel_size=2, stride=2),
+            nn.Conv2D(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2D(kernel_size=2, stride=2),
+            nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10),
+        )  # fmt: skip
+        net.to(device=self.device_place)
+        for name, param in net.named_parameters():  # the core's names: Paddle numbers sublayers as cl.nn does
+            value = np.asarray(weights[name], dtype=np.float32)
+            param.set_value(value.T if value.ndim == 2 else value)  # linear weights: the core's (out, in) as (in, out)
+        optimizer = paddle.optimizer.SGD(learning_rate=lr, parameters=net.parameters())
+        loss = nn.CrossEntropyLoss()
+        X, y = self.tensor(X), self.labels(y)
+
+        def step() -> float:
+            optimizer.clear_grad()
+            l = loss(net(X), y)  # noqa: E741 - the book's name
+            l.backward()
+            optimizer.step()
+            return l.item()
+
+        return step
 
     def book_train_kernel(
         self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
