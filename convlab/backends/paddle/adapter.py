@@ -240,11 +240,10 @@ class PaddleBackend(Backend):
         return paddle.crop(Y, shape=[out_h, out_w])  # a copy, which Paddle makes faster than of a view
 
     def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
-        # Paddle's one-channel CPU conv is quick while its unfolded input is small, and slow past that (from
-        # 5x5 kernels on, sooner); each shift costs tens of microseconds of dispatch (`convlab bench` measures it).
-        taps = k_shape[0] * k_shape[1]
-        unfolded = x_shape[0] * x_shape[1] * taps
-        return "native" if unfolded <= (256 * 256 * 9 if taps <= 16 else 96 * 96 * 25) else "vectorized"
+        # Paddle's CPU conv unfolds the input (one column per kernel tap): past about 1.5 MB of unfolded float32
+        # it slows several-fold, while each shift of the shift-and-add costs tens of microseconds of dispatch.
+        unfolded = x_shape[0] * x_shape[1] * k_shape[0] * k_shape[1]
+        return "native" if unfolded <= 384 * 1024 else "vectorized"
 
     # -- modules and training ----------------------------------------------------
     def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
