@@ -1,4 +1,4 @@
-"""The ``convlab`` command: ``demo``, ``info``, ``parity``, ``bench``."""
+"""The ``convlab`` command: ``demo``, ``info``, ``parity``, ``lenet``, ``bench``."""
 
 from __future__ import annotations
 
@@ -70,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parity_parser = commands.add_parser("parity", help="compare every installed backend with NumPy and each other")
     parity.add_arguments(parity_parser)
     parity_parser.set_defaults(run=_parity)
+
+    from convlab import classifier
+
+    lenet = commands.add_parser("lenet", help="train d2l 7.6's LeNet on Fashion-MNIST on one backend")
+    classifier.add_arguments(lenet)
+    lenet.set_defaults(run=classifier.main)
 
     from convlab import bench
 

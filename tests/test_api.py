@@ -344,5 +344,8 @@ def test_demo_writes_the_chapters_figures(tmp_path):
         [sys.executable, "-m", "convlab", "demo", "--plot", str(tmp_path)], capture_output=True, text=True, check=True
     )
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["correlation.png", "edge-map.png", "learned-kernel.png", "loss-curve.png"]
-    assert all((tmp_path / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
+    chapter = ["correlation.png", "edge-map.png", "learned-kernel.png", "loss-curve.png"]  # 7.2
+    teaching = ["multi-channel.png", "padding.gif", "stride.gif"]  # 7.3 and 7.4
+    assert names == sorted([*chapter, *teaching])
+    magic = {".png": b"\x89PNG\r\n\x1a\n", ".gif": b"GIF89a"}
+    assert all((tmp_path / n).read_bytes()[: len(magic[n[-4:]])] == magic[n[-4:]] for n in names)
