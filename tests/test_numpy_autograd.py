@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -244,6 +246,19 @@ def test_relu_gradients():
 def test_sigmoid_does_not_overflow():
     with np.errstate(over="raise", invalid="raise"):  # underflow to 0 is harmless
         np.testing.assert_allclose(ag.sigmoid(np.array([-1000.0, 0.0, 1000.0])), [0.0, 0.5, 1.0])
+        np.testing.assert_array_equal(ag.sigmoid(np.array([-1000.0, 1000.0], np.float32)), [0.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_accurate_in_both_tails(dtype):
+    x = np.array([-80.0, -30.0, -5.0, -0.5, 0.0, 0.5, 5.0, 30.0, 80.0])
+    expected = np.array([math.exp(-math.log1p(math.exp(-v))) for v in x])  # float64, by the standard library
+    np.testing.assert_allclose(ag.sigmoid(x.astype(dtype)), expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_sigmoid_of_integers_and_scalars():
+    np.testing.assert_allclose(ag.sigmoid(np.array([0, 2])), [0.5, 1 / (1 + math.exp(-2))], rtol=1e-15)
+    assert type(ag.sigmoid(0.0)) is np.ndarray and ag.sigmoid(0.0) == 0.5
 
 
 @pytest.mark.parametrize("axis", [-1, 0, 1])
@@ -330,6 +345,20 @@ def test_conv2d_gradients(x_shape, w_shape, stride, padding, groups):
 def test_conv2d_gradients_random(case):
     x, w, stride, padding, groups = case
     check_gradients(lambda a, b: ag.conv2d(a, b, stride, padding, groups), x, w)
+
+
+@pytest.mark.parametrize("padding", [(0, 0, 0, 0), (1, 0, 2, 1), (2, 2, 2, 2)])
+def test_conv2d_input_gradient_is_the_full_convolution_of_output_gradient_and_kernel(padding):
+    # The transposed convolution, from SciPy: dX[n, c] = sum_o convolve2d(dY[n, o], W[o, c], "full"),
+    # cropped to the unpadded input. Shapes as LeNet's second layer, smaller.
+    top, bottom, left, right = padding
+    x, w = rand(2, 3, 9, 8, seed=1), rand(4, 3, 5, 4, seed=2)
+    H_out, W_out = 9 + top + bottom - 5 + 1, 8 + left + right - 4 + 1
+    dY = rand(2, 4, H_out, W_out, seed=3)
+    t = Tensor(x, requires_grad=True)
+    ag.conv2d(t, w, padding=padding).backward(dY)
+    full = np.array([[sum(signal.convolve2d(dY[n, o], w[o, c]) for o in range(4)) for c in range(3)] for n in range(2)])
+    np.testing.assert_allclose(t.grad, full[:, :, top : top + 9, left : left + 8], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -505,10 +505,19 @@ def linear(x: Any, w: Any, bias: Any = None) -> Any:
 
 
 def sigmoid(x: Any) -> Any:
-    """The logistic function ``1 / (1 + exp(-x))``, without overflow for large ``|x|``."""
-    xv = value_of(x)
-    e = np.exp(-np.abs(xv))  # at most 1, never overflows
-    out = np.where(xv >= 0, 1 / (1 + e), e / (1 + e))
+    """The logistic function ``1 / (1 + exp(-x))``.
+
+    For ``x`` below about -88 (float32) ``exp(-x)`` overflows to inf and the result is
+    exactly 0, its correct limit; NumPy's overflow warning is silenced for that. The four
+    passes run in place, on one array: on LeNet's activations this is the cost that shows.
+    """
+    xv = np.asarray(value_of(x))
+    out = np.empty(xv.shape, dtype=xv.dtype if xv.dtype.kind == "f" else np.float64)  # an array even for 0-d x
+    np.negative(xv, out=out)
+    with np.errstate(over="ignore"):
+        np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
     return record(out, (x,), lambda g: (g * out * (1 - out),))
 
 
@@ -683,16 +692,44 @@ def _im2col(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> np.ndarray:
     return windows.reshape(C * kH * kW, N * H_out * W_out)  # the copy is here
 
 
-def _col2im(cols: np.ndarray, shape: tuple[int, ...], kH: int, kW: int, s_h: int, s_w: int) -> np.ndarray:
-    # The adjoint of _im2col: every entry of `cols` added back onto the pixel of an array of
-    # `shape` it was read from. One strided add per window offset, over all channels and images.
+def _input_gradient(
+    kernels: np.ndarray, g_rows: np.ndarray, shape: tuple[int, ...], kH: int, kW: int, s_h: int, s_w: int
+) -> np.ndarray:
+    """The gradient of a convolution with respect to its padded input, of ``shape`` (N, C, Hp, Wp).
+
+    ``kernels`` is (groups, C_out / groups, C / groups * kH * kW) and ``g_rows`` the output
+    gradient as (groups, C_out / groups, N * H_out * W_out), both as in the forward product.
+    Each window's share of the gradient is ``kernels^T @ g_rows``, laid out as im2col's matrix;
+    col2im adds every entry back onto the pixel it was read from, with one strided add per
+    position (a, b) in the window, over all images and channels at once.
+    """
     N, C, Hp, Wp = shape
     H_out, W_out = _output_size(Hp, Wp, kH, kW, s_h, s_w)
-    per_offset = cols.reshape(C, kH * kW, N, H_out, W_out)
-    out = np.zeros(shape, dtype=cols.dtype)
-    for k, index in enumerate(_offsets(kH, kW, s_h, s_w, H_out, W_out)):
-        out[index] += per_offset[:, k].transpose(1, 0, 2, 3)
-    return out
+    groups, per_group, _ = g_rows.shape
+    to_windows = kernels.transpose(0, 2, 1)
+    if (s_h, s_w) != (1, 1):
+        shares = (to_windows @ g_rows).reshape(C, kH * kW, N, H_out, W_out)
+        out = np.zeros(shape, dtype=shares.dtype)
+        for k, index in enumerate(_offsets(kH, kW, s_h, s_w, H_out, W_out)):
+            out[index] += shares[:, k].transpose(1, 0, 2, 3)
+        return out
+    # Stride 1: give every output row the input's full width Wp, the last Wp - W_out entries
+    # zero. Position (a, b) of all windows of one image is then a single run of H_out * Wp
+    # pixels of the flattened image, starting at a * Wp + b, and each add moves whole runs
+    # instead of rows of W_out. The zeros land on other pixels, harmlessly; the last image's
+    # run ends kW - 1 entries past its end, so the buffer has that many more.
+    wide = np.zeros((groups, per_group, N, H_out, Wp), dtype=g_rows.dtype)
+    wide[..., :W_out] = g_rows.reshape(groups, per_group, N, H_out, W_out)
+    shares = (to_windows @ wide.reshape(groups, per_group, -1)).reshape(C, kH * kW, N, H_out * Wp)
+    flat = np.zeros(N * C * Hp * Wp + kW - 1, dtype=shares.dtype)
+    step = flat.itemsize
+    for a in range(kH):
+        for b in range(kW):
+            runs = np.ndarray(
+                (N, C, H_out * Wp), flat.dtype, flat, (a * Wp + b) * step, (C * Hp * Wp * step, Hp * Wp * step, step)
+            )
+            runs += shares[:, a * kW + b].transpose(1, 0, 2)
+    return flat[: N * C * Hp * Wp].reshape(shape)
 
 
 def corr2d(x: Any, k: Any) -> Any:
@@ -829,8 +866,7 @@ def conv2d(
             if need_w:
                 dw = (g_rows @ cols.transpose(0, 2, 1)).reshape(wv.shape)
             if need_x:
-                shares = kernels.transpose(0, 2, 1) @ g_rows  # each window's share of dX, as im2col's columns
-                dxp = _col2im(shares.reshape(C * kH * kW, -1), xp.shape, kH, kW, s_h, s_w)
+                dxp = _input_gradient(kernels, g_rows, xp.shape, kH, kW, s_h, s_w)
                 dx = dxp[:, :, top : top + H, left : left + W]
             if need_b:
                 db = g_rows.reshape(C_out, -1).sum(axis=1)
