@@ -28,7 +28,7 @@ import pytest
 import convlab as cl
 from convlab._registry import backend_names, load_backend
 
-pytestmark = pytest.mark.docs
+pytestmark = [pytest.mark.docs, pytest.mark.xdist_group("docs")]  # one worker builds the site once
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [
