@@ -240,10 +240,10 @@ class PaddleBackend(Backend):
         return paddle.crop(Y, shape=[out_h, out_w])  # a copy, which Paddle makes faster than of a view
 
     def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
-        # Paddle's CPU conv unfolds the input (one column per kernel tap): past about 1.5 MB of unfolded float32
+        # Paddle's CPU conv unfolds the input (one column per kernel tap): past about 2 MB of unfolded float32
         # it slows several-fold, while each shift of the shift-and-add costs tens of microseconds of dispatch.
         unfolded = x_shape[0] * x_shape[1] * k_shape[0] * k_shape[1]
-        return "native" if unfolded <= 384 * 1024 else "vectorized"
+        return "native" if unfolded <= 512 * 1024 else "vectorized"
 
     # -- modules and training ----------------------------------------------------
     def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
