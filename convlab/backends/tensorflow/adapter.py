@@ -53,6 +53,12 @@ Notes
   a window of padding alone is set back to ``-inf``.
 - ``linear`` is one ``matmul(x, w, transpose_b=True)`` (the GEMM reads ``w``
   transposed) and a ``bias_add``.
+- ``convlab bench``'s baselines are Keras as its users write it, on NHWC
+  input converted once: ``framework_conv2d_step`` is a ``Conv2D`` under a
+  ``GradientTape``; ``idiomatic_lenet_step`` is the book's Keras LeNet
+  (``Sequential``, sigmoid activations fused into the layers,
+  ``SparseCategoricalCrossentropy``, ``keras.optimizers.SGD``), whose first
+  dense kernel has its rows reordered, since Keras flattens ``(h, w, c)``.
 - ``corr2d_loop`` is the book's tab: a ``tf.Variable`` filled element by
   element with ``assign``. ``assign`` is not differentiable, so the tape
   returns ``None`` for the kernel of a layer built on it (the chapter's
@@ -427,6 +433,47 @@ class TensorFlowBackend(Backend):
                 with tf.GradientTape() as tape:
                     total = tf.reduce_sum(layer(X))
                 return self.synchronize(tape.gradient(total, layer.trainable_weights))
+
+        return step
+
+    def idiomatic_lenet_step(
+        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+    ) -> Callable[[], float]:
+        """The book's TensorFlow LeNet: a Keras ``Sequential`` on NHWC images, Keras' loss and SGD."""
+        device = self.device.upper()
+        with tf.device(device):
+            net = keras.Sequential([
+                keras.layers.Conv2D(filters=6, kernel_size=5, activation="sigmoid", padding="same"),
+                keras.layers.AvgPool2D(pool_size=2, strides=2),
+                keras.layers.Conv2D(filters=16, kernel_size=5, activation="sigmoid"),
+                keras.layers.AvgPool2D(pool_size=2, strides=2),
+                keras.layers.Flatten(),
+                keras.layers.Dense(120, activation="sigmoid"),
+                keras.layers.Dense(84, activation="sigmoid"),
+                keras.layers.Dense(10),
+            ])  # fmt: skip
+            net.build((None, 28, 28, 1))
+            # Keras flattens NHWC as (h, w, c): the first dense kernel's rows are reordered from (c, h, w).
+            first_dense = np.asarray(weights["7.weight"]).reshape(120, 16, 5, 5).transpose(2, 3, 1, 0).reshape(400, 120)
+            kernels = [
+                np.transpose(weights["0.weight"], (2, 3, 1, 0)), np.transpose(weights["3.weight"], (2, 3, 1, 0)),
+                first_dense, np.transpose(weights["9.weight"]), np.transpose(weights["11.weight"]),
+            ]  # fmt: skip
+            biases = [weights[f"{index}.bias"] for index in (0, 3, 7, 9, 11)]
+            layers = [layer for layer in net.layers if layer.weights]
+            for layer, kernel, bias in zip(layers, kernels, biases, strict=True):
+                layer.set_weights([kernel, bias])
+            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            optimizer = keras.optimizers.SGD(learning_rate=lr)
+            X, y = tf.constant(np.transpose(X, (0, 2, 3, 1))), self.labels(y)
+
+        def step() -> float:
+            with tf.device(device):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(y, net(X, training=True))
+                grads = tape.gradient(loss, net.trainable_variables)
+                optimizer.apply_gradients(zip(grads, net.trainable_variables, strict=True))
+                return float(loss)
 
         return step
 
