@@ -106,8 +106,8 @@ def test_unseeded_layers_use_the_frameworks_initialiser(backend):
     weight = cl.to_numpy(cl.parameters(conv)["weight"])
     assert weight.shape == (16, 6, 5, 5) and weight.dtype == np.float32
     assert np.isfinite(weight).all() and weight.std() > 0
-    # Every framework's default scales with the fan: no weight of a 150-input layer is near 1.
-    assert np.abs(weight).max() < 0.5
+    # Every framework's default scales with the fan: a 150-input layer's weights spread by about 0.1, not 1.
+    assert 0.01 < weight.std() < 0.2
     assert not np.array_equal(weight, cl.to_numpy(cl.parameters(nn.Conv2d(6, 16, 5, seed=0))["weight"]))
     assert cl.to_numpy(cl.parameters(nn.Linear(3, 2, bias=False))["weight"]).shape == (2, 3)
 
