@@ -37,6 +37,7 @@ PAGES = [
     *(f"chapter/{path.stem}" for path in sorted((ROOT / "notebooks").glob("*.ipynb")) if path.stem != "backends"),
     "side-by-side",
     "parity",
+    "disagreements",
     "api",
     "architecture",
 ]
@@ -154,6 +155,16 @@ def test_parity_page_shows_every_installed_backend(site: Path) -> None:
     for name in installed():
         assert f"<p>{name}</p>" in markup or f">{name}</th>" in markup, f"{name}: no column"
     assert "FAIL" not in re.sub(r"<[^>]+>", "", markup)
+
+
+def test_disagreements_page_runs_every_installed_tab(site: Path) -> None:
+    text = " ".join(text_lines(page(site, "disagreements")))
+    with_tabs = [name for name in installed() if name != "numpy"]  # NumPy has no book tab
+    for name in with_tabs:
+        assert f"{name}, max-pool 3, padding 1, stride 2:" in text, f"{name}: its tab is not on the page"
+    assert "conv (3, 5), padding (0, 1), stride (3, 4)" in text and "same" in text
+    if "tensorflow" in with_tabs:
+        assert "(2, 1)" in text  # the TensorFlow tab's shape where the others print (2, 2)
 
 
 def test_api_reference_lists_every_public_name(site: Path) -> None:

@@ -409,6 +409,57 @@ class ParityReport(GeneratedDirective):
         return self.parse(lines)
 
 
+class ShapeReport(GeneratedDirective):
+    """``.. convlab-shape-report::`` — each book tab of 7.3 and 7.5 run beside convlab, computed now."""
+
+    has_content = False
+
+    def run(self) -> list[Any]:
+        from convlab.disagreements import format_shape_report, shape_report
+
+        rows = shape_report(ordered_backends())
+        names = sorted({name for row in rows for name in row.tabs})
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        versions = ", ".join(f"{n} {try_load(n).version()}" for n in names)
+        lines = [
+            f"Computed when this site was built ({stamp}, {versions}). A cell says ``same`` where the",
+            "tab gives convlab's shape (and, for pooling, its values); otherwise it shows what the tab gives.",
+            "",
+            ".. list-table::",
+            "   :header-rows: 1",
+            "   :class: convlab-shape-report",
+            "",
+            "   * - example",
+            "     - input",
+            "     - convlab",
+        ]
+        lines += [f"     - {name}" for name in names]
+        for row in rows:
+            shown = str(row.convlab.shape[2:]) if not row.values_count else str(row.convlab[0, -1].tolist())
+            lines += [f"   * - {row.example}", f"     - {row.input}", f"     - ``{shown}``"]
+            for name in names:
+                tab = row.tabs.get(name)
+                if tab is None:
+                    lines.append("     - " + ("error" if name in row.errors else "-"))
+                elif row.agrees(name):
+                    lines.append("     - :bdg-success:`same`")
+                else:
+                    got = str(tab.output.shape[2:]) if not row.values_count else str(tab.output[0, -1].tolist())
+                    lines.append(f"     - :bdg-warning:`differs` ``{got}``")
+        lines += ["", "What each tab runs, and why it differs where it does:", ""]
+        seen = set()
+        for row in rows:
+            for name, tab in row.tabs.items():
+                if (name, row.example) in seen:
+                    continue
+                seen.add((name, row.example))
+                note = f" — {tab.note}" if tab.note and not row.agrees(name) else ""
+                lines.append(f"- **{name}**, {row.example}: ``{tab.code}``{note}")
+        lines += ["", "The same report as ``cl.format_shape_report(cl.shape_report())`` prints it:", ""]
+        lines += code_block(format_shape_report(rows), "text")
+        return self.parse(lines)
+
+
 API_GROUPS = [
     ("Choosing a backend", ["set_backend", "use_backend", "get_backend", "available_backends", "backend_names"]),
     ("Backends and their registry", ["backend_info", "register_backend", "unregister_backend", "BackendSpec"]),
@@ -434,6 +485,7 @@ API_GROUPS = [
     ("Layers as framework modules", ["nn", "parameters"]),
     ("LeNet (7.6)", ["models", "layer_summary", "train_classifier", "ClassifierResult"]),
     ("Checking gradients", ["gradcheck", "GradcheckResult", "GradcheckError"]),
+    ("Where the book's tabs disagree", ["shape_report", "format_shape_report", "ShapeReportRow"]),
     ("Exercises", ["autograd_exercise"]),
     (
         "Errors",
@@ -580,6 +632,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.add_html_math_renderer("mathml", (visit_math, None), (visit_displaymath, None))
     app.add_directive("backend-tabs", BackendTabs)
     app.add_directive("convlab-parity", ParityReport)
+    app.add_directive("convlab-shape-report", ShapeReport)
     app.add_directive("convlab-api", ApiReference)
     app.add_directive("convlab-backends", BackendTable)
     # The directives run every backend in this process: keep reading serial.
