@@ -68,10 +68,21 @@ def test_tabs_agree_where_the_frameworks_can_say_the_same_thing():
             assert row.agrees(name), (name, row.example, row.input, row.tabs[name].output)
 
 
-def _top_left_zero_pool(X, window, stride, padding):
-    # What the TensorFlow and JAX tabs of 7.5 do: pad zeros above and left, then pool without padding.
-    top, left = padding
-    padded = np.pad(X.astype(np.float64), ((0, 0), (0, 0), (top, 0), (left, 0))) if top or left else X
+TAB_ZERO_PADDING = {
+    "max-pool 3": (0, 0, 0, 0),
+    "max-pool 3, padding 1, stride 2": (1, 0, 1, 0),  # tf.pad / jnp.pad: [1, 0] rows, [1, 0] columns
+    "max-pool (2, 3), padding (0, 1), stride (2, 3)": (0, 0, 1, 1),  # [0, 0] rows, [1, 1] columns
+}
+"""(top, bottom, left, right) zeros the TensorFlow and JAX tabs of 7.5 add before pooling without padding."""
+
+
+def _zero_padded_pool(X, example):
+    # What the TensorFlow and JAX tabs of 7.5 do: pad zeros as they write it, then pool without padding.
+    _, window, _, stride = LAYERS[example]
+    window = (window, window) if isinstance(window, int) else window
+    stride = (stride, stride) if isinstance(stride, int) else stride
+    top, bottom, left, right = TAB_ZERO_PADDING[example]
+    padded = np.pad(X.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
     return pool2d_reference(padded, window, stride, (0, 0, 0, 0), "max")
 
 
@@ -88,12 +99,8 @@ def test_top_left_zero_padding_tabs_differ_on_negative_inputs_and_odd_sizes(name
     rows = [row for row in report() if row.section == "7.5"]
     assert all(name in row.tabs for row in rows), f"{name} has no book tab for 7.5"
     for row in rows:
-        _, window, padding, stride = LAYERS[row.example]
-        window = (window, window) if isinstance(window, int) else window
-        padding = (padding, padding) if isinstance(padding, int) else padding
-        stride = (stride, stride) if isinstance(stride, int) else stride
         X = next(x for label, x in _inputs_of(row) if label == row.input)
-        np.testing.assert_array_equal(row.tabs[name].output, _top_left_zero_pool(X, window, stride, padding))
+        np.testing.assert_array_equal(row.tabs[name].output, _zero_padded_pool(X, row.example))
     negative = rows_of("max-pool 3, padding 1, stride 2", "-1 - arange(16)")[0]
     odd = rows_of("max-pool 3, padding 1, stride 2", "arange(25)")[0]
     assert not negative.agrees(name) and negative.tabs[name].note

@@ -100,7 +100,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from convlab.backends.base import Backend, Loss, Padding, Pair
+from convlab.backends.base import Backend, BookTab, Loss, Padding, Pair
 
 if TYPE_CHECKING:
     from convlab.layers import LayerDef
@@ -414,6 +414,42 @@ class TensorFlowBackend(Backend):
             value = f(*tensors)
         grads = tape.gradient(value, tensors)
         return float(value), [None if g is None else self.to_numpy(tf.convert_to_tensor(g)) for g in grads]
+
+    def book_tab(self, example: str, X: np.ndarray) -> BookTab:
+        """d2l's TensorFlow tabs of 7.3 (``Conv2D`` with ``"same"``/``"valid"``) and 7.5 (``tf.pad``, ``MaxPool2D``)."""
+        top_left_zeros = (
+            "the tab pads zeros on the top and left only (tf.pad), then pools without padding: a padded 0 "
+            "beats negative values, and odd sizes lose a row and a column of outputs"
+        )
+        calls = {
+            "conv 3, padding 1": ("tf.keras.layers.Conv2D(1, kernel_size=3, padding='same')(X)", ""),
+            "conv (5, 3), padding (2, 1)": ("tf.keras.layers.Conv2D(1, kernel_size=(5, 3), padding='same')(X)", ""),
+            "conv 3, padding 1, stride 2": (
+                "tf.keras.layers.Conv2D(1, kernel_size=3, padding='same', strides=2)(X)",
+                "",  # the book's shape; 'same' at stride 2 pads (0, 1) rows and columns, not (1, 1)
+            ),
+            "conv (3, 5), padding (0, 1), stride (3, 4)": (
+                "tf.keras.layers.Conv2D(1, kernel_size=(3,5), padding='valid', strides=(3, 4))(X)",
+                "Keras' Conv2D pads only 'same' or 'valid', and neither is (0, 1): the tab uses 'valid', "
+                "so it prints (2, 1) where padding (0, 1) gives (2, 2)",
+            ),
+            "max-pool 3": ("tf.keras.layers.MaxPool2D(pool_size=[3, 3])(X)", ""),
+            "max-pool 3, padding 1, stride 2": (
+                "tf.keras.layers.MaxPool2D(pool_size=[3, 3], padding='valid', strides=2)"
+                "(tf.pad(X, tf.constant([[0, 0], [1, 0], [1, 0], [0, 0]]), 'CONSTANT'))",
+                top_left_zeros,
+            ),
+            "max-pool (2, 3), padding (0, 1), stride (2, 3)": (
+                "tf.keras.layers.MaxPool2D(pool_size=[2, 3], padding='valid', strides=(2, 3))"
+                "(tf.pad(X, tf.constant([[0, 0], [0, 0], [1, 1], [0, 0]]), 'CONSTANT'))",
+                "the tab pads zeros (tf.pad), not -inf, so a padded 0 beats negative values",
+            ),
+        }
+        code, note = calls[example]
+        nhwc = tf.constant(np.ascontiguousarray(np.transpose(X, (0, 2, 3, 1))))
+        # The quoted text is what runs: the report cannot show other code than it ran.
+        output = eval(code, {"tf": tf, "X": nhwc})
+        return BookTab(np.transpose(output.numpy(), (0, 3, 1, 2)), code, note)
 
     def framework_conv2d_step(
         self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
