@@ -617,6 +617,42 @@ def test_gradients_accumulate_over_backward_calls_and_are_owned():
     np.testing.assert_array_equal(x.grad, [13.0, 14.0])
 
 
+def test_backward_on_a_leaf_fills_its_own_gradient():
+    x = Tensor(np.array(3.0), requires_grad=True)
+    x.backward()
+    assert x.grad == 1.0
+    x.backward()
+    assert x.grad == 2.0
+
+
+def test_a_leaf_reached_by_many_paths_gets_the_sum_of_them():
+    # Leaves take their shares as they come, not through the pending heap: x feeds three nodes
+    # made at different times, and an intermediate result (y) feeds two.
+    x = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    y = x * x
+    z = ag.sum(y * 3.0 + x) + ag.sum(ag.exp(y)) + ag.sum(x)
+    z.backward()
+    xv = np.array([1.0, -2.0])
+    np.testing.assert_allclose(x.grad, 6 * xv + 1 + 2 * xv * np.exp(xv**2) + 1, rtol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_outputs_are_c_contiguous(mode):
+    # Later layers reshape them (Flatten) and pool them; a transposed view would make each a copy.
+    x = rand(4, 3, 8, 8)
+    assert ag.conv2d(x, rand(5, 3, 3, 3), padding=(1, 1, 1, 1)).flags.c_contiguous
+    assert ag.conv2d(x, rand(5, 3, 3, 3), bias=np.ones(5)).flags.c_contiguous
+    assert ag.pool2d(x, (2, 2), mode=mode).flags.c_contiguous
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pooling_that_tiles_the_input_matches_the_loop(mode):
+    # Window == stride and a size it divides: the gradient is written without zeros, once per pixel.
+    x = distinct(3, 4, 10, 12)
+    np.testing.assert_allclose(ag.pool2d(x, (2, 2), mode=mode), pool2d_reference(x, (2, 2), (2, 2), (0,) * 4, mode))
+    check_gradients(lambda a: ag.pool2d(a, (2, 2), mode=mode), distinct(2, 2, 4, 6))
+
+
 def test_backward_needs_a_gradient_for_a_non_scalar():
     x = Tensor(np.ones(3), requires_grad=True)
     with pytest.raises(ValueError, match="scalar"):

@@ -236,31 +236,36 @@ class Tensor:
         # than its parents'. Taking the pending node with the largest number therefore reaches a
         # node only after every node computed from it, so all of its gradient has arrived; no
         # graph walk, no recursion (a graph of 10,000 steps is fine). A heap keeps that order.
+        # Leaves skip the heap: nothing flows on from them, so each share is added at once.
         # (Tensors hash by identity, so they serve as dict keys.)
+        if self._backward is None:
+            self._accumulate(grad)
+            return
         pending: dict[Tensor, np.ndarray] = {}  # node -> the gradient that has reached it so far
         heap: list[tuple[int, Tensor]] = []
         node, g = self, grad
         while True:
-            rule = node._backward
-            if rule is None:  # a leaf
-                # A copy in the leaf's dtype: g may be shared with another leaf (both operands
-                # of an addition get the same array) or be a view of the caller's gradient.
-                g = np.array(g, dtype=node.data.dtype)
-                node.grad = g if node.grad is None else node.grad + g
-            else:
-                # Every rule gives one gradient per operand (None where the operand needs none).
-                for parent, parent_grad in zip(node._parents, rule(g), strict=False):
-                    if parent_grad is None or not isinstance(parent, Tensor) or not parent.requires_grad:
-                        continue
-                    if parent in pending:
-                        pending[parent] = pending[parent] + parent_grad
-                    else:
-                        pending[parent] = parent_grad
-                        heappush(heap, (-parent._order, parent))
+            # Every rule gives one gradient per operand (None where the operand needs none).
+            for parent, parent_grad in zip(node._parents, node._backward(g), strict=False):
+                if parent_grad is None or not isinstance(parent, Tensor) or not parent.requires_grad:
+                    continue
+                if parent._backward is None:
+                    parent._accumulate(parent_grad)
+                elif parent in pending:
+                    pending[parent] = pending[parent] + parent_grad
+                else:
+                    pending[parent] = parent_grad
+                    heappush(heap, (-parent._order, parent))
             if not heap:
                 return
             node = heappop(heap)[1]
             g = pending.pop(node)  # pop: an intermediate gradient is freed once passed on
+
+    def _accumulate(self, g: np.ndarray) -> None:
+        # Add g to a leaf's gradient. A copy in the leaf's dtype: g may be shared with another
+        # leaf (both operands of an addition get the same array) or be a view of the caller's.
+        g = np.array(g, dtype=self.data.dtype)
+        self.grad = g if self.grad is None else self.grad + g
 
 
 def value_of(x: Any) -> Any:
