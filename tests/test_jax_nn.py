@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import conv2d_reference, pool2d_reference
 
 import convlab as cl
 from conftest import load_or_skip
@@ -139,3 +140,89 @@ def test_labels_are_int32_on_the_backends_device(jax_backend):
     assert labels.dtype == np.int32
     assert {str(device) for device in labels.devices()} == {str(jax_backend._place)}
     np.testing.assert_array_equal(np.asarray(labels), [0, 9, 3])
+
+
+@pytest.mark.parametrize("padding", [0, 2])
+def test_framework_conv2d_step_differentiates_the_sum(jax_backend, padding):
+    x = np.random.default_rng(4).standard_normal((2, 3, 6, 7)).astype(np.float32)
+    grads = jax_backend.framework_conv2d_step(3, 2, 3, padding, x)()
+    d_kernel, d_bias = np.asarray(grads["kernel"][...]), np.asarray(grads["bias"][...])
+    # d sum / d bias: one per output pixel; d sum / d kernel[i, j, c, o]: the sum of the input pixels that
+    # entry (i, j) of the kernel meets over every window, the same for each output channel.
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    out_h, out_w = padded.shape[2] - 2, padded.shape[3] - 2
+    np.testing.assert_allclose(d_bias, [2 * out_h * out_w] * 2)
+    want = np.array(
+        [[padded[:, :, i : i + out_h, j : j + out_w].sum(axis=(0, 2, 3)) for j in range(3)] for i in range(3)]
+    )
+    assert d_kernel.shape == (3, 3, 3, 2)  # nnx.Conv's HWIO
+    np.testing.assert_allclose(d_kernel, np.repeat(want[..., None], 2, axis=-1), rtol=1e-4, atol=1e-4)
+
+
+def test_idiomatic_lenet_step_trains_as_convlab_does(jax_backend):
+    """The NNX LeNet (NHWC, permuted first dense kernel) from convlab's weights: the same losses, step after step."""
+    net = cl.models.lenet(seed=0)
+    weights = {name: cl.to_numpy(value) for name, value in cl.parameters(net).items()}
+    rng = np.random.default_rng(5)
+    X, y = rng.random((16, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 16)
+    idiomatic = jax_backend.idiomatic_lenet_step(weights, 0.1, X, y)
+    loss = cl.layers.SoftmaxCrossEntropy(jax_backend)
+    X_native, Y_native = jax_backend.tensor(X), jax_backend.tensor(np.eye(10, dtype=np.float32)[y])
+    losses = []
+    for _ in range(4):
+        value, grads = jax_backend.value_and_grad(net, X_native, Y_native, loss)
+        jax_backend.sgd_update(net, grads, 0.1)
+        losses.append(value)
+        assert idiomatic() == pytest.approx(value, rel=1e-4)
+    assert losses[-1] < losses[0]  # the steps train, so equal losses are not equal constants
+
+
+def _nhwc(x):
+    return x.transpose(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize(
+    ("example", "stride", "padding"),
+    [
+        ("conv 3, padding 1", (1, 1), (1, 1, 1, 1)),
+        ("conv (5, 3), padding (2, 1)", (1, 1), (2, 2, 1, 1)),
+        ("conv 3, padding 1, stride 2", (2, 2), (1, 1, 1, 1)),
+        ("conv (3, 5), padding (0, 1), stride (3, 4)", (3, 4), (0, 0, 1, 1)),
+    ],
+)
+def test_book_conv_tabs_zero_pad_symmetrically(jax_backend, example, stride, padding):
+    """Each 7.3 tab is the cross-correlation of the zero-padded input with the kernel its init drew, plus the bias."""
+    import jax
+    from flax import linen
+
+    X = np.random.default_rng(8).random((1, 1, 8, 8), dtype=np.float32)
+    tab = jax_backend.book_tab(example, X)
+    layer = eval(tab.code, {"nn": linen})
+    params = layer.init(jax.random.PRNGKey(0), _nhwc(X))["params"]  # the tab's own key, as the book's d2l.get_seed()
+    kernel = np.asarray(params["kernel"]).transpose(3, 2, 0, 1)  # HWIO -> OIHW
+    want = conv2d_reference(X, kernel, stride, padding, 1) + np.asarray(params["bias"])[None, :, None, None]
+    assert tab.note == ""
+    np.testing.assert_allclose(tab.output, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("example", "window", "stride", "zeros"),
+    [
+        ("max-pool 3", (3, 3), (3, 3), (0, 0, 0, 0)),
+        ("max-pool 3, padding 1, stride 2", (3, 3), (2, 2), (1, 0, 1, 0)),
+        ("max-pool (2, 3), padding (0, 1), stride (2, 3)", (2, 3), (2, 3), (0, 0, 1, 1)),
+    ],
+)
+def test_book_pooling_tabs_pool_what_jnp_pad_gives(jax_backend, example, window, stride, zeros):
+    """Each 7.5 tab pads zeros where its jnp.pad says (above and left, or both sides of the width), then pools."""
+    top, bottom, left, right = zeros
+    for X in (
+        np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5),
+        -1 - np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4),
+    ):
+        tab = jax_backend.book_tab(example, X)
+        if any(zeros):  # the table above says what the quoted jnp.pad pads
+            assert f"((0, 0), ({top}, {bottom}), ({left}, {right}), (0, 0))" in tab.code
+        padded = np.pad(X.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
+        np.testing.assert_array_equal(tab.output, pool2d_reference(padded, window, stride, (0, 0, 0, 0), "max"))
+        assert bool(tab.note) == any(zeros)
