@@ -75,6 +75,11 @@ Adapter choices
   with ``wait_to_read()``, which copies nothing.
 * MXNet's NumPy mode is per thread: ``npx.set_np()`` runs at import and again
   before a layer is built in a thread that has not turned it on.
+* ``book_tab`` evaluates the book's MXNet calls of 7.3 and 7.5 as quoted
+  (``nn.Conv2D(1, kernel_size=3, padding=1)`` then ``initialize()``;
+  ``nn.MaxPool2D(3, padding=1, strides=2)``). Gluon's padding is symmetric
+  and of any width, and its max pooling never picks its padding, so every
+  tab gives convlab's shapes and values: no tab has a note.
 """
 
 from __future__ import annotations
@@ -86,7 +91,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, Loss, Padding, Pair
+from convlab.backends.base import Backend, BookTab, Loss, Padding, Pair
 from convlab.backends.mxnet.numpy_compat import add_numpy_names_for_mxnet
 
 add_numpy_names_for_mxnet(np)
@@ -400,3 +405,24 @@ class MXNetBackend(Backend):
             conv2d.weight.data()[:] -= lr * conv2d.weight.grad()
             losses.append(float(l.sum()))
         return losses
+
+    def book_tab(self, example: str, X: np.ndarray) -> BookTab:
+        """d2l's MXNet tabs of 7.3 (``nn.Conv2D``, one output channel, ``initialize()``) and 7.5 (``nn.MaxPool2D``)."""
+        calls = {
+            "conv 3, padding 1": "nn.Conv2D(1, kernel_size=3, padding=1)",
+            "conv (5, 3), padding (2, 1)": "nn.Conv2D(1, kernel_size=(5, 3), padding=(2, 1))",
+            "conv 3, padding 1, stride 2": "nn.Conv2D(1, kernel_size=3, padding=1, strides=2)",
+            "conv (3, 5), padding (0, 1), stride (3, 4)":
+                "nn.Conv2D(1, kernel_size=(3, 5), padding=(0, 1), strides=(3, 4))",
+            "max-pool 3": "nn.MaxPool2D(3)",
+            "max-pool 3, padding 1, stride 2": "nn.MaxPool2D(3, padding=1, strides=2)",
+            "max-pool (2, 3), padding (0, 1), stride (2, 3)": "nn.MaxPool2D((2, 3), padding=(0, 1), strides=(2, 3))",
+        }  # fmt: skip
+        code = calls[example]
+        _np_mode()
+        layer = eval(code, {"nn": nn})  # the quoted text is what runs: the report cannot show other code than it ran
+        # The tab's comp_conv2d: Gluon's default initialiser, input channels inferred on the first call.
+        # A pooling layer has no parameters to initialise.
+        layer.initialize(ctx=self.context)
+        output = layer(mnp.array(X, dtype=np.float32, ctx=self.context))
+        return BookTab(output.asnumpy(), code)
