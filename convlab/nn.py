@@ -43,8 +43,13 @@ Children = Sequence[Callable[[Tensor], Tensor]]
 
 
 def _native(backend: Backend, X: Any, layer: str) -> Tensor:
-    """``X`` as a tensor of the layer's backend: its own tensors pass as they are, NumPy data is converted."""
-    return X if isinstance(X, backend.tensor_types) else as_native(X, f"{layer}: X", backend)
+    """``X`` as a tensor of the layer's backend: its own float tensors pass as they are, other data is converted.
+
+    NumPy's own float64 arrays pass too, as NumPy's autograd differentiates in them (``cl.gradcheck``).
+    """
+    if isinstance(X, backend.tensor_types) and (not isinstance(X, np.ndarray) or X.dtype.kind == "f"):
+        return X
+    return as_native(X, f"{layer}: X", backend)
 
 
 def _check_input(layer: str, X: Tensor, expected: str, ndim: int, channels: int | None = None) -> None:
