@@ -215,3 +215,61 @@ def test_labels_are_int64_and_compare_with_argmax(backend):
     assert labels.dtype == np.int64 and labels.ctx == backend.context
     scores = backend.tensor(np.eye(3)[[2, 1, 1]])
     np.testing.assert_array_equal((backend.argmax(scores, axis=1) == labels).asnumpy(), [True, False, True])
+
+
+def test_sgd_update_is_param_minus_lr_grad_past_one_fused_call(backend):
+    """MXNet's fused kernel takes at most 60 weights a call: 62 parameters need two calls, each exact."""
+    net = nn.Sequential(*[nn.Linear(3, 2, seed=i) for i in range(31)])
+    before = {name: cl.to_numpy(value).copy() for name, value in cl.parameters(net).items()}
+    assert len(before) == 62
+    rng = np.random.default_rng(12)
+    grads = {name: rng.standard_normal(value.shape).astype(np.float32) for name, value in before.items()}
+    lr = 0.3
+    backend.sgd_update(net, {name: backend.tensor(grad) for name, grad in grads.items()}, lr)
+    for name, value in cl.parameters(net).items():
+        want = before[name] - np.float32(lr) * grads[name]
+        np.testing.assert_allclose(cl.to_numpy(value), want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_framework_conv2d_step_differentiates_the_sum(backend, padding):
+    x = np.random.default_rng(13).standard_normal((2, 3, 6, 7)).astype(np.float32)
+    kernel_size = 3
+    d_weight, d_bias = (grad.asnumpy() for grad in backend.framework_conv2d_step(3, 2, kernel_size, padding, x)())
+    # d sum / d bias: one per output pixel of each image; d sum / d weight[o, c, i, j]: the sum of the
+    # input pixels of channel c that the kernel's entry (i, j) meets, the same for every output channel o.
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    out_h, out_w = padded.shape[2] - kernel_size + 1, padded.shape[3] - kernel_size + 1
+    np.testing.assert_allclose(d_bias, [2 * out_h * out_w] * 2)
+    met = np.array(
+        [[padded[:, :, i : i + out_h, j : j + out_w].sum(axis=(0, 2, 3)) for j in range(3)] for i in range(3)]
+    )  # (i, j, c)
+    assert d_weight.shape == (2, 3, 3, 3)  # OIHW, Gluon's layout
+    np.testing.assert_allclose(d_weight, np.broadcast_to(met.transpose(2, 0, 1), (2, 3, 3, 3)), rtol=1e-4, atol=1e-4)
+
+
+def test_idiomatic_lenet_step_follows_convlabs_steps_from_the_same_weights(backend):
+    """Gluon's own LeNet, loaded with cl.models.lenet's weights, takes the same SGD steps as convlab's."""
+    rng = np.random.default_rng(14)
+    X = rng.random((16, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 16)
+    net = cl.models.lenet(seed=0)
+    weights = {name: cl.to_numpy(value).copy() for name, value in cl.parameters(net).items()}
+    lr = 0.1
+    idiomatic = backend.idiomatic_lenet_step(weights, lr, X, y)
+    loss = cl.layers.SoftmaxCrossEntropy(backend)
+    X_ours, Y_ours = backend.tensor(X), backend.tensor(np.eye(10, dtype=np.float32)[y])
+    ours = []
+    for _ in range(4):
+        value, grads = backend.value_and_grad(net, X_ours, Y_ours, loss)
+        backend.sgd_update(net, grads, lr)
+        ours.append(value)
+    theirs = [idiomatic() for _ in range(4)]
+    np.testing.assert_allclose(theirs, ours, rtol=1e-4)
+    # The steps moved the loss by far more than the tolerance: equal losses after them mean equal updates.
+    assert ours[0] - ours[-1] > 0.1
+    # Independently of convlab: the first loss is the mean cross-entropy of the weights' own forward pass.
+    logits = cl.to_numpy(cl.models.lenet(seed=0)(backend.tensor(X))).astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    assert theirs[0] == pytest.approx(-log_p[np.arange(16), y].mean(), rel=1e-5)

@@ -72,8 +72,15 @@ Adapter choices
   whose gradient ``backward()`` did not write (MXNet's "fresh gradient" flag,
   which ``gluon.Trainer`` checks too) is reported as ``None``. The gradients
   returned are Gluon's own buffers, which the next ``backward()`` overwrites.
-  ``sgd_update`` is the book's ``param.data()[:] -= lr * grad`` without the
-  ``[:]`` (the same in-place update, one copy fewer).
+  ``sgd_update`` is the book's ``param.data()[:] -= lr * grad`` computed by
+  ``multi_sgd_update``, the fused kernel that ``gluon.Trainer``'s SGD calls:
+  one operator for up to 60 parameters (MXNet 1.9.1 crashes on more) where
+  ``-=`` and ``*`` dispatch two per parameter.
+* Both return once their results are computed (``wait_to_read`` on each
+  gradient, each updated parameter): MXNet would otherwise return with the
+  backward pass still running, and a timed step (``convlab bench``) would
+  leave its work to whatever is timed after it. A training step waits for
+  its loss anyway, so little overlap is lost.
 * ``grad`` differentiates in the inputs' own float dtype (float64 from
   :func:`convlab.gradcheck`), which MXNet's operators support on the CPU.
 * MXNet dispatches asynchronously: :meth:`MXNetBackend.synchronize` waits
@@ -85,6 +92,16 @@ Adapter choices
   ``nn.MaxPool2D(3, padding=1, strides=2)``). Gluon's padding is symmetric
   and of any width, and its max pooling never picks its padding, so every
   tab gives convlab's shapes and values: no tab has a note.
+* ``framework_conv2d_step`` is Gluon's ``nn.Conv2D`` hybridized with
+  ``static_alloc`` and ``static_shape``, as Gluon's performance guide
+  advises; ``idiomatic_lenet_step`` is d2l's MXNet LeNet (activations inside
+  ``nn.Conv2D`` and ``nn.Dense``, which flattens its input) in a hybridized
+  ``nn.HybridSequential``, trained by ``gluon.Trainer`` on
+  ``SoftmaxCrossEntropyLoss``. Both wait for their results, as convlab's
+  steps do. ``static_alloc`` is where the idiomatic LeNet step gains: its
+  cached graph runs on memory planned once, where an eager step allocates
+  every intermediate; hybridized without it, it ran as slowly as eager
+  Gluon, and convlab's ``Module`` is eager (see above).
 """
 
 from __future__ import annotations
@@ -177,6 +194,10 @@ class BuiltinConv2d(nn.Conv2D):
         X = self.backend.tensor(X)
         Y = super().forward(X.reshape_view((1, 1, *X.shape)))
         return Y.reshape_view(Y.shape[2:])
+
+
+_FUSED_SGD_WEIGHTS = 60
+"""The most weights one ``multi_sgd_update`` call takes: MXNet 1.9.1 crashes (segfault) on more."""
 
 
 def _gluon_parameters(module: nn.Block) -> dict[str, gluon.Parameter]:
@@ -365,13 +386,23 @@ class MXNetBackend(Backend):
             data = p.data()  # backward() flags the variable, not its gradient buffer
             grads[name] = p.grad() if data._fresh_grad else None
             data._fresh_grad = False
+            if grads[name] is not None:
+                grads[name].wait_to_read()  # returned computed, so that a timed step counts its backward
         return value.item(), grads
 
     def sgd_update(self, module: nn.Block, grads: Mapping[str, Any], lr: float) -> None:
         params = _gluon_parameters(module)
+        # Gluon's fused SGD kernel, for _FUSED_SGD_WEIGHTS parameters at a time (see the module's notes).
+        weights, pairs = [], []  # legacy NDArray views of the same memory, as the Trainer passes them
         for name, grad in grads.items():
-            data = params[name].data()
-            data -= lr * grad  # in place
+            weights.append(params[name].data().as_nd_ndarray())
+            pairs += [weights[-1], grad.as_nd_ndarray()]
+        for start in range(0, len(weights), _FUSED_SGD_WEIGHTS):
+            chunk = weights[start : start + _FUSED_SGD_WEIGHTS]
+            count, arrays = len(chunk), pairs[2 * start : 2 * (start + len(chunk))]
+            mx.nd.multi_sgd_update(*arrays, out=chunk, num_weights=count, lrs=(lr,) * count, wds=(0.0,) * count)
+        for weight in weights:
+            weight.wait_to_read()  # finished on return, so that a timed step counts its update
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
         """``f(*inputs)`` and its gradients; float inputs keep their dtype, others become float64."""
@@ -432,3 +463,61 @@ class MXNetBackend(Backend):
         layer.initialize(ctx=self.context)
         output = layer(mnp.array(X, dtype=np.float32, ctx=self.context))
         return BookTab(output.asnumpy(), code)
+
+    def framework_conv2d_step(
+        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
+    ) -> Callable[[], list[Any]]:
+        """Gluon's ``nn.Conv2D`` (bias, default initialiser), hybridized; a call returns its weight and bias grads."""
+        _np_mode()
+        layer = nn.Conv2D(out_channels, kernel_size, padding=padding, in_channels=in_channels)
+        layer.initialize(ctx=self.context)
+        layer.hybridize(static_alloc=True, static_shape=True)  # what Gluon's guides advise for speed
+        X = mnp.array(x, dtype=np.float32, ctx=self.context)
+
+        def step() -> list[Any]:
+            with autograd.record():
+                total = layer(X).sum()
+            total.backward()
+            return [self.synchronize(p.grad()) for p in (layer.weight, layer.bias)]
+
+        return step
+
+    def idiomatic_lenet_step(
+        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+    ) -> Callable[[], float]:
+        """d2l's MXNet LeNet: ``nn.HybridSequential`` hybridized, ``gluon.Trainer``, ``SoftmaxCrossEntropyLoss``."""
+        _np_mode()
+        net = nn.HybridSequential()
+        net.add(
+            nn.Conv2D(channels=6, kernel_size=5, padding=2, activation="sigmoid"),
+            nn.AvgPool2D(pool_size=2, strides=2),
+            nn.Conv2D(channels=16, kernel_size=5, activation="sigmoid"),
+            nn.AvgPool2D(pool_size=2, strides=2),
+            nn.Dense(120, activation="sigmoid"),
+            nn.Dense(84, activation="sigmoid"),
+            nn.Dense(10),
+        )
+        net.initialize(ctx=self.context)
+        X, y = mnp.array(X, dtype=np.float32, ctx=self.context), self.labels(y)
+        net(X)  # Gluon infers the input sizes on the first call; only then can the weights be set
+        # Gluon folds each activation into its layer and flattens inside Dense, so its layers 0, 2, 4, 5
+        # and 6 are the core's 0, 3, 7, 9 and 11; the layouts (OIHW, (out, in)) are the same.
+        core_index = {"0": "0", "2": "3", "4": "7", "5": "9", "6": "11"}
+        for name, param in _gluon_parameters(net).items():
+            index, _, kind = name.partition(".")
+            param.set_data(mnp.array(weights[f"{core_index[index]}.{kind}"], dtype=np.float32, ctx=self.context))
+        net.hybridize(static_alloc=True, static_shape=True)
+        trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": lr})
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()
+        batch_size = X.shape[0]
+
+        def step() -> float:
+            with autograd.record():
+                l = loss(net(X), y)  # noqa: E741 - the book's name
+            l.backward()
+            trainer.step(batch_size)  # the gradient of the sum, over the batch size: that of the mean
+            value = l.mean().item()
+            npx.waitall()  # the update too, as convlab's step waits for its own: a timing counts the whole step
+            return value
+
+        return step
