@@ -145,7 +145,7 @@ def test_labels_are_int32_on_the_backends_device(jax_backend):
 @pytest.mark.parametrize("padding", [0, 2])
 def test_framework_conv2d_step_differentiates_the_sum(jax_backend, padding):
     x = np.random.default_rng(4).standard_normal((2, 3, 6, 7)).astype(np.float32)
-    grads = jax_backend.framework_conv2d_step(3, 2, 3, padding, x)()
+    total, grads = jax_backend.framework_conv2d_step(3, 2, 3, padding, x)()
     d_kernel, d_bias = np.asarray(grads["kernel"][...]), np.asarray(grads["bias"][...])
     # d sum / d bias: one per output pixel; d sum / d kernel[i, j, c, o]: the sum of the input pixels that
     # entry (i, j) of the kernel meets over every window, the same for each output channel.
@@ -157,6 +157,15 @@ def test_framework_conv2d_step_differentiates_the_sum(jax_backend, padding):
     )
     assert d_kernel.shape == (3, 3, 3, 2)  # nnx.Conv's HWIO
     np.testing.assert_allclose(d_kernel, np.repeat(want[..., None], 2, axis=-1), rtol=1e-4, atol=1e-4)
+    # The value is the forward pass of a new nnx.Conv drawn from the backend's seed, by the float64 reference.
+    from flax import nnx
+
+    from convlab.backends.jax.adapter import SEED
+
+    layer = nnx.Conv(3, 2, (3, 3), padding=padding, rngs=nnx.Rngs(SEED))
+    kernel = np.asarray(layer.kernel[...]).transpose(3, 2, 0, 1)  # HWIO -> OIHW
+    forward = conv2d_reference(x, kernel, (1, 1), (padding,) * 4, 1) + np.asarray(layer.bias[...])[:, None, None]
+    assert float(total) == pytest.approx(forward.sum(), rel=1e-4, abs=1e-3)
 
 
 def test_idiomatic_lenet_step_trains_as_convlab_does(jax_backend):

@@ -221,8 +221,10 @@ _BOOK_TAB_NOTES = {
 
 
 @nnx.jit
-def _sum_of_outputs_grads(layer: nnx.Module, X: Any) -> Any:
-    return nnx.value_and_grad(lambda layer: layer(X).sum())(layer)[1]
+def _sum_of_outputs_and_grads(layer: nnx.Module, X: Any) -> tuple[Any, Any]:
+    # The value is returned, not dropped: XLA would otherwise skip the forward pass, which the gradient
+    # of a sum w.r.t. a linear layer's parameters does not need.
+    return nnx.value_and_grad(lambda layer: layer(X).sum())(layer)
 
 
 @nnx.jit
@@ -402,14 +404,14 @@ class JaxBackend(Backend):
     def framework_conv2d_step(
         self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
     ) -> Callable[[], Any]:
-        """``nnx.Conv`` (bias, Flax's defaults) on NHWC ``x``; a call returns the gradients of ``sum(layer(x))``."""
+        """``nnx.Conv`` (bias, Flax's defaults) on NHWC ``x``; a call returns ``sum(layer(x))`` and its gradients."""
         with jax.default_device(self._place):
             kernel = (kernel_size, kernel_size)
             layer = nnx.Conv(in_channels, out_channels, kernel, padding=padding, rngs=nnx.Rngs(SEED))
         X = jax.device_put(np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)), dtype=np.float32), self._place)
 
         def step() -> Any:
-            return jax.block_until_ready(_sum_of_outputs_grads(layer, X))
+            return jax.block_until_ready(_sum_of_outputs_and_grads(layer, X))
 
         return step
 
