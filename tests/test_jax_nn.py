@@ -142,6 +142,51 @@ def test_labels_are_int32_on_the_backends_device(jax_backend):
     np.testing.assert_array_equal(np.asarray(labels), [0, 9, 3])
 
 
+@pytest.mark.parametrize(
+    ("mode", "window", "stride", "padding"),
+    [
+        ("max", (3, 3), (2, 2), (1, 1, 1, 1)),
+        ("avg", (2, 3), (2, 1), (0, 1, 2, 0)),
+        ("max", (2, 2), (2, 2), (0, 3, 0, 0)),
+    ],
+)
+def test_pooling_inside_a_compiled_function_matches_the_reference(jax_backend, mode, window, stride, padding):
+    """Traced on the CPU, pool2d pools an NHWC view: its values (-inf for windows of padding alone) and gradients."""
+    import jax
+
+    x = np.random.default_rng(6).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    want = pool2d_reference(x, window, stride, padding, mode)
+
+    def pooled(x):
+        return jax_backend.pool2d(x, window, stride, padding, mode)
+
+    traced = np.asarray(jax.jit(pooled)(jax_backend.tensor(x)))
+    np.testing.assert_allclose(traced, want, rtol=1e-6)
+    finite = np.isfinite(want)
+    assert finite.all() != (padding[1] == 3)  # the bottom padding of 3 leaves windows of padding alone
+    weights = np.random.default_rng(7).standard_normal(want.shape).astype(np.float32) * finite
+
+    # Each output's weight flows to its window's largest input (max), or evenly to the window's cells (avg).
+    top, bottom, left, right = padding
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
+    grad_padded = np.zeros_like(padded)
+    for n, c, i, j in zip(*np.nonzero(finite), strict=True):
+        rows = slice(i * stride[0], i * stride[0] + window[0])
+        cols = slice(j * stride[1], j * stride[1] + window[1])
+        if mode == "max":
+            a, b = np.unravel_index(np.argmax(padded[n, c, rows, cols]), window)
+            grad_padded[n, c, rows.start + a, cols.start + b] += weights[n, c, i, j]
+        else:
+            grad_padded[n, c, rows, cols] += weights[n, c, i, j] / (window[0] * window[1])
+    expected = grad_padded[:, :, top : top + x.shape[2], left : left + x.shape[3]]
+
+    def weighted_sum(x):
+        return (jax.numpy.where(finite, pooled(x), 0.0) * weights).sum()
+
+    got = np.asarray(jax.jit(jax.grad(weighted_sum))(jax_backend.tensor(x)))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("padding", [0, 2])
 def test_framework_conv2d_step_differentiates_the_sum(jax_backend, padding):
     x = np.random.default_rng(4).standard_normal((2, 3, 6, 7)).astype(np.float32)
