@@ -56,6 +56,15 @@ def _step(backend: Backend, module: Any, X: Tensor, Y: Tensor, loss: Any, lr: fl
     return value
 
 
+def _row(row: dict[str, Any], timings: dict[str, Any], stat: str, progress: Progress) -> dict[str, Any]:
+    """``row`` with each timing's ``stat`` as ``<label>_s``, or with the first ``"error"`` (also reported)."""
+    errors = [timing["error"] for timing in timings.values() if "error" in timing]
+    if errors:
+        progress(f"  {row['backend']}: {errors[0]}")
+        return {**row, "error": errors[0]}
+    return {**row, **{f"{label}_s": timing[f"{stat}_s"] for label, timing in timings.items()}}
+
+
 def conv_flops(in_channels: int, out_channels: int, kernel: int, padding: int, shape: tuple[int, ...]) -> int:
     """Multiply-adds times two of the forward convolution (stride 1)."""
     n, _, h, w = shape
@@ -92,17 +101,10 @@ def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, prog
                 fns["forward"] = functools.partial(layer, X)
                 fns["matmul"] = functools.partial(np.matmul, a, b)
             timings = measure_side_by_side(fns, repeats)
-            row: dict[str, Any] = {"backend": backend_name, "workload": name}
-            errors = [timing["error"] for timing in timings.values() if "error" in timing]
-            if errors:
-                row["error"] = errors[0]
-                progress(f"  {backend_name}: {row['error']}")
-            else:
-                row.update({f"{label}_s": timing[f"{stat}_s"] for label, timing in timings.items()})
-                if "matmul" in timings:
-                    matmul_flops = 2 * side**3
-                    rate = flops / row["forward_s"]
-                    row["flop_rate_ratio"] = rate / (matmul_flops / row["matmul_s"])
+            row = _row({"backend": backend_name, "workload": name}, timings, stat, progress)
+            if "error" not in row and "matmul" in timings:
+                matmul_flops = 2 * side**3
+                row["flop_rate_ratio"] = (flops / row["forward_s"]) / (matmul_flops / row["matmul_s"])
             rows.append(row)
     return rows
 
@@ -128,15 +130,7 @@ def time_lenet_steps(backends: dict[str, Backend], repeats: int, stat: str, prog
         own = backend.idiomatic_lenet_step(weights, 0.1, X, y)
         if own is not None:
             fns["idiomatic"] = own
-        timings = measure_side_by_side(fns, repeats)
-        row: dict[str, Any] = {"backend": backend_name}
-        errors = [timing["error"] for timing in timings.values() if "error" in timing]
-        if errors:
-            row["error"] = errors[0]
-            progress(f"  {backend_name}: {row['error']}")
-        else:
-            row.update({f"{label}_s": timing[f"{stat}_s"] for label, timing in timings.items()})
-        rows.append(row)
+        rows.append(_row({"backend": backend_name}, measure_side_by_side(fns, repeats), stat, progress))
     return rows
 
 
