@@ -614,7 +614,8 @@ def visit_displaymath(self: Any, node: Any) -> None:
     self.body.append(self.starttag(node, "div", CLASS="math notranslate"))
     if node.get("number"):
         self.body.append(f'<span class="eqno">({node["number"]})</span>')
-    self.body.append(_mathml(self, node, node["latex"], True) + "</div>\n")
+    # Sphinx math_block nodes carry "latex"; those MyST makes from $$ ... $$ in notebooks hold the text only.
+    self.body.append(_mathml(self, node, node.get("latex", node.astext()), True) + "</div>\n")
     raise nodes.SkipNode
 
 
