@@ -93,6 +93,9 @@ def _network_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     for row in results.get("data", []):
         if row.get("ratio") is not None:
             out.append(_verdict("j", row["backend"], row["ratio"], f"{row['batch_s'] * 1e3:.2f} ms a batch"))
+    measured = {verdict["target"] for verdict in out}
+    unmeasured = "not measured (needs a framework's own layer, PyTorch, or Fashion-MNIST in this run)"
+    out += [_verdict(target, "-", None, unmeasured) for target in "fghij" if target not in measured]
     return out
 
 
