@@ -47,7 +47,7 @@ from convlab.chapter_exercises import (
     pool_cost,
     softmax_pool2d,
 )
-from convlab.classifier import ClassifierResult, layer_summary, train_classifier
+from convlab.classifier import ClassifierResult, format_runs, layer_summary, recorded_runs, train_classifier
 from convlab.disagreements import ShapeReportRow, format_shape_report, shape_report
 from convlab.errors import (
     BackendLoadOrderError,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,7 +100,150 @@ class ClassifierResult:
     backend: str
     """The backend that trained."""
     model: Any = field(repr=False, default=None)
-    """The trained model."""
+    """The trained model (not saved by :meth:`save`)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Facts about the run that :meth:`save` keeps beside the figures: ``convlab lenet`` records the
+    date, the command, the versions and the settings."""
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the run (every field but :attr:`model`) to ``path`` as JSON; :meth:`load` reads it back.
+
+        Step losses keep 7 significant digits, all that float32 has.
+        """
+        record: dict[str, Any] = {name: getattr(self, name) for name in _SAVED_FIELDS}
+        record["step_losses"] = [float(f"{loss:.7g}") for loss in self.step_losses]
+        # One line per field: the metadata stays readable, and the losses do not take a line each.
+        lines = [f"  {json.dumps(name)}: {json.dumps(value)}" for name, value in record.items()]
+        Path(path).write_text("{\n" + ",\n".join(lines) + "\n}\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ClassifierResult:
+        """Read a run written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            If the file is not such a run: not JSON, a field missing, or
+            per-epoch lists of different lengths.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> import convlab as cl
+        >>> run = cl.ClassifierResult([2.3, 2.1], [2.2], [0.2], [0.3], 1e3, "numpy", metadata={"epochs": 1})
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     run.save(pathlib.Path(folder) / "run.json")
+        ...     cl.ClassifierResult.load(pathlib.Path(folder) / "run.json") == run
+        True
+        """
+        try:
+            record = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"path: expected a run saved by ClassifierResult.save, {path} is not JSON ({error})"
+            ) from None
+        if not isinstance(record, dict):
+            raise ValueError(f"path: expected a JSON object in {path}, got a {type(record).__name__}")
+        missing = [name for name in _SAVED_FIELDS if name not in record]
+        if missing:
+            raise ValueError(f"path: {path} is not a saved run: it lacks {', '.join(missing)}")
+        epochs = {name: len(record[name]) for name in ("train_loss", "train_acc", "val_acc")}
+        if len(set(epochs.values())) != 1:
+            raise ValueError(f"path: {path} has per-epoch lists of different lengths: {epochs}")
+        return cls(**{name: record[name] for name in _SAVED_FIELDS})
+
+
+_SAVED_FIELDS = ("step_losses", "train_loss", "train_acc", "val_acc", "examples_per_sec", "backend", "metadata")
+
+
+RECORDS = Path(__file__).parent / "records"
+"""Where :func:`recorded_runs` reads: one folder per experiment, one saved run per backend."""
+
+
+@export
+def recorded_runs(experiment: str = "lenet") -> dict[str, ClassifierResult]:
+    """Full training runs recorded with ``convlab lenet --json``, one per backend, as the docs show them.
+
+    A full run of 10 epochs takes minutes per backend, too long for every
+    build of the docs, so the runs are recorded once and shipped; each
+    run's :attr:`~ClassifierResult.metadata` holds its date, command,
+    versions and wall time. The test suite checks that a record still
+    starts with the losses the current code computes.
+
+    Parameters
+    ----------
+    experiment : str
+        ``"lenet"`` (the book's sigmoid LeNet) or ``"lenet-relu-max"``
+        (the section's first exercise).
+
+    Returns
+    -------
+    dict of str to ClassifierResult
+        By backend name, in the order of :func:`convlab.backend_info`.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> runs = cl.recorded_runs("lenet")
+    >>> runs["numpy"].metadata["epochs"], len(runs["numpy"].val_acc)
+    (10, 10)
+    """
+    folder = RECORDS / experiment
+    known = sorted(path.name for path in RECORDS.iterdir() if path.is_dir())
+    if experiment not in known:
+        raise ValueError(f"experiment: expected one of {known}, got {experiment!r}")
+    from convlab._registry import backend_info
+
+    order = {info.name: index for index, info in enumerate(backend_info())}
+    paths = sorted(folder.glob("*.json"), key=lambda path: (order.get(path.stem, len(order)), path.stem))
+    return {path.stem: ClassifierResult.load(path) for path in paths}
+
+
+@export
+def format_runs(runs: Mapping[str, ClassifierResult]) -> str:
+    """A text table of runs: final accuracies, speed, wall time, versions and date, one row per run.
+
+    Parameters
+    ----------
+    runs : mapping of str to ClassifierResult
+        As :func:`recorded_runs` returns; the keys label the rows. Wall
+        time, versions and date come from each run's metadata (blank where
+        it lacks them).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> run = cl.ClassifierResult([2.3, 2.1], [2.2], [0.2], [0.3], 1e3, "numpy", metadata={"seconds": 60.0})
+    >>> print(cl.format_runs({"numpy": run}))
+    run    val acc  train acc  examples/s  wall time  version  date
+    numpy    0.300      0.200        1000       60 s
+    """
+    header = ("run", "val acc", "train acc", "examples/s", "wall time", "version", "date")
+    rows = [header]
+    for name, run in runs.items():
+        facts = run.metadata
+        seconds = facts.get("seconds")
+        rows.append(
+            (
+                name,
+                f"{run.val_acc[-1]:.3f}",
+                f"{run.train_acc[-1]:.3f}",
+                f"{run.examples_per_sec:.0f}",
+                "" if seconds is None else f"{seconds:.0f} s",
+                str(facts.get("framework_version", "")),
+                str(facts.get("date", "")),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    right = {1, 2, 3, 4}  # the figures align on their last digit
+    lines = [
+        "  ".join(
+            cell.rjust(width) if column in right else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    return "\n".join(lines)
 
 
 TRAIN_ACC_BATCHES = 80
@@ -229,24 +375,40 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--batch-size", type=int, default=128, help="minibatch size (default: 128, the book's)")
     parser.add_argument("--max-batches", type=int, help="at most this many batches per epoch (quick runs)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order (default: 0)")
+    parser.add_argument(
+        "--activation", choices=("sigmoid", "relu"), default="sigmoid", help="LeNet's activation (default: sigmoid)"
+    )
+    parser.add_argument("--pooling", choices=("avg", "max"), default="avg", help="LeNet's pooling (default: avg)")
     parser.add_argument("--data", metavar="DIR", help="the Fashion-MNIST files (default: the usual places)")
     parser.add_argument("--plot", metavar="DIR", help="write the training curves as a PNG into DIR")
-    parser.add_argument("--json", metavar="PATH", help="write the losses, accuracies and timing to this JSON file")
+    parser.add_argument(
+        "--json", metavar="PATH", help="save the run (losses, accuracies, timing, versions) as ClassifierResult.save"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def _command(args: Any, backend: str) -> str:
+    """The ``convlab lenet`` command that repeats this run (where the output goes aside)."""
+    words = ["convlab", "lenet", "--backend", backend, "--epochs", str(args.epochs), "--lr", str(args.lr)]
+    words += ["--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    words += ["--activation", args.activation, "--pooling", args.pooling]
+    if args.max_batches is not None:
+        words += ["--max-batches", str(args.max_batches)]
+    return " ".join(words)
 
 
 def main(args: Any) -> int:
     """``convlab lenet``: d2l §7.6's LeNet on Fashion-MNIST on one backend; returns the exit status."""
-    import json
-    from pathlib import Path
+    import datetime
+    import platform
 
-    from convlab import models
-    from convlab._registry import get_backend, use_backend
+    from convlab import __version__, models
+    from convlab._registry import get_backend
     from convlab.data import FashionMNIST
 
     with use_backend(args.backend or get_backend().name) as backend:
         data = FashionMNIST(batch_size=args.batch_size, root=args.data, seed=args.seed)
-        model = models.lenet(seed=args.seed)
+        model = models.lenet(seed=args.seed, activation=args.activation, pooling=args.pooling)
         if not args.quiet:
             layer_summary(model)
         start = time.perf_counter()
@@ -259,10 +421,22 @@ def main(args: Any) -> int:
         f"val acc {result.val_acc[-1]:.3f}; {result.examples_per_sec:.0f} examples/s, {seconds:.1f} s in all"
     )
     if args.json:
-        record = {key: getattr(result, key) for key in ("step_losses", "train_loss", "train_acc", "val_acc")}
-        record.update(backend=result.backend, examples_per_sec=result.examples_per_sec, seconds=seconds)
-        record.update(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_batches=args.max_batches)
-        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+        result.metadata.update(
+            command=_command(args, backend.name),
+            date=datetime.date.today().isoformat(),
+            seconds=round(seconds, 1),
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            max_batches=args.max_batches,
+            seed=args.seed,
+            activation=args.activation,
+            pooling=args.pooling,
+            framework_version=backend.version(),
+            convlab_version=__version__,
+            python=platform.python_version(),
+        )
+        result.save(args.json)
         print(f"results written to {args.json}")
     if args.plot:
         from convlab.plot import training_curves

@@ -21,7 +21,7 @@ def _layer_seeds(seed: int | None, count: int) -> list[int | None]:
 
 
 @export(pinned=True, namespace="models")
-def lenet(num_classes: int = 10, seed: int | None = None) -> Any:
+def lenet(num_classes: int = 10, seed: int | None = None, *, activation: str = "sigmoid", pooling: str = "avg") -> Any:
     """LeNet-5 as d2l §7.6 builds it: sigmoid activations, average pooling, one ``cl.nn.Sequential``.
 
     Conv 6@5x5 (padding 2), sigmoid, avg-pool 2/2; conv 16@5x5, sigmoid,
@@ -37,6 +37,11 @@ def lenet(num_classes: int = 10, seed: int | None = None) -> Any:
         layer, from ``numpy.random.SeedSequence(seed)``), so every backend
         starts from the same numbers, as the book's PyTorch tab initialises
         LeNet. ``None`` keeps each framework's own initialisers.
+    activation : {"sigmoid", "relu"}
+        The activation after every layer but the last; ``"relu"`` is the
+        modern variant of the section's first exercise.
+    pooling : {"avg", "max"}
+        The 2x2 pooling after each convolution.
 
     Examples
     --------
@@ -46,18 +51,25 @@ def lenet(num_classes: int = 10, seed: int | None = None) -> Any:
     ['Conv2d', 'Sigmoid', 'AvgPool2d']
     """
     classes = int(check_positive(num_classes, "num_classes", integer=True))
+    activations = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
+    pools = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+    if activation not in activations:
+        raise ValueError(f"activation: expected one of {sorted(activations)}, got {activation!r}")
+    if pooling not in pools:
+        raise ValueError(f"pooling: expected one of {sorted(pools)}, got {pooling!r}")
+    Activation, Pool = activations[activation], pools[pooling]
     seeds = _layer_seeds(seed, 5)
     return nn.Sequential(
         nn.Conv2d(1, 6, kernel_size=5, padding=2, seed=seeds[0]),
-        nn.Sigmoid(),
-        nn.AvgPool2d(kernel_size=2, stride=2),
+        Activation(),
+        Pool(kernel_size=2, stride=2),
         nn.Conv2d(6, 16, kernel_size=5, seed=seeds[1]),
-        nn.Sigmoid(),
-        nn.AvgPool2d(kernel_size=2, stride=2),
+        Activation(),
+        Pool(kernel_size=2, stride=2),
         nn.Flatten(),
         nn.Linear(16 * 5 * 5, 120, seed=seeds[2]),
-        nn.Sigmoid(),
+        Activation(),
         nn.Linear(120, 84, seed=seeds[3]),
-        nn.Sigmoid(),
+        Activation(),
         nn.Linear(84, classes, seed=seeds[4]),
     )
