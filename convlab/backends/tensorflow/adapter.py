@@ -37,15 +37,22 @@ Notes
 - The batched primitives take NCHW tensors and OIHW weights; TensorFlow's
   convolution runs on the CPU in NHWC only, so :meth:`TensorFlowBackend.conv2d`
   transposes in and out (HWIO weights); a bias is added by
-  ``tf.nn.bias_add`` in NHWC, before the transpose back. Those transposes
-  are the layer's cost over Keras' ``Conv2D`` on channels_last input:
-  TensorFlow's CPU transpose is slow on few channels (over 10x NumPy's on
-  6). Its padding takes explicit
+  ``tf.nn.bias_add`` in NHWC, before the transpose back. Eagerly, those
+  transposes cost up to 1.2x Keras' ``Conv2D`` on channels_last input
+  (TensorFlow's CPU transpose is slow on few channels), so on the CPU a
+  convolution met a second time with the same shapes, stride and padding
+  (every layer in training) runs as a ``tf.function`` compiled by XLA,
+  forward and backward: XLA folds the transposes into the convolution, and
+  the layer then beats Keras' own (``convlab bench``, target f). Pooling
+  does the same (below). A call met once stays eager, since compiling
+  costs more than one call. Its padding takes explicit
   (top, bottom) and (left, right) pairs, asymmetric ones included, so no
   separate pad is needed. Grouped convolutions run forward on the CPU but
   have no gradient there, so on the CPU each group is its own convolution.
   Pooling works on each channel alone, so NCHW becomes ``(N C, H, W, 1)`` by
-  a reshape, with no transpose. TensorFlow's pools pad only as ``"SAME"``
+  a reshape, with no transpose; eagerly TensorFlow pools one channel slowly
+  (about 3x Keras' NHWC pooling on LeNet's first maps), compiled by XLA it
+  is faster than Keras'. TensorFlow's pools pad only as ``"SAME"``
   (average pooling then divides by the real pixels alone), and explicit
   padding in max pooling is an extension that XLA refuses, so both
   pad first (``-inf`` for max, zeros for average) and pool ``"VALID"``.
@@ -183,14 +190,47 @@ def _shift_and_add_graph(k_shape: Pair, dtype: tf.DType) -> Any:
     return tf.function(_shift_and_add, input_signature=signature, jit_compile=True)
 
 
+def _conv2d_nchw(config: tuple[Pair, Padding], x: Any, w: Any, bias: Any = None) -> Any:
+    """NCHW/OIHW convolution through TensorFlow's NHWC/HWIO one (the CPU's only layout)."""
+    stride, padding = config
+    x, w = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(w, (2, 3, 1, 0))  # NCHW -> NHWC, OIHW -> HWIO
+    pads = _spatial(padding) if any(padding) else "VALID"  # "VALID" keeps fast paths (1x1: one matmul)
+    y = tf.nn.conv2d(x, w, stride, pads)
+    if bias is not None:  # in NHWC, where the channel is the contiguous axis BiasAdd runs along
+        y = tf.nn.bias_add(y, bias)
+    return tf.transpose(y, (0, 3, 1, 2))
+
+
+def _pool2d_nchw(config: tuple[Pair, Pair, Padding, str], x: Any) -> Any:
+    """Max or average pooling of NCHW images, each channel alone."""
+    window, stride, padding, mode = config
+    n, c, h, w = x.shape
+    x = tf.reshape(x, (n * c, h, w, 1))  # each channel alone: NCHW is already (N C) HW1
+    if any(padding):  # -inf never wins a max; zeros count in an average's whole window
+        x = tf.pad(x, _spatial(padding), constant_values=-np.inf if mode == "max" else 0.0)
+    pool = tf.nn.max_pool2d if mode == "max" else tf.nn.avg_pool2d
+    y = pool(x, window, stride, "VALID")
+    if mode == "max" and any(padding):
+        # TF's MaxPool starts its running max at the lowest float, not -inf, so a window of
+        # padding alone would come out as -3.4e38 (float32): give it the -inf it covers.
+        y = tf.where(tf.equal(y, y.dtype.min), tf.constant(-np.inf, y.dtype), y)
+    return tf.reshape(y, (n, c, y.shape[1], y.shape[2]))
+
+
+_EAGER_CALLS = 1
+"""Calls of one convolution or pooling (op, settings, shapes, dtypes) that run eagerly before XLA compiles it."""
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(op: Callable[..., Any], config: tuple[Any, ...]) -> Any:
+    # One tf.function per op and settings; XLA compiles it once per shape, forward and backward.
+    return tf.function(lambda *tensors: op(config, *tensors), jit_compile=True)
+
+
 def _not_a_retracing_warning(record: logging.LogRecord) -> bool:
     # One tf.function per kernel shape is by design, but TF counts their traces
     # together and warns of "retracing" from the sixth kernel shape on.
     return "triggered tf.function retracing" not in record.getMessage()
-
-
-_LOWEST_FLOAT32 = float(np.finfo(np.float32).min)
-"""Where TensorFlow's max pooling starts, and what it makes of ``-inf``."""
 
 
 def _spatial(padding: Padding) -> list[list[int]]:
@@ -239,6 +279,7 @@ class TensorFlowBackend(Backend):
         super().__init__(spec, device)
         tf.get_logger().addFilter(_not_a_retracing_warning)
         self._on_cpu = self.device.partition(":")[0] == "cpu"
+        self._calls: dict[tuple[Any, ...], int] = {}  # per convolution or pooling signature (module notes)
         if len(tf.config.list_logical_devices()) > 1:  # the bound methods, placed, shadow the class's (module notes)
             for name in _PLACED:
                 setattr(self, name, _placed(getattr(self, name), self.device.upper()))
@@ -281,29 +322,30 @@ class TensorFlowBackend(Backend):
 
     # -- nn ----------------------------------------------------------------
     def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
+        tensors = (x, w) if bias is None else (x, w, bias)
+        if groups == 1:
+            return self._compiled_when_repeated(_conv2d_nchw, (stride, padding), *tensors)
+        # TensorFlow's CPU kernels have no gradient for grouped convolutions: one convolution per group.
         x, w = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(w, (2, 3, 1, 0))  # NCHW -> NHWC, OIHW -> HWIO
-        pads = _spatial(padding) if any(padding) else "VALID"  # "VALID" keeps fast paths (1x1: one matmul)
-        if groups == 1 or not self._on_cpu:
-            y = tf.nn.conv2d(x, w, stride, pads)
-        else:  # TensorFlow's CPU kernels have no gradient for grouped convolutions
-            pairs = zip(tf.split(x, groups, axis=3), tf.split(w, groups, axis=3), strict=True)
-            y = tf.concat([tf.nn.conv2d(x_g, w_g, stride, pads) for x_g, w_g in pairs], axis=3)
-        if bias is not None:  # in NHWC, where the channel is the contiguous axis BiasAdd runs along
+        pads = _spatial(padding) if any(padding) else "VALID"
+        pairs = zip(tf.split(x, groups, axis=3), tf.split(w, groups, axis=3), strict=True)
+        y = tf.concat([tf.nn.conv2d(x_g, w_g, stride, pads) for x_g, w_g in pairs], axis=3)
+        if bias is not None:
             y = tf.nn.bias_add(y, bias)
         return tf.transpose(y, (0, 3, 1, 2))
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
-        n, c, h, w = x.shape
-        x = tf.reshape(x, (n * c, h, w, 1))  # each channel alone: NCHW is already (N C) HW1
-        if any(padding):  # -inf never wins a max; zeros count in an average's whole window
-            x = tf.pad(x, _spatial(padding), constant_values=-np.inf if mode == "max" else 0.0)
-        pool = tf.nn.max_pool2d if mode == "max" else tf.nn.avg_pool2d
-        y = pool(x, window, stride, "VALID")
-        if mode == "max" and any(padding):
-            # TF's MaxPool starts its running max at the lowest float, not -inf, so a window of
-            # padding alone would come out as -3.4e38: give it the -inf it covers.
-            y = tf.where(tf.equal(y, _LOWEST_FLOAT32), -np.inf, y)
-        return tf.reshape(y, (n, c, y.shape[1], y.shape[2]))
+        return self._compiled_when_repeated(_pool2d_nchw, (window, stride, padding, mode), x)
+
+    def _compiled_when_repeated(self, op: Callable[..., Any], config: tuple[Any, ...], *tensors: Any) -> Any:
+        """``op(config, *tensors)``: eagerly the first time these shapes are met, compiled by XLA after."""
+        if not self._on_cpu:
+            return op(config, *tensors)
+        signature = (op, config, *((tuple(t.shape), t.dtype) for t in tensors))
+        calls = self._calls[signature] = self._calls.get(signature, 0) + 1
+        if calls <= _EAGER_CALLS:
+            return op(config, *tensors)
+        return _compiled(op, config)(*tensors)
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         return tf.reshape(x, shape)
