@@ -18,7 +18,8 @@ FULL_SUITE_PYTHON = "3.11"
 """The Python on which ``scripts/dev.sh`` runs the whole suite with every backend."""
 OTHER_PYTHONS = ["3.10", "3.12", "3.13"]
 """The other versions the package claims (pyproject.toml's classifiers list these and FULL_SUITE_PYTHON)."""
-TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100", "scipy>=1.11", "matplotlib>=3.7"]  # matplotlib: the figures' tests
+TEST_TOOLS = ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6.100", "scipy>=1.11", "matplotlib>=3.7"]
+"""What the framework-free tests need (matplotlib: the figures' tests); xdist spreads them over the cores."""
 
 nox.options.sessions = ["core"]
 nox.options.reuse_existing_virtualenvs = False
@@ -42,6 +43,8 @@ def core(session: nox.Session) -> None:
         "-q",
         "-p",
         "no:cacheprovider",
+        "-n",
+        "auto",
         "-m",
         "not docs",
         "--ignore=tests/test_notebooks.py",
