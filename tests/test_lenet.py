@@ -101,6 +101,27 @@ def test_numpy_steps_match_idiomatic_pytorch():
     np.testing.assert_allclose(step_losses("numpy"), idiomatic, rtol=1e-4)
 
 
+def test_idiomatic_lenet_step_follows_convlabs_steps(backend):
+    """The bench's baseline (the framework's own LeNet, from convlab's weights) takes the same SGD steps."""
+    net = cl.models.lenet(seed=0)
+    weights = {name: cl.to_numpy(value).copy() for name, value in cl.parameters(net).items()}
+    rng = np.random.default_rng(5)
+    X, y = rng.random((16, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 16)
+    idiomatic = backend.idiomatic_lenet_step(weights, 1.0, X, y)
+    if idiomatic is None:
+        pytest.skip(f"{backend.name} has no idiomatic LeNet step to compare (the protocol's None)")
+    loss = cl.layers.SoftmaxCrossEntropy(backend)
+    images, one_hot = backend.tensor(X), backend.tensor(np.eye(10, dtype=np.float32)[y])
+    ours = []
+    for _ in range(4):
+        value, grads = backend.value_and_grad(net, images, one_hot, loss)
+        backend.sgd_update(net, grads, 1.0)
+        ours.append(value)
+    theirs = [idiomatic() for _ in range(4)]
+    assert max(ours) - min(ours) > 0.1  # the steps change the network, so equal losses check the updates too
+    np.testing.assert_allclose(theirs, ours, rtol=1e-4)
+
+
 def test_result_and_progress(backend, capsys):
     data = fashion_mnist(batch_size=64, seed=1)
     result = cl.train_classifier(cl.models.lenet(seed=1), data, num_epochs=2, lr=0.5, max_batches=3, verbose=False)

@@ -142,18 +142,3 @@ def test_pooling_where_paddles_own_padding_differs(paddle_backend, mode, window,
     x = np.random.default_rng(3).standard_normal((2, 3, 4, 5))
     got = cl.to_numpy(paddle_backend.pool2d(paddle_backend.tensor(x), window, stride, padding, mode))
     np.testing.assert_allclose(got, pool2d_reference(x, window, stride, padding, mode), rtol=1e-5, atol=1e-6)
-
-
-def test_idiomatic_lenet_step_trains_as_convlab_does(paddle_backend):
-    # The same weights (Paddle's linear layers take them transposed) give the same losses step for step.
-    net = cl.models.lenet(seed=0)
-    weights = {name: cl.to_numpy(value) for name, value in cl.parameters(net).items()}
-    rng = np.random.default_rng(5)
-    X, y = rng.random((16, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 16)
-    idiomatic = paddle_backend.idiomatic_lenet_step(weights, 0.1, X, y)
-    loss = cl.layers.SoftmaxCrossEntropy(paddle_backend)
-    X_native, Y_native = paddle_backend.tensor(X), paddle_backend.tensor(np.eye(10, dtype=np.float32)[y])
-    for _ in range(3):
-        value, grads = paddle_backend.value_and_grad(net, X_native, Y_native, loss)
-        paddle_backend.sgd_update(net, grads, 0.1)
-        assert idiomatic() == pytest.approx(value, rel=1e-5)
