@@ -376,19 +376,12 @@ class ParityReport(GeneratedDirective):
         if failed:
             logger.warning("convlab-parity: checks failed: %s", ", ".join(failed), location=self.get_location())
 
-        versions = ", ".join(f"{n} {try_load(n).version()}" for n in names)
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp, versions = built_when(names)
         lines = [
             f"Computed when this site was built ({stamp}, Python {platform.python_version()}, {versions}).",
             "",
-            ".. list-table::",
-            "   :header-rows: 1",
-            "   :class: convlab-parity",
-            "",
-            "   * - check",
-            "     - tolerance",
+            *list_table_head("convlab-parity", ["check", "tolerance", *names]),
         ]
-        lines += [f"     - {name}" for name in names]
         for check in checks:
             first = next(r for r in rows if r.check == check)
             lines += [f"   * - {check}", f"     - {first.tolerance:.0e}"]
@@ -409,6 +402,18 @@ class ParityReport(GeneratedDirective):
         return self.parse(lines)
 
 
+def built_when(names: list[str]) -> tuple[str, str]:
+    """The build's time (UTC) and the versions of the backends ``names``, for a generated table's caption."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return stamp, ", ".join(f"{n} {try_load(n).version()}" for n in names)
+
+
+def list_table_head(css_class: str | None, headers: list[str]) -> list[str]:
+    """The opening lines of an RST ``list-table`` (of that CSS class, if any) with a header row of ``headers``."""
+    lines = [".. list-table::", "   :header-rows: 1", *([f"   :class: {css_class}"] if css_class else []), ""]
+    return lines + [f"   * - {headers[0]}"] + [f"     - {header}" for header in headers[1:]]
+
+
 class ShapeReport(GeneratedDirective):
     """``.. convlab-shape-report::`` — each book tab of 7.3 and 7.5 run beside convlab, computed now."""
 
@@ -419,21 +424,13 @@ class ShapeReport(GeneratedDirective):
 
         rows = shape_report(ordered_backends())
         names = sorted({name for row in rows for name in row.tabs})
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        versions = ", ".join(f"{n} {try_load(n).version()}" for n in names)
+        stamp, versions = built_when(names)
         lines = [
             f"Computed when this site was built ({stamp}, {versions}). A cell says ``same`` where the",
             "tab gives convlab's shape (and, for pooling, its values); otherwise it shows what the tab gives.",
             "",
-            ".. list-table::",
-            "   :header-rows: 1",
-            "   :class: convlab-shape-report",
-            "",
-            "   * - example",
-            "     - input",
-            "     - convlab",
+            *list_table_head("convlab-shape-report", ["example", "input", "convlab", *names]),
         ]
-        lines += [f"     - {name}" for name in names]
         for row in rows:
             shown = str(row.convlab.shape[2:]) if not row.values_count else str(row.convlab[0, -1].tolist())
             lines += [f"   * - {row.example}", f"     - {row.input}", f"     - ``{shown}``"]
@@ -555,16 +552,8 @@ class BackendTable(GeneratedDirective):
     def run(self) -> list[Any]:
         from convlab._registry import specs
 
-        lines = [
-            ".. list-table::",
-            "   :header-rows: 1",
-            "",
-            "   * - backend",
-            "     - aliases",
-            "     - adapter",
-            "     - install with",
-            "     - installed where this site was built",
-        ]
+        headers = ["backend", "aliases", "adapter", "install with", "installed where this site was built"]
+        lines = list_table_head(None, headers)
         for name in ordered_backends():
             spec = specs()[name]
             backend = try_load(name)
