@@ -18,6 +18,7 @@ from convlab._api import export
 from convlab._checks import check_positive
 from convlab._convert import to_numpy
 from convlab._registry import use_backend
+from convlab._text import table
 from convlab.backends.base import Backend
 from convlab.layers import LayerDef, SoftmaxCrossEntropy
 
@@ -215,35 +216,19 @@ def format_runs(runs: Mapping[str, ClassifierResult]) -> str:
     >>> import convlab as cl
     >>> run = cl.ClassifierResult([2.3, 2.1], [2.2], [0.2], [0.3], 1e3, "numpy", metadata={"seconds": 60.0})
     >>> print(cl.format_runs({"numpy": run}))
-    run    val acc  train acc  examples/s  wall time  version  date
-    numpy    0.300      0.200        1000       60 s
+    run    version  date  val acc  train acc  examples/s  wall time
+    numpy                   0.300      0.200        1000       60 s
     """
-    header = ("run", "val acc", "train acc", "examples/s", "wall time", "version", "date")
-    rows = [header]
+    rows = [["run", "version", "date", "val acc", "train acc", "examples/s", "wall time"]]
     for name, run in runs.items():
         facts = run.metadata
         seconds = facts.get("seconds")
-        rows.append(
-            (
-                name,
-                f"{run.val_acc[-1]:.3f}",
-                f"{run.train_acc[-1]:.3f}",
-                f"{run.examples_per_sec:.0f}",
-                "" if seconds is None else f"{seconds:.0f} s",
-                str(facts.get("framework_version", "")),
-                str(facts.get("date", "")),
-            )
-        )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    right = {1, 2, 3, 4}  # the figures align on their last digit
-    lines = [
-        "  ".join(
-            cell.rjust(width) if column in right else cell.ljust(width)
-            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
-    return "\n".join(lines)
+        rows.append([
+            name, str(facts.get("framework_version", "")), str(facts.get("date", "")),
+            f"{run.val_acc[-1]:.3f}", f"{run.train_acc[-1]:.3f}", f"{run.examples_per_sec:.0f}",
+            "" if seconds is None else f"{seconds:.0f} s",
+        ])  # fmt: skip
+    return table(rows, left=3)  # the figures align on their last digit
 
 
 TRAIN_ACC_BATCHES = 80
