@@ -8,7 +8,7 @@ import importlib.util
 def _adapters_without_their_framework() -> list[str]:
     # An adapter module imports its framework at its top: where that framework is not
     # installed, there is nothing to collect (its backend's tests skip, saying so).
-    from convlab._registry import specs
+    from convlab.core.registry import specs
 
     ignored = []
     for spec in specs().values():
@@ -23,4 +23,4 @@ def _adapters_without_their_framework() -> list[str]:
 # Running __main__ would exit; the figures' examples need matplotlib (the `plot` extra).
 collect_ignore = ["convlab/__main__.py", *_adapters_without_their_framework()]
 if importlib.util.find_spec("matplotlib") is None:
-    collect_ignore.append("convlab/plot.py")
+    collect_ignore.append("convlab/plot")

@@ -21,46 +21,21 @@ selected.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from convlab import _api, data, kernels, models, nn
+from convlab import _api, _moved, data, nn
 from convlab._bound import install_finder
-from convlab._convert import to_numpy
-from convlab._registry import (
-    available_backends,
-    backend_info,
-    backend_names,
-    get_backend,
-    register_backend,
-    set_backend,
-    unregister_backend,
-    use_backend,
-)
 from convlab.backends.spec import BackendSpec
-from convlab.chapter_exercises import (
-    ConvCost,
-    PoolCost,
-    avg_pool2d_by_conv,
-    compose_kernels,
-    conv_cost,
-    max_pool2d_by_relu,
-    pool_cost,
-    softmax_pool2d,
-)
-from convlab.classifier import ClassifierResult, format_runs, layer_summary, recorded_runs, train_classifier
-from convlab.disagreements import ShapeReportRow, format_shape_report, shape_report
-from convlab.errors import (
-    BackendLoadOrderError,
-    BackendNotInstalledError,
-    DataCorruptError,
-    DataNotFoundError,
-    DivergenceError,
-)
-from convlab.exercises import autograd_exercise
-from convlab.gradcheck import GradcheckError, GradcheckResult, gradcheck
-from convlab.layers import Conv2D
-from convlab.nn import parameters
-from convlab.ops import (
+from convlab.chapter import kernels
+from convlab.chapter.channels import ConvCost, compose_kernels, conv_cost
+from convlab.chapter.conv_layer import autograd_exercise
+from convlab.chapter.disagreements import ShapeReportRow, format_shape_report, shape_report
+from convlab.chapter.padding import conv_transpose2d, insert_zeros
+from convlab.chapter.pooling import PoolCost, avg_pool2d_by_conv, max_pool2d_by_relu, pool_cost, softmax_pool2d
+from convlab.core.convert import to_numpy
+from convlab.core.gradcheck import GradcheckError, GradcheckResult, gradcheck
+from convlab.core.ops import (
     conv2d,
     conv_output_shape,
     corr2d,
@@ -73,8 +48,28 @@ from convlab.ops import (
     receptive_field,
     tensor,
 )
-from convlab.padding_exercises import conv_transpose2d, insert_zeros
-from convlab.training import TrainResult, max_stable_lr, train_kernel
+from convlab.core.registry import (
+    available_backends,
+    backend_info,
+    backend_names,
+    get_backend,
+    register_backend,
+    set_backend,
+    unregister_backend,
+    use_backend,
+)
+from convlab.errors import (
+    BackendLoadOrderError,
+    BackendNotInstalledError,
+    DataCorruptError,
+    DataNotFoundError,
+    DivergenceError,
+)
+from convlab.nn import models, parameters
+from convlab.nn.handwritten import Conv2D
+from convlab.train.classifier import layer_summary, train_classifier
+from convlab.train.kernel import TrainResult, max_stable_lr, train_kernel
+from convlab.train.records import ClassifierResult, format_runs, recorded_runs
 
 __version__ = "0.1.0"
 
@@ -83,13 +78,20 @@ _api.export(kernels)
 __all__ = _api.exported()
 
 install_finder()
+_moved.install()
+# `cl.kernels` and `cl.models` are public namespaces; `import convlab.kernels` finds them where they now live.
+sys.modules.setdefault("convlab.kernels", kernels)
+sys.modules.setdefault("convlab.models", models)
 
 
 def __getattr__(name: str) -> Any:
     # `from convlab import torch as cl`: the API pinned to one backend, made on first access.
     from convlab._bound import bound_module
-    from convlab._registry import is_backend_name
+    from convlab.core.registry import is_backend_name
 
     if is_backend_name(name):
         return bound_module(name)
+    moved = _moved.moved_module(name)
+    if moved is not None:
+        return moved
     raise AttributeError(f"module 'convlab' has no attribute {name!r}")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from convlab import _api
-from convlab._registry import canonical_name, is_backend_name, use_backend
+from convlab.core.registry import canonical_name, is_backend_name, use_backend
 
 
 def _pinned(function: Callable[..., Any], backend: str) -> Callable[..., Any]:

@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import convlab as cl
-from convlab._registry import DEFAULT, backend_names, load_backend, use_backend
 from convlab._text import table
+from convlab.core.registry import DEFAULT, backend_names, load_backend, use_backend
 from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
-from convlab.layers import SquaredError
+from convlab.nn.losses import SquaredError
 
 REFERENCE = DEFAULT
 """The backend every other is compared with: the built-in NumPy one."""

@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import convlab as cl
-from convlab._registry import backend_names
+from convlab.core.registry import backend_names
 
 EXTRA_BACKEND = "CONVLAB_TEST_EXTRA_BACKEND"
 """``module:attribute`` of a BackendSpec to register before collection (tests/test_synthetic_backend.py)."""
@@ -22,7 +22,7 @@ if os.environ.get(EXTRA_BACKEND):
 def load_or_skip(name: str):
     """The backend ``name``, or skip the test saying it is not installed."""
     try:
-        return cl._registry.load_backend(name)
+        return cl.core.registry.load_backend(name)
     except cl.BackendNotInstalledError as exc:
         pytest.skip(f"{name} backend not installed: {exc}")
 

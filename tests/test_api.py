@@ -12,9 +12,9 @@ import pytest
 from reference import correlate
 
 import convlab as cl
-from convlab import _registry
 from convlab.backends.numpy.adapter import NumpyBackend
 from convlab.backends.spec import BackendSpec
+from convlab.core import registry as _registry
 
 FRAMEWORKS = tuple(sorted({module for spec in _registry.specs().values() for module in spec.modules}))
 """Every framework module a backend's spec names."""

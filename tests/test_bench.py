@@ -11,7 +11,7 @@ import pytest
 from reference import BOOK_LOSSES
 
 from convlab import bench
-from convlab._registry import available_backends, backend_names, load_backend
+from convlab.core.registry import available_backends, backend_names, load_backend
 from convlab.errors import BackendNotInstalledError
 
 TINY = ["--quick", "--sizes", "8", "--kernels", "2", "--loop-budget", "0.5"]

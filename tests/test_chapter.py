@@ -45,8 +45,8 @@ def test_corr2d_book_shapes(backend, method, kernel, padding, stride, shape):
     K = np.random.default_rng(1).standard_normal(kernel).astype(np.float32)
     Y = cl.to_numpy(cl.corr2d(X, K, method, padding=padding, stride=stride))
     assert Y.shape == shape
-    p = cl._checks.check_padding(padding)
-    s = cl._checks.check_stride(stride)
+    p = cl.core.checks.check_padding(padding)
+    s = cl.core.checks.check_stride(stride)
     expected = correlate(np.pad(X, ((p[0], p[1]), (p[2], p[3]))), K)[:: s[0], :: s[1]]
     np.testing.assert_allclose(Y, expected, rtol=1e-4, atol=1e-4)
 

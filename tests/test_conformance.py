@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from reference import BOOK_KERNEL, BOOK_LOSSES, convolve, correlate, finite_difference_gradient
 
 import convlab as cl
-from convlab.layers import SquaredError
+from convlab.nn.losses import SquaredError
 
 METHODS = ["loop", "vectorized", "native", "auto"]
 SLOW_OK = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

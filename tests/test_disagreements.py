@@ -17,7 +17,7 @@ from reference import pool2d_reference
 import convlab as cl
 from conftest import load_or_skip
 from convlab.backends.base import BOOK_EXAMPLES
-from convlab.disagreements import LAYERS
+from convlab.chapter.disagreements import LAYERS
 
 
 @functools.cache
@@ -108,7 +108,7 @@ def test_top_left_zero_padding_tabs_differ_on_negative_inputs_and_odd_sizes(name
 
 
 def _inputs_of(row):
-    from convlab.disagreements import _inputs
+    from convlab.chapter.disagreements import _inputs
 
     return _inputs("pool", row.example).items()
 

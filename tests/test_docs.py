@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 import convlab as cl
-from convlab._registry import backend_names, load_backend
+from convlab.core.registry import backend_names, load_backend
 
 pytestmark = [pytest.mark.docs, pytest.mark.xdist_group("docs")]  # one worker builds the site once
 
@@ -121,7 +121,7 @@ def test_side_by_side_has_a_tab_per_backend(site: Path) -> None:
     for name in known:  # one tab per backend in every step's tab set
         assert labels.count(name) == STEPS, f"{name}: {labels.count(name)} tabs, expected {STEPS}"
     for name in installed():
-        version = cl._registry.load_backend(name).version()
+        version = cl.core.registry.load_backend(name).version()
         assert f"Printed when this site was built, by {name} {version}:" in markup, f"{name}: no output"
     for name in set(known) - set(installed()):
         assert f"{name} is not installed where this site was built" in markup

@@ -123,7 +123,7 @@ def real() -> tuple[FashionMNIST, dict[str, np.ndarray]]:
         data = FashionMNIST()
     except cl.DataNotFoundError as exc:
         pytest.skip(f"Fashion-MNIST is not installed here (apt-get install dataset-fashion-mnist): {exc}")
-    paths = {spec.name: fashion_mnist._files_in(data.directory, [spec])[0][spec.name] for spec in data._specs()}
+    paths = {spec.name: fashion_mnist.files_in(data.directory, [spec])[0][spec.name] for spec in data._specs()}
     return data, {name: read_idx(path) for name, path in paths.items()}
 
 
@@ -193,13 +193,13 @@ def test_same_batches_on_every_backend(real, backend):
 def test_a_second_instance_reuses_the_verified_arrays(real, monkeypatch):
     data, _ = real
     checks = []
-    verify = fashion_mnist._verified
+    verify = fashion_mnist.verified
 
     def counted(*args, **kwargs):
         checks.append(args[2])
         return verify(*args, **kwargs)
 
-    monkeypatch.setattr(fashion_mnist, "_verified", counted)
+    monkeypatch.setattr(fashion_mnist, "verified", counted)
     again = FashionMNIST(batch_size=64)
     assert checks == []  # neither decoded nor hashed again
     assert again._splits["train"].images is data._splits["train"].images

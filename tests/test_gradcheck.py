@@ -87,11 +87,11 @@ def test_numpy_backward_rules_match_finite_differences(name):
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_numpy_gradients_match_pytorch_autograd(name):
     try:
-        torch_backend = cl._registry.load_backend("torch")
+        torch_backend = cl.core.registry.load_backend("torch")
     except cl.BackendNotInstalledError as exc:
         pytest.skip(f"torch backend not installed: {exc}")
     results = {}
-    for backend in (cl._registry.load_backend("numpy"), torch_backend):
+    for backend in (cl.core.registry.load_backend("numpy"), torch_backend):
         with cl.use_backend(backend.name):
             _, f, inputs = next(case for case in cases(backend) if case[0] == name)
             results[backend.name] = backend.grad(f, *inputs)

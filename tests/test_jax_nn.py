@@ -13,8 +13,8 @@ from reference import conv2d_reference, pool2d_reference
 
 import convlab as cl
 from conftest import load_or_skip
-from convlab import nn
-from convlab.layers import SquaredError
+from convlab.nn import layers as nn
+from convlab.nn.losses import SquaredError
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import convlab as cl
+from convlab.nn.losses import SoftmaxCrossEntropy
 
 STEPS = 50
 """Parity horizon: the first steps of the book's settings (lr 0.1, batch 128)."""
@@ -110,7 +111,7 @@ def test_idiomatic_lenet_step_follows_convlabs_steps(backend):
     idiomatic = backend.idiomatic_lenet_step(weights, 1.0, X, y)
     if idiomatic is None:
         pytest.skip(f"{backend.name} has no idiomatic LeNet step to compare (the protocol's None)")
-    loss = cl.layers.SoftmaxCrossEntropy(backend)
+    loss = SoftmaxCrossEntropy(backend)
     images, one_hot = backend.tensor(X), backend.tensor(np.eye(10, dtype=np.float32)[y])
     ours = []
     for _ in range(4):

@@ -22,7 +22,8 @@ from reference import correlate
 
 import convlab as cl
 from convlab.backends.mxnet import numpy_compat as adapter
-from convlab.layers import HandWrittenConv2D, SquaredError
+from convlab.nn.handwritten import HandWrittenConv2dDef
+from convlab.nn.losses import SquaredError
 
 if importlib.util.find_spec("mxnet") is None:
     pytest.skip("mxnet is not installed (pip install --no-deps mxnet==1.9.1)", allow_module_level=True)
@@ -30,7 +31,7 @@ if importlib.util.find_spec("mxnet") is None:
 
 @pytest.fixture(scope="module")
 def backend():
-    return cl._registry.load_backend("mxnet")
+    return cl.core.registry.load_backend("mxnet")
 
 
 def run_python(code: str) -> dict:
@@ -76,7 +77,7 @@ def test_gradient_backward_does_not_write_is_none(backend):
     """A parameter outside the recorded graph gets ``None``, not a stale or zero buffer."""
     # The hand-written layer reads only "weight" and "bias": "unused" never enters the graph.
     initial = {"weight": np.ones((1, 2), np.float32), "unused": np.zeros(1, np.float32)}
-    layer = backend.module(HandWrittenConv2D("vectorized"), initial)
+    layer = backend.module(HandWrittenConv2dDef("vectorized"), initial)
     X, Y = backend.tensor(np.ones((2, 3), np.float32)), backend.tensor(np.zeros((2, 2), np.float32))
     for _ in range(2):  # the second call must not report the first call's gradient
         _, grads = backend.value_and_grad(layer, X, Y, SquaredError(backend))

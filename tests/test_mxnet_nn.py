@@ -19,6 +19,7 @@ from reference import pool2d_reference
 
 import convlab as cl
 from convlab import nn
+from convlab.nn.losses import SoftmaxCrossEntropy, SquaredError
 
 if importlib.util.find_spec("mxnet") is None:
     pytest.skip("mxnet is not installed (pip install --no-deps mxnet==1.9.1)", allow_module_level=True)
@@ -26,7 +27,7 @@ if importlib.util.find_spec("mxnet") is None:
 
 @pytest.fixture
 def backend():
-    cl._registry.load_backend("mxnet")
+    cl.core.registry.load_backend("mxnet")
     with cl.use_backend("mxnet") as active:
         yield active
 
@@ -119,7 +120,7 @@ def test_value_and_grad_gives_gluons_gradients(backend):
     rng = np.random.default_rng(6)
     X = backend.tensor(rng.standard_normal((2, 1, 4, 4)))
     Y = backend.tensor(rng.standard_normal((2, 3)))
-    value, grads = backend.value_and_grad(net, X, Y, cl.layers.SquaredError(backend))
+    value, grads = backend.value_and_grad(net, X, Y, SquaredError(backend))
     ours = {name: cl.to_numpy(grad).copy() for name, grad in grads.items()}
     with autograd.record():
         loss = ((net(X) - Y) ** 2).sum()
@@ -257,7 +258,7 @@ def test_idiomatic_lenet_step_follows_convlabs_steps_from_the_same_weights(backe
     weights = {name: cl.to_numpy(value).copy() for name, value in cl.parameters(net).items()}
     lr = 0.1
     idiomatic = backend.idiomatic_lenet_step(weights, lr, X, y)
-    loss = cl.layers.SoftmaxCrossEntropy(backend)
+    loss = SoftmaxCrossEntropy(backend)
     X_ours, Y_ours = backend.tensor(X), backend.tensor(np.eye(10, dtype=np.float32)[y])
     ours = []
     for _ in range(4):

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from reference import conv2d_reference, pool2d_reference
 
 import convlab as cl
-from convlab import nn
-from convlab._registry import backend_names
+from convlab.core.registry import backend_names
+from convlab.nn import layers as nn
+from convlab.nn.losses import SquaredError
 
 
 def reference_forward(layers, params, x):
@@ -182,7 +183,7 @@ def test_sequential_gradients_match_finite_differences(backend):
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 2, 6, 6)).astype(np.float32)
     target = rng.standard_normal((2, 5)).astype(np.float32)
-    loss = cl.layers.SquaredError(backend)
+    loss = SquaredError(backend)
     value, grads = backend.value_and_grad(net, backend.tensor(x), backend.tensor(target), loss)
     params = numpy_params(net)
 
@@ -207,7 +208,7 @@ def test_sgd_update_trains_every_parameter(backend):
     net = small_net(seed=9)
     x = backend.tensor(np.random.default_rng(10).standard_normal((2, 2, 6, 6)))
     target = backend.tensor(np.zeros((2, 5)))
-    loss = cl.layers.SquaredError(backend)
+    loss = SquaredError(backend)
     before = numpy_params(net)
     first, grads = backend.value_and_grad(net, x, target, loss)
     backend.sgd_update(net, grads, 0.01)

@@ -21,7 +21,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-from convlab._registry import backend_names, load_backend  # noqa: E402
+from convlab.core.registry import backend_names, load_backend  # noqa: E402
 from convlab.errors import BackendNotInstalledError  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

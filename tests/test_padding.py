@@ -16,7 +16,7 @@ from reference import correlate
 
 import convlab as cl
 from conftest import load_or_skip
-from convlab import ops
+from convlab.core import ops
 
 METHODS = ["loop", "vectorized", "native", "auto"]
 MODES = {"zeros": "constant", "reflect": "reflect", "edge": "edge"}
@@ -28,7 +28,7 @@ PER_METHOD = settings(SLOW_OK, max_examples=10)
 
 def numpy_pad(X, padding, mode):
     """numpy.pad of the last two axes; ``padding`` as convlab takes it."""
-    top, bottom, left, right = cl._checks.check_padding(padding)
+    top, bottom, left, right = cl.core.checks.check_padding(padding)
     X = np.asarray(X, np.float64)
     widths = [(0, 0)] * (X.ndim - 2) + [(top, bottom), (left, right)]
     return np.pad(X, widths, mode=MODES[mode])
@@ -240,8 +240,8 @@ EXERCISE_SETTINGS = [  # input, kernel, padding, stride: the book's examples and
 
 def by_hand(input_hw, kernel, padding, stride):
     """floor((n - k + p_total + s) / s), written out per axis."""
-    top, bottom, left, right = cl._checks.check_padding(padding)
-    s_h, s_w = cl._checks.check_stride(stride)
+    top, bottom, left, right = cl.core.checks.check_padding(padding)
+    s_h, s_w = cl.core.checks.check_stride(stride)
     (n_h, n_w), (k_h, k_w) = input_hw, kernel
     return (n_h - k_h + top + bottom + s_h) // s_h, (n_w - k_w + left + right + s_w) // s_w
 

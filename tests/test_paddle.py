@@ -19,6 +19,7 @@ from reference import pool2d_reference
 import convlab as cl
 from conftest import load_or_skip
 from convlab import nn
+from convlab.nn.losses import SquaredError
 
 
 @pytest.fixture
@@ -71,14 +72,14 @@ def test_devices_are_paddles_names(paddle_backend):
     import paddle
 
     assert paddle_backend.device == paddle.device.get_device()
-    assert cl._registry.load_backend("paddle", device="cpu").device == "cpu"
+    assert cl.core.registry.load_backend("paddle", device="cpu").device == "cpu"
     with pytest.raises(ValueError, match=r"device: expected a Paddle device name such as 'cpu', 'gpu' or 'gpu:0', got"):
-        cl._registry.load_backend("paddle", device="tpu")
+        cl.core.registry.load_backend("paddle", device="tpu")
     with pytest.raises(ValueError, match=r"device: expected a Paddle device name such as 'cpu' or 'gpu:0', got 0"):
-        cl._registry.load_backend("paddle", device=0)
+        cl.core.registry.load_backend("paddle", device=0)
     if not paddle.is_compiled_with_cuda():
         with pytest.raises(ValueError, match=r"device: 'gpu:0' was asked for, but this Paddle build has no CUDA"):
-            cl._registry.load_backend("paddle", device="gpu:0")
+            cl.core.registry.load_backend("paddle", device="gpu:0")
 
 
 def test_unseeded_layers_draw_exactly_what_paddles_own_layers_draw(paddle_backend):
@@ -106,7 +107,7 @@ def test_paddles_own_optimizer_trains_a_cl_nn_network(paddle_backend):
     assert [name for name, _ in net.named_parameters()] == ["0.weight", "0.bias", "3.weight", "3.bias"]
     x = paddle_backend.tensor(np.random.default_rng(2).standard_normal((4, 1, 5, 5)))
     target = paddle_backend.tensor(np.ones((4, 1)))
-    loss = cl.layers.SquaredError(paddle_backend)
+    loss = SquaredError(paddle_backend)
     before = {name: cl.to_numpy(value) for name, value in cl.parameters(net).items()}
     _, grads = paddle_backend.value_and_grad(net, x, target, loss)
     optimizer = paddle.optimizer.SGD(learning_rate=0.01, parameters=net.parameters())
@@ -119,7 +120,7 @@ def test_gradients_stay_valid_after_the_next_step(paddle_backend):
     # Paddle releases a gradient in place: every tensor sharing it would read empty after the next clear.
     layer = nn.Linear(3, 2, seed=0)
     x, y = paddle_backend.tensor(np.ones((1, 3))), paddle_backend.tensor(np.zeros((1, 2)))
-    loss = cl.layers.SquaredError(paddle_backend)
+    loss = SquaredError(paddle_backend)
     _, first = paddle_backend.value_and_grad(layer, x, y, loss)
     kept = {name: cl.to_numpy(grad).copy() for name, grad in first.items()}
     paddle_backend.sgd_update(layer, first, 0.1)

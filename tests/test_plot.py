@@ -308,7 +308,7 @@ def test_sliding_window_draws_corr2d_on_the_active_backend(backend, monkeypatch)
     fig = plot.sliding_window_figure(BOOK_X, BOOK_K, padding=1, stride=2)
     assert cells(panel(fig, "output")) == ["0", "8", "21", "43"]  # corr2d's docstring example, on this backend
     # And the numbers drawn are corr2d's, not recomputed by the figure: a shifted corr2d shows through.
-    from convlab import ops
+    from convlab.core import ops
 
     original = ops.corr2d
     monkeypatch.setattr(ops, "corr2d", lambda *args, **kwargs: cl.to_numpy(original(*args, **kwargs)) + 100)

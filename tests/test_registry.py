@@ -49,7 +49,7 @@ def test_backend_info_reads_metadata_only():
             import json, sys
             import convlab as cl
             rows = [row.__dict__ for row in cl.backend_info()]
-            names = {m for spec in cl._registry.specs().values() for m in spec.modules}
+            names = {m for spec in cl.core.registry.specs().values() for m in spec.modules}
             frameworks = sorted(m for m in names if m in sys.modules)
             print(json.dumps({"rows": rows, "frameworks": frameworks}, default=list))
             """
@@ -216,16 +216,16 @@ def test_torch_after_tensorflow_is_a_clear_error_not_a_crash():
 
 def test_load_order_rule_comes_from_the_specs():
     # The rule is metadata: a spec's import_first names what must come before its framework.
-    rules = {spec.name: spec.import_first for spec in cl._registry.specs().values() if spec.import_first}
+    rules = {spec.name: spec.import_first for spec in cl.core.registry.specs().values() if spec.import_first}
     assert rules.get("tensorflow") == ("torch",)
 
 
 def test_load_order_rules_combine_both_directions():
     # Paddle's spec says that paddle precedes tensorflow; TensorFlow's spec says nothing about Paddle.
-    specs = cl._registry.specs()
+    specs = cl.core.registry.specs()
     assert specs["paddle"].import_before == ("tensorflow",)
     assert "paddle" not in specs["tensorflow"].import_first
-    rules = cl._registry._order_rules()
+    rules = cl.core.registry._order_rules()
     assert ("torch", "tensorflow") in rules and ("paddle", "tensorflow") in rules
 
 
@@ -282,7 +282,7 @@ def test_import_before_refuses_the_earlier_framework_once_the_later_is_loaded(tm
             cl.set_backend("early")
         except cl.BackendLoadOrderError as exc:
             print(exc)
-        print(cl._registry.load_backend("late").name, "early_fw" in sys.modules)
+        print(cl.core.registry.load_backend("late").name, "early_fw" in sys.modules)
         """,
         **write_fake_frameworks(tmp_path),
     )
@@ -347,4 +347,4 @@ def test_device_is_part_of_the_choice():
 def test_every_installed_backend_reports_a_default_device(backend):
     assert isinstance(backend.device, str) and backend.device
     with pytest.raises(ValueError, match="device:"):
-        cl._registry.load_backend(backend.name, device="no-such-device")
+        cl.core.registry.load_backend(backend.name, device="no-such-device")

@@ -36,16 +36,13 @@ free of deep-learning frameworks.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from convlab.backends.spec import BackendSpec
-
-if TYPE_CHECKING:
-    from convlab.layers import LayerDef
 
 Tensor = Any
 """A native tensor of some backend (``np.ndarray``, ``torch.Tensor``, ...)."""
@@ -85,6 +82,37 @@ FRAMEWORK_LAYERS = ("conv2d", "linear")
 
 Loss = Callable[[Tensor, Tensor], Tensor]
 """``loss(Y_hat, Y)``: a scalar written by the core in terms of native tensor operators."""
+
+
+@dataclass(frozen=True)
+class LayerDef:
+    """What a layer is, independent of any framework: its parameters' roles and its forward pass.
+
+    Written once in the core (:mod:`convlab.nn`); :meth:`Backend.module` turns a
+    definition into a real module of the framework, whose call runs :meth:`forward`
+    on that framework's tensors. Definitions are frozen and compare by value, so a
+    framework that compiles the forward pass (``jax.jit``) reuses one compilation
+    for every layer of the same kind.
+    """
+
+    @property
+    def title(self) -> str:
+        """The layer's name in summaries: its class name without ``Def``."""
+        return type(self).__name__.removesuffix("Def")
+
+    def forward(
+        self,
+        backend: Backend,
+        params: Mapping[str, Tensor],
+        X: Tensor,
+        children: Sequence[Callable[[Tensor], Tensor]] = (),
+    ) -> Tensor:
+        """The layer's output for input ``X`` given its own parameters and its submodules.
+
+        ``params`` are native tensors of ``backend``; ``children`` are the
+        submodules of a container, callable on a tensor (empty for a layer).
+        """
+        raise NotImplementedError
 
 
 class Backend(abc.ABC):

@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from convlab._registry import backend_names, canonical_name
 from convlab.bench.report import format_report, plot
 from convlab.bench.run import run_benchmark
 from convlab.bench.timing import STATS
 from convlab.bench.workloads import DEFAULT_KERNELS, DEFAULT_SIZES
+from convlab.core.registry import backend_names, canonical_name
 
 QUICK = {"sizes": (8, 16), "kernels": (2, 3), "repeats": 1, "loop_max": 16, "import_repeats": 1, "memory_size": 512}
 """``--quick``: the defaults of a run that takes seconds (options given explicitly still win)."""

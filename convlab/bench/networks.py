@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from convlab import models, nn
-from convlab._registry import use_backend
 from convlab.backends.base import Backend, Tensor
 from convlab.bench.timing import Progress, measure_side_by_side
+from convlab.core.registry import use_backend
 from convlab.errors import DataNotFoundError
-from convlab.layers import SoftmaxCrossEntropy
+from convlab.nn.losses import SoftmaxCrossEntropy
 
 CONV_SHAPES = (
     ("LeNet 1->6 5x5 pad 2, 28x28, batch 128", 1, 6, 5, 2, (128, 1, 28, 28)),

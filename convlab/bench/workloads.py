@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 
 import convlab
-from convlab import data, kernels
-from convlab._registry import backend_names, canonical_name, load_backend, use_backend
+from convlab import data
 from convlab.backends.base import Backend, Pair
 from convlab.bench.timing import Progress, measure, measure_side_by_side
+from convlab.chapter import kernels
+from convlab.core.ops import corr2d_on
+from convlab.core.registry import backend_names, canonical_name, load_backend, use_backend
 from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
-from convlab.ops import corr2d_on
-from convlab.training import max_stable_lr, train_kernel
+from convlab.train.kernel import max_stable_lr, train_kernel
 
 METHODS = ("loop", "vectorized", "native", "auto")
 """The ``corr2d`` methods timed, in the report's order."""

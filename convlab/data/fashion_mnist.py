@@ -17,12 +17,9 @@ decoded and verified once per process; later instances share the arrays.
 
 from __future__ import annotations
 
-import gzip
-import math
 import numbers
 import os
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,99 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from convlab._checks import check_kernel_size, check_positive
-from convlab._convert import to_numpy
-from convlab._registry import get_backend
 from convlab.backends.base import Backend, Tensor
-from convlab.errors import DataCorruptError, DataNotFoundError
+from convlab.core.checks import check_kernel_size, check_positive
+from convlab.core.convert import to_numpy
+from convlab.core.registry import get_backend
+from convlab.data.fetch import OFFICIAL_MIRRORS, fetch, files_in
+from convlab.data.idx import OFFICIAL_FILES, IdxFile, read_bytes, verified
+from convlab.errors import DataNotFoundError
 
 __all__ = ["TEXT_LABELS", "Batches", "FashionMNIST", "IdxFile"]
 
 TEXT_LABELS = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 """The ten classes' names, as d2l prints them, by label."""
-
-_UNSIGNED_BYTE = 0x08
-"""The IDX type code of ``uint8`` data, the third byte of the magic number."""
-
-
-@dataclass(frozen=True)
-class IdxFile:
-    """What one IDX file of a dataset must hold once decompressed.
-
-    Parameters
-    ----------
-    name : str
-        The file's name without ``.gz`` (``"train-images-idx3-ubyte"``).
-    shape : tuple of int
-        The dimensions its header must announce: ``(count, height, width)``
-        for images, ``(count,)`` for labels.
-    sha256 : str
-        The SHA-256 of the whole decompressed file, header included.
-    classes : int, optional
-        For a label file: every label must be below it.
-
-    Examples
-    --------
-    >>> spec = IdxFile("t10k-labels-idx1-ubyte", (10000,), "0" * 64, classes=10)
-    >>> hex(spec.magic), spec.what
-    ('0x801', 'labels')
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    sha256: str
-    classes: int | None = None
-
-    @property
-    def magic(self) -> int:
-        """The magic number that opens the file: zero, zero, the type code of ``uint8``, the number of dimensions."""
-        return (_UNSIGNED_BYTE << 8) | len(self.shape)
-
-    @property
-    def what(self) -> str:
-        """``"images"`` or ``"labels"``, for messages."""
-        return "labels" if len(self.shape) == 1 else "images"
-
-
-OFFICIAL_FILES: dict[str, tuple[IdxFile, IdxFile]] = {
-    "train": (
-        IdxFile(
-            "train-images-idx3-ubyte",
-            (60000, 28, 28),
-            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-        ),
-        IdxFile(
-            "train-labels-idx1-ubyte",
-            (60000,),
-            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-            classes=10,
-        ),
-    ),
-    "val": (
-        IdxFile(
-            "t10k-images-idx3-ubyte",
-            (10000, 28, 28),
-            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        ),
-        IdxFile(
-            "t10k-labels-idx1-ubyte",
-            (10000,),
-            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-            classes=10,
-        ),
-    ),
-}
-"""Fashion-MNIST's training and test splits: (images, labels) each.
-
-The pins are the SHA-256 of the decompressed official files; the training
-labels hold 6,000 of each class and the test labels 1,000.
-"""
-
-OFFICIAL_MIRRORS = (
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
-)
-"""Where Zalando Research publishes the ``.gz`` files: the bucket torchvision (and so d2l) uses, then the repository."""
 
 _PRESIZED_LIMIT_BYTES = 1 << 30
 """Resized splits up to this size are resized once and kept; larger ones (224x224 for AlexNet) per batch."""
@@ -132,84 +48,6 @@ _KEPT_SIZES = 2
 
 
 # -- reading and verifying one file ------------------------------------------------
-
-
-_LOCAL_REMEDY = (
-    "convlab refuses this file; delete it and get a fresh copy "
-    "(the apt package dataset-fashion-mnist, or FashionMNIST(download=True))"
-)
-"""What to do about a damaged file on disk; a damaged download is simply not kept."""
-
-
-def _damaged(where: str, problem: str, remedy: str) -> DataCorruptError:
-    return DataCorruptError(f"{where}: {problem}." + (f" {remedy}" if remedy else ""))
-
-
-def _decompressed(raw: bytes, where: str, remedy: str = _LOCAL_REMEDY) -> bytes:
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut-off stream an EOFError
-        raise _damaged(where, f"not a complete gzip file ({exc})", remedy) from exc
-
-
-def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    return _decompressed(raw, str(path)) if path.suffix == ".gz" else raw
-
-
-def _verified(
-    data: bytes, spec: IdxFile, where: str, images_count: int | None = None, remedy: str = _LOCAL_REMEDY
-) -> np.ndarray:
-    """The uint8 array of a decompressed IDX file, after every check against ``spec``.
-
-    ``images_count``, for a label file: how many images its labels must
-    describe. ``where`` names the file in messages, ``remedy`` ends them.
-    """
-
-    def corrupt(problem: str) -> DataCorruptError:
-        return _damaged(where, problem, remedy)
-
-    ndim = len(spec.shape)
-    if len(data) < 4:
-        raise corrupt(f"only {len(data)} bytes long, too short for an IDX header")
-    magic = int.from_bytes(data[:4], "big")
-    if magic != spec.magic:
-        hint = " (it is gzip-compressed: name it with .gz)" if data[:2] == b"\x1f\x8b" else ""
-        raise corrupt(
-            f"bad magic number 0x{magic:08x}{hint}, expected 0x{spec.magic:08x} "
-            f"(IDX {spec.what}: unsigned bytes in {ndim} dimension{'s' if ndim > 1 else ''})",
-        )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise corrupt(f"truncated inside its header ({len(data)} of {header} bytes)")
-    dims = tuple(int(n) for n in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    if images_count is not None and dims[0] != images_count:
-        raise corrupt(
-            f"holds {dims[0]} labels for {images_count} images: these labels do not belong to the images beside them",
-        )
-    if dims[0] != spec.shape[0]:
-        raise corrupt(f"holds {dims[0]} {spec.what}, expected {spec.shape[0]}")
-    if dims[1:] != spec.shape[1:]:
-        size, expected = "x".join(map(str, dims[1:])), "x".join(map(str, spec.shape[1:]))
-        raise corrupt(f"holds {size}-pixel images, expected {expected}")
-    body, needed = len(data) - header, math.prod(dims)
-    if body < needed:
-        raise corrupt(f"truncated: {body} bytes of {spec.what} after the header, expected {needed}")
-    if body > needed:
-        raise corrupt(f"{body - needed} bytes longer than its header announces")
-    values = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
-    if spec.classes is not None and values.size and int(values.max()) >= spec.classes:
-        raise corrupt(f"holds label {int(values.max())}, expected labels 0 to {spec.classes - 1}")
-    import hashlib  # here, not at the top: `import convlab` stays lean
-
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != spec.sha256:
-        raise corrupt(
-            f"SHA-256 of its decompressed bytes is {digest}, expected {spec.sha256}: "
-            "the file is damaged or is not the official data",
-        )
-    return values
-
 
 # -- one split, decoded once per process -------------------------------------------
 
@@ -286,8 +124,8 @@ def _load_split(images_path: Path, labels_path: Path, images_spec: IdxFile, labe
         cached = _decoded.get(key)
         if cached is not None and cached[0] == signature:
             return cached[1]
-        pixels = _verified(_read_bytes(images_path), images_spec, str(images_path))
-        labels = _verified(_read_bytes(labels_path), labels_spec, str(labels_path), images_count=len(pixels))
+        pixels = verified(read_bytes(images_path), images_spec, str(images_path))
+        labels = verified(read_bytes(labels_path), labels_spec, str(labels_path), images_count=len(pixels))
         # Divided in float32, as torchvision's ToTensor does, so each value is the float32 nearest k/255.
         images = np.divide(pixels[:, None], np.float32(255), dtype=np.float32)
         split = _Split(images, labels.astype(np.int64))
@@ -365,27 +203,6 @@ class Batches:
             if resize is not None:
                 X = resize(X)
             yield backend.tensor(X), backend.labels(y)
-
-
-# -- where the files are -----------------------------------------------------------
-
-
-def _file_names(spec: IdxFile) -> tuple[str, str]:
-    """The names a file may have, in the order preferred: uncompressed (faster to read), then gzipped."""
-    return spec.name, spec.name + ".gz"
-
-
-def _files_in(directory: Path, specs: list[IdxFile]) -> tuple[dict[str, Path], list[str]]:
-    """The files of ``specs`` present in ``directory`` by name, and the names of those missing."""
-    found, missing = {}, []
-    for spec in specs:
-        for name in _file_names(spec):
-            if (directory / name).is_file():
-                found[spec.name] = directory / name
-                break
-        else:
-            missing.append(f"{spec.name}[.gz]")
-    return found, missing
 
 
 class FashionMNIST:
@@ -598,7 +415,7 @@ class FashionMNIST:
                 state = "is not a directory" if directory.exists() else "does not exist"
                 report.append(f"{directory} ({label}): {state}")
                 continue
-            found, missing = _files_in(directory, specs)
+            found, missing = files_in(directory, specs)
             if not missing:
                 return found
             report.append(
@@ -619,57 +436,8 @@ class FashionMNIST:
 
     def _download(self, directory: Path, specs: list[IdxFile]) -> dict[str, Path]:
         directory.mkdir(parents=True, exist_ok=True)
-        found, _ = _files_in(directory, specs)
+        found, _ = files_in(directory, specs)
         for spec in specs:
             if spec.name not in found:
-                found[spec.name] = _fetch(spec, directory, self.mirrors)
+                found[spec.name] = fetch(spec, directory, self.mirrors)
         return found
-
-
-# -- download ----------------------------------------------------------------------
-
-_CHUNK_BYTES = 1 << 20
-
-
-def _fetch(spec: IdxFile, directory: Path, mirrors: tuple[str, ...]) -> Path:
-    """Download ``<spec.name>.gz`` from the first mirror that serves it intact into ``directory``; its path."""
-    import http.client
-    import tempfile
-    import urllib.request
-
-    target = directory / f"{spec.name}.gz"
-    failures: list[tuple[str, Exception]] = []
-    for mirror in mirrors:
-        url = f"{mirror.rstrip('/')}/{target.name}"
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
-        placed = False
-        try:
-            with os.fdopen(handle, "wb") as out:
-                request = urllib.request.Request(url, headers={"User-Agent": "convlab"})
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    announced = response.headers.get("Content-Length")
-                    received = 0
-                    while chunk := response.read(_CHUNK_BYTES):
-                        out.write(chunk)
-                        received += len(chunk)
-                if announced is not None and received != int(announced):
-                    raise OSError(f"interrupted: received {received} of {announced} bytes")
-                out.flush()
-                os.fsync(out.fileno())  # the bytes reach the disk before the name does
-            _verified(_decompressed(Path(temporary).read_bytes(), url, remedy=""), spec, url, remedy="")
-            os.replace(temporary, target)
-            placed = True
-            return target
-        except (OSError, http.client.HTTPException, DataCorruptError) as exc:  # URLError and timeouts are OSErrors
-            failures.append((url, exc))
-        finally:
-            if not placed:
-                Path(temporary).unlink(missing_ok=True)
-    tried = "\n".join(f"  {url}: {exc}" for url, exc in failures) or "  (no mirrors configured)"
-    if any(isinstance(exc, DataCorruptError) for _, exc in failures):
-        raise DataCorruptError(f"no mirror served an intact {target.name}; nothing was kept:\n{tried}")
-    raise DataNotFoundError(
-        f"could not download {target.name} into {directory}; nothing was kept:\n{tried}\n"
-        "Without network access, install the Debian/Ubuntu package instead: "
-        "sudo apt-get install dataset-fashion-mnist"
-    )

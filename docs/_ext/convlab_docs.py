@@ -63,14 +63,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def ordered_backends() -> list[str]:
     """Every backend convlab has an adapter for (installed or not), in tab order."""
-    from convlab._registry import backend_names
+    from convlab.core.registry import backend_names
 
     return backend_names()  # the registry's order: the reference first
 
 
 def try_load(name: str) -> Any | None:
     """The loaded backend, or ``None`` when its framework does not import here."""
-    from convlab._registry import load_backend
+    from convlab.core.registry import load_backend
     from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
 
     try:
@@ -311,7 +311,7 @@ class BackendTabs(GeneratedDirective):
     }
 
     def run(self) -> list[Any]:
-        from convlab._registry import specs
+        from convlab.core.registry import specs
 
         methods = self.options.get("methods", "").replace(",", " ").split()
         snippet_mode = self.options.get("snippet", "above")
@@ -420,7 +420,7 @@ class ShapeReport(GeneratedDirective):
     has_content = False
 
     def run(self) -> list[Any]:
-        from convlab.disagreements import format_shape_report, shape_report
+        from convlab.chapter.disagreements import format_shape_report, shape_report
 
         rows = shape_report(ordered_backends())
         names = sorted({name for row in rows for name in row.tabs})
@@ -497,7 +497,7 @@ API_GROUPS = [
     ("The chapter's data and kernels", ["data", "kernels"]),
 ]
 
-API_RETURN_TYPES = {"autograd_exercise": ["convlab.exercises.AutogradOutcome"]}
+API_RETURN_TYPES = {"autograd_exercise": ["convlab.chapter.conv_layer.AutogradOutcome"]}
 """Classes outside ``convlab.__all__`` that public functions return, documented beside them."""
 
 
@@ -550,7 +550,7 @@ class BackendTable(GeneratedDirective):
     has_content = False
 
     def run(self) -> list[Any]:
-        from convlab._registry import specs
+        from convlab.core.registry import specs
 
         headers = ["backend", "aliases", "adapter", "install with", "installed where this site was built"]
         lines = list_table_head(None, headers)

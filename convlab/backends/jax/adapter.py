@@ -59,7 +59,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.experimental
@@ -69,10 +69,7 @@ import optax
 from flax import linen as nn  # the book's JAX tabs (book_train_kernel, book_tab) are written for linen
 from flax import nnx
 
-from convlab.backends.base import Backend, BookTab, Loss, Padding, Pair
-
-if TYPE_CHECKING:
-    from convlab.layers import LayerDef
+from convlab.backends.base import Backend, BookTab, LayerDef, Loss, Padding, Pair
 
 SEED = 0
 """Seed of the ``nnx.Rngs`` behind ``init="framework"`` and behind unseeded ``cl.nn`` layers."""

@@ -109,11 +109,11 @@ from __future__ import annotations
 import textwrap
 import warnings
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, BookTab, Loss, Padding, Pair
+from convlab.backends.base import Backend, BookTab, LayerDef, Loss, Padding, Pair
 from convlab.backends.mxnet.numpy_compat import add_numpy_names_for_mxnet
 
 add_numpy_names_for_mxnet(np)
@@ -125,9 +125,6 @@ with warnings.catch_warnings():  # mxnet's own deprecated uses: distutils, and N
     from mxnet import np as mnp
     from mxnet.gluon import nn
 npx.set_np()
-
-if TYPE_CHECKING:
-    from convlab.layers import LayerDef
 
 
 def _np_mode() -> None:

@@ -14,14 +14,14 @@ import functools
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
 from convlab.backends.numpy import autograd
 from convlab.backends.numpy.autograd import Tensor
-from convlab.layers import HandWrittenConv2D, LayerDef
 
 _BLOCK = 1 << 16
 """Elements per row block of the shift-and-add: 256 KiB of float32, so the block stays in L2."""
@@ -82,6 +82,15 @@ class Module:
         return f"Module({self.definition}, {shapes})"
 
 
+@dataclass(frozen=True)
+class BuiltinConv2dDef(LayerDef):
+    """Names NumPy's built-in conv layer in summaries; :meth:`BuiltinConv2d.forward` computes it."""
+
+    @property
+    def title(self) -> str:
+        return "Conv2D"
+
+
 class BuiltinConv2d(Module):
     """NumPy's stand-in for a framework's own conv layer: one channel in and out, no bias, 2-D in and out.
 
@@ -90,7 +99,7 @@ class BuiltinConv2d(Module):
     """
 
     def __init__(self, backend: Backend, weight: np.ndarray) -> None:
-        super().__init__(HandWrittenConv2D("native"), backend, {"weight": weight})
+        super().__init__(BuiltinConv2dDef(), backend, {"weight": weight})
 
     def __call__(self, X: Any) -> Any:
         return self.forward(self.params, X)

@@ -45,11 +45,11 @@ import functools
 import math
 import warnings
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, BookTab, Loss, Padding, Pair
+from convlab.backends.base import Backend, BookTab, LayerDef, Loss, Padding, Pair
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
@@ -57,8 +57,6 @@ with warnings.catch_warnings():
     import paddle.nn.functional as F  # noqa: N812 - Paddle's own spelling
     from paddle import nn
 
-if TYPE_CHECKING:
-    from convlab.layers import LayerDef
 
 _LOWEST = float(np.finfo(np.float32).min)
 

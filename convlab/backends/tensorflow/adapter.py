@@ -40,12 +40,13 @@ Notes
   ``tf.nn.bias_add`` in NHWC, before the transpose back. Eagerly, those
   transposes cost up to 1.2x Keras' ``Conv2D`` on channels_last input
   (TensorFlow's CPU transpose is slow on few channels), so on the CPU a
-  convolution met a second time with the same shapes, stride and padding
-  (every layer in training) runs as a ``tf.function`` compiled by XLA,
-  forward and backward: XLA folds the transposes into the convolution, and
-  the layer then beats Keras' own (``convlab bench``, target f). Pooling
-  does the same (below). A call met once stays eager, since compiling
-  costs more than one call. Its padding takes explicit
+  convolution runs as a ``tf.function`` compiled by XLA (once per shapes,
+  stride and padding), forward and backward: XLA folds the transposes into
+  the convolution, and the layer then beats Keras' own (``convlab bench``,
+  target f). Pooling does the same (below). It is compiled from the first
+  call on: XLA's kernels and the eager ones round differently, so a call
+  that ran eagerly once and compiled after would change its result between
+  two identical calls. Its padding takes explicit
   (top, bottom) and (left, right) pairs, asymmetric ones included, so no
   separate pad is needed. Grouped convolutions run forward on the CPU but
   have no gradient there, so on the CPU each group is its own convolution.
@@ -99,7 +100,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow's C++ runtime loads
 
@@ -107,10 +108,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from convlab.backends.base import Backend, BookTab, Loss, Padding, Pair
-
-if TYPE_CHECKING:
-    from convlab.layers import LayerDef
+from convlab.backends.base import Backend, BookTab, LayerDef, Loss, Padding, Pair
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"Keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
@@ -217,10 +215,6 @@ def _pool2d_nchw(config: tuple[Pair, Pair, Padding, str], x: Any) -> Any:
     return tf.reshape(y, (n, c, y.shape[1], y.shape[2]))
 
 
-_EAGER_CALLS = 1
-"""Calls of one convolution or pooling (op, settings, shapes, dtypes) that run eagerly before XLA compiles it."""
-
-
 @functools.lru_cache(maxsize=128)
 def _compiled(op: Callable[..., Any], config: tuple[Any, ...]) -> Any:
     # One tf.function per op and settings; XLA compiles it once per shape, forward and backward.
@@ -279,7 +273,6 @@ class TensorFlowBackend(Backend):
         super().__init__(spec, device)
         tf.get_logger().addFilter(_not_a_retracing_warning)
         self._on_cpu = self.device.partition(":")[0] == "cpu"
-        self._calls: dict[tuple[Any, ...], int] = {}  # per convolution or pooling signature (module notes)
         if len(tf.config.list_logical_devices()) > 1:  # the bound methods, placed, shadow the class's (module notes)
             for name in _PLACED:
                 setattr(self, name, _placed(getattr(self, name), self.device.upper()))
@@ -324,7 +317,7 @@ class TensorFlowBackend(Backend):
     def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
         tensors = (x, w) if bias is None else (x, w, bias)
         if groups == 1:
-            return self._compiled_when_repeated(_conv2d_nchw, (stride, padding), *tensors)
+            return self._run_compiled(_conv2d_nchw, (stride, padding), *tensors)
         # TensorFlow's CPU kernels have no gradient for grouped convolutions: one convolution per group.
         x, w = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(w, (2, 3, 1, 0))  # NCHW -> NHWC, OIHW -> HWIO
         pads = _spatial(padding) if any(padding) else "VALID"
@@ -335,15 +328,11 @@ class TensorFlowBackend(Backend):
         return tf.transpose(y, (0, 3, 1, 2))
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
-        return self._compiled_when_repeated(_pool2d_nchw, (window, stride, padding, mode), x)
+        return self._run_compiled(_pool2d_nchw, (window, stride, padding, mode), x)
 
-    def _compiled_when_repeated(self, op: Callable[..., Any], config: tuple[Any, ...], *tensors: Any) -> Any:
-        """``op(config, *tensors)``: eagerly the first time these shapes are met, compiled by XLA after."""
+    def _run_compiled(self, op: Callable[..., Any], config: tuple[Any, ...], *tensors: Any) -> Any:
+        """``op(config, *tensors)``, compiled by XLA on the CPU from the first call (the same bits on every call)."""
         if not self._on_cpu:
-            return op(config, *tensors)
-        signature = (op, config, *((tuple(t.shape), t.dtype) for t in tensors))
-        calls = self._calls[signature] = self._calls.get(signature, 0) + 1
-        if calls <= _EAGER_CALLS:
             return op(config, *tensors)
         return _compiled(op, config)(*tensors)
 

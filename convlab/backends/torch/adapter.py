@@ -33,17 +33,14 @@ Notes
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
-from convlab.backends.base import Backend, BookTab, Loss, Padding, Pair
-
-if TYPE_CHECKING:
-    from convlab.layers import LayerDef
+from convlab.backends.base import Backend, BookTab, LayerDef, Loss, Padding, Pair
 
 
 class Module(nn.Module):

@@ -1,27 +1,4 @@
-"""Layers of a small CNN, written once, made as real modules of the active framework.
-
-``cl.nn.Conv2d(1, 6, 5, padding=2)`` on the torch backend is an
-``nn.Module``, on TensorFlow a Keras ``Layer``, on JAX a Flax NNX
-``Module``, on MXNet a Gluon ``Block``; each holds its parameters the way
-its framework does, so the framework's own optimisers train it, and each is
-called on NCHW tensors of that framework. What a layer computes is one
-frozen definition here (:class:`Conv2dDef`, :class:`Pool2dDef`, ...),
-in terms of the backend protocol's primitives; the adapters only register
-parameters and submodules.
-
-Initial values: with an int ``seed``, NumPy draws them (Xavier-uniform
-weights, zero biases, as the book's PyTorch tab initialises LeNet), so every
-backend starts from the same numbers. With ``seed=None`` the framework's
-own layer of that kind draws them (``torch.nn.Conv2d``'s Kaiming-uniform,
-Keras' Glorot-uniform, ...), as a user of that framework would get.
-
-Examples
---------
->>> import convlab as cl
->>> net = cl.nn.Sequential(cl.nn.Conv2d(1, 2, 3, padding=1, seed=0), cl.nn.ReLU(), cl.nn.MaxPool2d(2))
->>> net(cl.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])).shape
-(1, 2, 1, 1)
-"""
+"""The layers of ``cl.nn``: one frozen definition per kind, and the factories that make them modules."""
 
 from __future__ import annotations
 
@@ -33,11 +10,10 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab._checks import check_fits, check_kernel_size, check_padding, check_positive, check_stride
-from convlab._convert import as_native, describe
-from convlab._registry import get_backend
-from convlab.backends.base import Backend, Padding, Pair, Tensor
-from convlab.layers import LayerDef
+from convlab.backends.base import Backend, LayerDef, Padding, Pair, Tensor
+from convlab.core.checks import check_count, check_fits, check_kernel_size, check_padding, check_stride
+from convlab.core.convert import as_native, describe
+from convlab.core.registry import get_backend
 
 Children = Sequence[Callable[[Tensor], Tensor]]
 
@@ -179,10 +155,6 @@ def _initial(
     return initial
 
 
-def _count(value: Any, name: str) -> int:
-    return int(check_positive(value, name, integer=True))
-
-
 @export(pinned=True, namespace="nn")
 def Conv2d(  # noqa: N802 - the frameworks' class name
     in_channels: int,
@@ -231,7 +203,7 @@ def Conv2d(  # noqa: N802 - the frameworks' class name
     """
     size = check_kernel_size(kernel_size)
     definition = Conv2dDef(
-        _count(in_channels, "in_channels"), _count(out_channels, "out_channels"), size,
+        check_count(in_channels, "in_channels"), check_count(out_channels, "out_channels"), size,
         check_stride(stride), check_padding(padding),
     )  # fmt: skip
     receptive = size[0] * size[1]
@@ -299,7 +271,7 @@ def Linear(in_features: int, out_features: int, bias: bool = True, seed: int | N
     >>> cl.nn.Linear(400, 120, seed=0)(np.zeros((3, 400))).shape
     (3, 120)
     """
-    definition = LinearDef(_count(in_features, "in_features"), _count(out_features, "out_features"))
+    definition = LinearDef(check_count(in_features, "in_features"), check_count(out_features, "out_features"))
     shapes = {"weight": (definition.out_features, definition.in_features)}
     if bias:
         shapes["bias"] = (definition.out_features,)
@@ -356,6 +328,17 @@ def Sequential(*layers: Any) -> Any:  # noqa: N802 - the frameworks' name
     return backend.module(SequentialDef(), {}, tuple(layers))
 
 
+def module_backend(module: Any, name: str = "module") -> Backend:
+    """The backend a convlab layer or model was made on; ``TypeError`` naming ``name`` for anything else."""
+    backend = getattr(module, "backend", None)
+    if not isinstance(getattr(module, "definition", None), LayerDef) or not isinstance(backend, Backend):
+        raise TypeError(
+            f"{name}: expected a convlab {name} (cl.nn.Conv2d, cl.Conv2D, cl.models.lenet(), ...), "
+            f"got {type(module).__name__}"
+        )
+    return backend
+
+
 @export
 def parameters(module: Any) -> dict[str, Any]:
     """A convlab module's trainable parameters by name (``"weight"``, ``"0.bias"``), live tensors of its framework.
@@ -363,9 +346,4 @@ def parameters(module: Any) -> dict[str, Any]:
     The framework's own ways see the same parameters (``module.parameters()``
     in PyTorch, ``trainable_weights`` in Keras, ``nnx.state(module, nnx.Param)``...).
     """
-    backend = getattr(module, "backend", None)
-    if not isinstance(getattr(module, "definition", None), LayerDef) or not isinstance(backend, Backend):
-        raise TypeError(
-            f"module: expected a convlab module (cl.nn.Conv2d, cl.Conv2D, ...), got {type(module).__name__}"
-        )
-    return backend.parameters(module)
+    return module_backend(module).parameters(module)

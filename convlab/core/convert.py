@@ -1,6 +1,6 @@
 """Conversions between NumPy, Python data and each backend's tensors.
 
-They sit below validation (:mod:`convlab._checks`) and the operations
+They sit below validation (:mod:`convlab.core.checks`) and the operations
 (:mod:`convlab.ops`): every message names the argument, what was expected and
 what was received.
 """
@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab._registry import get_backend, load_backend, owning_backend
 from convlab.backends.base import Backend, Tensor
+from convlab.core.registry import get_backend, load_backend, owning_backend
 
 
 @export

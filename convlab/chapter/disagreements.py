@@ -17,9 +17,9 @@ import numpy as np
 
 from convlab import nn
 from convlab._api import export
-from convlab._registry import backend_names, load_backend, use_backend
 from convlab._text import table
 from convlab.backends.base import BOOK_EXAMPLES, BookTab
+from convlab.core.registry import backend_names, load_backend, use_backend
 from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
 
 LAYERS = {

@@ -57,6 +57,22 @@ def check_positive(value: Any, name: str, *, integer: bool = False) -> Any:
     return value
 
 
+def check_count(value: Any, name: str) -> int:
+    """``value`` as a positive int (a count of channels, features, examples); ``ValueError`` naming ``name``."""
+    return int(check_positive(value, name, integer=True))
+
+
+def check_chw(input_shape: Any) -> tuple[int, int, int]:
+    """``input_shape`` as ``(channels, height, width)``, three positive ints; ``ValueError`` otherwise."""
+    try:
+        items = tuple(input_shape)
+    except TypeError:
+        items = ()
+    if len(items) != 3 or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in items):
+        raise ValueError(f"input_shape: expected (channels, height, width), three positive ints, got {input_shape!r}")
+    return int(items[0]), int(items[1]), int(items[2])
+
+
 def _ints(value: Any, name: str, lengths: tuple[int, ...], what: str, minimum: int) -> tuple[int, ...]:
     items = (value,) if isinstance(value, numbers.Integral) else value
     try:

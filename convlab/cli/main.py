@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from convlab._registry import backend_info, backend_names, get_backend, load_backend
 from convlab._text import table
+from convlab.core.registry import backend_info, backend_names, get_backend, load_backend
 from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
 
 
@@ -28,7 +28,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from convlab.demo import run_demo
+    from convlab.cli.demo import run_demo
 
     backend = args.backend or get_backend().name
     run_demo(backend)
@@ -71,11 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parity.add_arguments(parity_parser)
     parity_parser.set_defaults(run=_parity)
 
-    from convlab import classifier
+    from convlab.cli import lenet as lenet_command
 
     lenet = commands.add_parser("lenet", help="train d2l 7.6's LeNet on Fashion-MNIST on one backend")
-    classifier.add_arguments(lenet)
-    lenet.set_defaults(run=classifier.main)
+    lenet_command.add_arguments(lenet)
+    lenet.set_defaults(run=lenet_command.main)
 
     from convlab import bench
 

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convlab._api import export
-from convlab._convert import to_numpy
-from convlab._registry import get_backend
+from convlab.chapter.kernels import edge
+from convlab.core.convert import to_numpy
+from convlab.core.ops import corr2d_on
+from convlab.core.registry import get_backend
 from convlab.data import edge_image
-from convlab.kernels import edge
-from convlab.layers import HandWrittenConv2D, SquaredError
-from convlab.ops import corr2d_on
-from convlab.training import design_matrix
+from convlab.nn.handwritten import HandWrittenConv2dDef
+from convlab.nn.losses import SquaredError
+from convlab.train.kernel import design_matrix
 
 
 @dataclass
@@ -52,7 +53,7 @@ def autograd_exercise() -> AutogradOutcome:
     Y = to_numpy(corr2d_on(backend, X, edge()))
     weight = np.array([[0.5, -0.25]], dtype=np.float32)
     bias = np.zeros((1,), dtype=np.float32)
-    layer = backend.module(HandWrittenConv2D("loop"), {"weight": weight, "bias": bias})
+    layer = backend.module(HandWrittenConv2dDef("loop"), {"weight": weight, "bias": bias})
     try:
         _, grads = backend.value_and_grad(layer, backend.tensor(X), backend.tensor(Y), SquaredError(backend))
     except Exception as exc:

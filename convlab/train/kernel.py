@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab._checks import check_choice, check_fits, check_kernel_size, check_matrix, check_positive
-from convlab._convert import as_native, to_numpy
-from convlab._registry import get_backend
+from convlab.core.checks import check_choice, check_fits, check_kernel_size, check_matrix, check_positive
+from convlab.core.convert import as_native, to_numpy
+from convlab.core.registry import get_backend
 from convlab.errors import DivergenceError
-from convlab.layers import INITS, HalfMeanSquaredError, HandWrittenConv2D, SquaredError, initial_weights
+from convlab.nn.handwritten import INITS, HandWrittenConv2dDef, initial_weights
+from convlab.nn.losses import HalfMeanSquaredError, SquaredError
 
 LAYERS = ("builtin", "custom")
 LOSSES = {"squared": SquaredError, "l2": HalfMeanSquaredError}
@@ -199,7 +200,7 @@ def train_kernel(
     use_bias = layer == "custom"
     if use_bias:
         initial = initial_weights(size, True, init, seed, backend, init_std)
-        model = backend.module(HandWrittenConv2D("vectorized"), initial)
+        model = backend.module(HandWrittenConv2dDef("vectorized"), initial)
     else:  # the framework's own layer keeps its own initialiser for init="framework"
         initial = None if init == "framework" else initial_weights(size, False, init, seed, backend, init_std)
         model = backend.builtin_conv2d(size, None if initial is None else initial["weight"])

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from convlab import nn
 from convlab._api import export
-from convlab._checks import check_positive
+from convlab.core.checks import check_positive
+from convlab.nn import layers as nn
 
 
 def _layer_seeds(seed: int | None, count: int) -> list[int | None]:

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab._checks import check_positive
-from convlab._convert import as_real_array
-from convlab._registry import get_backend
 from convlab.backends.base import Tensor
+from convlab.core.checks import check_positive
+from convlab.core.convert import as_real_array
+from convlab.core.registry import get_backend
 
 
 @export

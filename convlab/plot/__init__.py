@@ -97,7 +97,7 @@ def _pyplot() -> Any:
 
 def _matrix(x: Any, name: str) -> np.ndarray:
     """``x`` (a list, an array or a tensor of any backend) as a finite 2-D float array."""
-    from convlab._convert import as_real_array
+    from convlab.core.convert import as_real_array
 
     array = as_real_array(x, name).astype(np.float64)
     if array.ndim != 2 or 0 in array.shape:
@@ -258,14 +258,14 @@ def correlation_figure(X: Any, K: Any, Y: Any = None, ax: Any = None) -> Figure:
     ['19', '25', '37', '43']
     >>> plot._pyplot().close(fig)
     """
-    from convlab._checks import check_fits
+    from convlab.core.checks import check_fits
 
     Xa, Ka = _matrix(X, "X"), _matrix(K, "K")
     check_fits(Xa.shape, Ka.shape)
     expected = (Xa.shape[0] - Ka.shape[0] + 1, Xa.shape[1] - Ka.shape[1] + 1)
     if Y is None:
-        from convlab._convert import to_numpy
-        from convlab.ops import corr2d
+        from convlab.core.convert import to_numpy
+        from convlab.core.ops import corr2d
 
         Ya = _matrix(to_numpy(corr2d(Xa.astype(np.float32), Ka.astype(np.float32))), "Y")
     else:
@@ -546,9 +546,9 @@ class _SlidingWindow:
     """
 
     def __init__(self, X: Any, K: Any, padding: Any, stride: Any, mode: str) -> None:
-        from convlab._checks import check_padding, check_stride
-        from convlab._convert import to_numpy
-        from convlab.ops import corr2d, pad
+        from convlab.core.checks import check_padding, check_stride
+        from convlab.core.convert import to_numpy
+        from convlab.core.ops import corr2d, pad
 
         Xa, Ka = _matrix(X, "X"), _matrix(K, "K")
         X32, K32 = Xa.astype(np.float32), Ka.astype(np.float32)
@@ -774,7 +774,7 @@ def sliding_window_animation(
 
 def _check_interval(interval: Any) -> int:
     """A positive number of milliseconds."""
-    from convlab._checks import check_positive
+    from convlab.core.checks import check_positive
 
     return int(check_positive(interval, "interval", integer=True))
 
@@ -828,7 +828,7 @@ def save_gif(animation: Any, path: str | os.PathLike[str], fps: float = 1.25, dp
     """
     from matplotlib.animation import PillowWriter
 
-    from convlab._checks import check_positive
+    from convlab.core.checks import check_positive
 
     _animation_figure(animation)
     if not isinstance(path, (str, os.PathLike)):
@@ -844,7 +844,7 @@ def save_gif(animation: Any, path: str | os.PathLike[str], fps: float = 1.25, dp
 
 
 def _channels_of(x: Any, name: str) -> np.ndarray:
-    from convlab._convert import as_real_array
+    from convlab.core.convert import as_real_array
 
     array = as_real_array(x, name).astype(np.float64)
     if array.ndim != 3 or 0 in array.shape:
@@ -891,8 +891,8 @@ def multi_channel_figure(X: Any, K: Any, title: str | None = None) -> Figure:
     '(0×0 + 1×1 + 3×2 + 4×3) + (1×1 + 2×2 + 4×3 + 5×4) = 56'
     >>> plot._pyplot().close(fig)
     """
-    from convlab._convert import to_numpy
-    from convlab.ops import corr2d, corr2d_multi_in
+    from convlab.core.convert import to_numpy
+    from convlab.core.ops import corr2d, corr2d_multi_in
 
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title: expected a string, got {title!r}")
@@ -1121,7 +1121,7 @@ def training_curves(results: Any, title: str | None = "LeNet on Fashion-MNIST") 
     ['loss', 'accuracy']
     >>> plot._pyplot().close(fig)
     """
-    from convlab.classifier import ClassifierResult
+    from convlab.train.records import ClassifierResult
 
     if isinstance(results, ClassifierResult):
         runs = {results.backend: results}
@@ -1192,10 +1192,10 @@ def activations(
     (1, 6, 28, 28)
     >>> plot._pyplot().close(fig)
     """
-    from convlab._convert import as_real_array
-    from convlab.classifier import _backend_of
+    from convlab.core.convert import as_real_array
+    from convlab.nn.layers import module_backend
 
-    backend = _backend_of(model)
+    backend = module_backend(model, "model")
     children = backend.submodules(model)
     pictures = as_real_array(images, "images")
     if pictures.ndim == 3:

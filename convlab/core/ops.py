@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab._checks import (
+from convlab.backends.base import Backend, Tensor
+from convlab.core.checks import (
     check_choice,
     check_fits,
     check_image,
@@ -22,9 +23,8 @@ from convlab._checks import (
     check_padding,
     check_stride,
 )
-from convlab._convert import as_native, to_numpy
-from convlab._registry import get_backend
-from convlab.backends.base import Backend, Tensor
+from convlab.core.convert import as_native, to_numpy
+from convlab.core.registry import get_backend
 
 METHODS = ("auto", "loop", "vectorized", "native")
 POOL_MODES = ("max", "avg")

@@ -1,13 +1,7 @@
-"""Layers, written once: parameter shapes, initial values and forward passes.
+"""The chapter's hand-written ``Conv2D`` (d2l 7.2): ``corr2d(X, weight) + bias`` on one 2-D image.
 
-A layer is a :class:`LayerDef`: a frozen, comparable description that says
-which parameters it has, how they start and how it computes. The active
-backend's :meth:`~convlab.backends.base.Backend.module` turns it into a real
-module of that framework (an ``nn.Module``, a Keras ``Layer``, an NNX
-``Module``, a Gluon ``Block``, or NumPy's own), whose call runs
-:meth:`LayerDef.forward` on that framework's tensors. Definitions compare by
-value, so a framework that compiles the forward pass (``jax.jit``) reuses one
-compilation for every layer of the same kind.
+It differs from :func:`convlab.nn.Conv2d` (the frameworks' batched NCHW layer) in
+taking a single 2-D image and a single 2-D kernel, as the book's class does.
 """
 
 from __future__ import annotations
@@ -19,40 +13,16 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab._checks import check_choice, check_kernel_size
-from convlab._registry import get_backend
-from convlab.backends.base import Backend, Pair, Tensor
-from convlab.ops import METHODS, corr2d_on
+from convlab.backends.base import Backend, LayerDef, Pair, Tensor
+from convlab.core.checks import check_choice, check_kernel_size
+from convlab.core.ops import METHODS, corr2d_on
+from convlab.core.registry import get_backend
 
 INITS = ("normal", "zeros", "framework")
 
 
 @dataclass(frozen=True)
-class LayerDef:
-    """What a layer is, independent of any framework."""
-
-    @property
-    def title(self) -> str:
-        """The layer's name in summaries: its class name without ``Def``."""
-        return type(self).__name__.removesuffix("Def")
-
-    def forward(
-        self,
-        backend: Backend,
-        params: Mapping[str, Tensor],
-        X: Tensor,
-        children: Sequence[Callable[[Tensor], Tensor]] = (),
-    ) -> Tensor:
-        """The layer's output for input ``X`` given its own parameters and its submodules.
-
-        ``params`` are native tensors of ``backend``; ``children`` are the
-        submodules of a container, callable on a tensor (empty for a layer).
-        """
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class HandWrittenConv2D(LayerDef):
+class HandWrittenConv2dDef(LayerDef):
     """The chapter's layer: ``corr2d(X, weight, method) + bias`` on a 2-D input.
 
     The forward pass uses the backend it is given, which is the one the layer
@@ -61,6 +31,10 @@ class HandWrittenConv2D(LayerDef):
     """
 
     method: str = "vectorized"
+
+    @property
+    def title(self) -> str:
+        return "Conv2D"
 
     def forward(
         self,
@@ -136,42 +110,6 @@ def Conv2D(  # noqa: N802 - a factory that reads like the book's class
     array([[0., 0.]], dtype=float32)
     """
     size = check_kernel_size(kernel_size)
-    definition = HandWrittenConv2D(check_choice(method, "method", METHODS))
+    definition = HandWrittenConv2dDef(check_choice(method, "method", METHODS))
     backend = get_backend()
     return backend.module(definition, initial_weights(size, bool(bias), init, seed, backend))
-
-
-@dataclass(frozen=True)
-class SquaredError:
-    """The book's loss: squared error summed over all outputs.
-
-    Compared by value, like :class:`LayerDef`, so compiled training steps are reused.
-    """
-
-    backend: Backend
-
-    def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
-        return self.backend.sum((Y_hat - Y) ** 2)
-
-
-@dataclass(frozen=True)
-class HalfMeanSquaredError:
-    """The Java edition's loss, DJL's ``Loss.l2Loss()``: half the mean squared error."""
-
-    backend: Backend
-
-    def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
-        return 0.5 * self.backend.mean((Y_hat - Y) ** 2)
-
-
-@dataclass(frozen=True)
-class SoftmaxCrossEntropy:
-    """The mean softmax cross-entropy of logits ``Y_hat`` ``(N, classes)`` against one-hot ``Y``, as d2l's classifiers.
-
-    The labels come one-hot (float) so that the loss needs no gather: ``-sum(Y * log_softmax(Y_hat)) / N``.
-    """
-
-    backend: Backend
-
-    def __call__(self, Y_hat: Tensor, Y: Tensor) -> Tensor:
-        return -self.backend.sum(Y * self.backend.log_softmax(Y_hat, axis=1)) / Y_hat.shape[0]

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab._checks import check_choice, check_image, check_matrix, check_padding, check_stride
-from convlab._convert import as_native
-from convlab._registry import get_backend
 from convlab.backends.base import Backend, Tensor
-from convlab.ops import METHODS, corr2d_on, pad_on
+from convlab.core.checks import check_choice, check_image, check_matrix, check_padding, check_stride
+from convlab.core.convert import as_native
+from convlab.core.ops import METHODS, corr2d_on, pad_on
+from convlab.core.registry import get_backend
 
 
 @export(pinned=True)

@@ -1,0 +1,88 @@
+"""``convlab lenet``: d2l §7.6's LeNet on Fashion-MNIST on one backend, its curves and its record."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from convlab import __version__
+from convlab.core.registry import get_backend, use_backend
+from convlab.data import FashionMNIST
+from convlab.nn import models
+from convlab.plot import training_curves
+from convlab.train.classifier import layer_summary, train_classifier
+
+
+def add_arguments(parser: Any) -> None:
+    """The options of ``convlab lenet``."""
+    parser.add_argument("--backend", help="the backend to train on (default: $CONVLAB_BACKEND, else numpy)")
+    parser.add_argument("--epochs", type=int, default=10, help="passes over the training set (default: 10)")
+    parser.add_argument("--lr", type=float, default=0.1, help="learning rate (default: 0.1, the book's)")
+    parser.add_argument("--batch-size", type=int, default=128, help="minibatch size (default: 128, the book's)")
+    parser.add_argument("--max-batches", type=int, help="at most this many batches per epoch (quick runs)")
+    parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order (default: 0)")
+    parser.add_argument(
+        "--activation", choices=("sigmoid", "relu"), default="sigmoid", help="LeNet's activation (default: sigmoid)"
+    )
+    parser.add_argument("--pooling", choices=("avg", "max"), default="avg", help="LeNet's pooling (default: avg)")
+    parser.add_argument("--data", metavar="DIR", help="the Fashion-MNIST files (default: the usual places)")
+    parser.add_argument("--plot", metavar="DIR", help="write the training curves as a PNG into DIR")
+    parser.add_argument(
+        "--json", metavar="PATH", help="save the run (losses, accuracies, timing, versions) as ClassifierResult.save"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def _command(args: Any, backend: str) -> str:
+    """The ``convlab lenet`` command that repeats this run (where the output goes aside)."""
+    words = ["convlab", "lenet", "--backend", backend, "--epochs", str(args.epochs), "--lr", str(args.lr)]
+    words += ["--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    words += ["--activation", args.activation, "--pooling", args.pooling]
+    if args.max_batches is not None:
+        words += ["--max-batches", str(args.max_batches)]
+    return " ".join(words)
+
+
+def main(args: Any) -> int:
+    """``convlab lenet``: d2l §7.6's LeNet on Fashion-MNIST on one backend; returns the exit status."""
+    with use_backend(args.backend or get_backend().name) as backend:
+        data = FashionMNIST(batch_size=args.batch_size, root=args.data, seed=args.seed)
+        model = models.lenet(seed=args.seed, activation=args.activation, pooling=args.pooling)
+        if not args.quiet:
+            layer_summary(model)
+        start = time.perf_counter()
+        result = train_classifier(
+            model, data, args.epochs, args.lr, max_batches=args.max_batches, verbose=not args.quiet
+        )
+        seconds = time.perf_counter() - start
+    print(
+        f"{backend.name}: train loss {result.train_loss[-1]:.3f}, train acc {result.train_acc[-1]:.3f}, "
+        f"val acc {result.val_acc[-1]:.3f}; {result.examples_per_sec:.0f} examples/s, {seconds:.1f} s in all"
+    )
+    if args.json:
+        result.metadata.update(
+            command=_command(args, backend.name),
+            date=datetime.date.today().isoformat(),
+            seconds=round(seconds, 1),
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            max_batches=args.max_batches,
+            seed=args.seed,
+            activation=args.activation,
+            pooling=args.pooling,
+            framework_version=backend.version(),
+            convlab_version=__version__,
+            python=platform.python_version(),
+        )
+        result.save(args.json)
+        print(f"results written to {args.json}")
+    if args.plot:
+        Path(args.plot).mkdir(parents=True, exist_ok=True)
+        path = Path(args.plot) / f"lenet-{result.backend}.png"
+        training_curves(result).savefig(path)
+        print(f"curves written to {path}")
+    return 0
