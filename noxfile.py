@@ -47,7 +47,7 @@ def core(session: nox.Session) -> None:
         "auto",
         "-m",
         "not docs",
-        "--ignore=tests/test_notebooks.py",
+        "--ignore=tests/tools/test_notebooks.py",
         "tests",
         "convlab",
         env={"TF_CPP_MIN_LOG_LEVEL": "3"},

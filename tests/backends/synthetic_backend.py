@@ -2,7 +2,7 @@
 
 It proves that adding a backend touches nothing outside its own code: it is
 registered at run time (``cl.register_backend``) and then passes the
-conformance suites unchanged (``tests/test_synthetic_backend.py``).
+conformance suites unchanged (``tests/backends/test_synthetic_backend.py``).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from convlab.core.registry import backend_names, load_backend
 
 pytestmark = [pytest.mark.docs, pytest.mark.xdist_group("docs")]  # one worker builds the site once
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [
     "index",
     "getting-started",

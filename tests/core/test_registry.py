@@ -17,7 +17,7 @@ import convlab as cl
 from convlab import _api
 from convlab.backends.spec import BackendSpec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_python(code: str, **env: str) -> str:

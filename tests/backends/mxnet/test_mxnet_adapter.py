@@ -1,6 +1,6 @@
 """``cl.nn`` on MXNet as Gluon sees it: registration, names, initial values, Gluon's own training loop.
 
-The conformance suite (``tests/test_nn.py``) checks what every backend
+The conformance suite (``tests/nn/test_layers.py``) checks what every backend
 computes; these tests check what only Gluon users meet. The references are
 Gluon's own idiomatic code (``collect_params``, ``save_parameters``,
 ``gluon.Trainer``, ``nn.Conv2D`` and ``nn.Dense`` after ``initialize()``),

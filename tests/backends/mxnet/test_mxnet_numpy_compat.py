@@ -36,7 +36,7 @@ def backend():
 
 def run_python(code: str) -> dict:
     """Run ``code`` in a fresh interpreter; it prints one JSON object as its last line."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=root)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])

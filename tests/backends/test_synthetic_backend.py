@@ -12,12 +12,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def test_synthetic_backend_passes_the_conformance_suites():
-    env = {**os.environ, "CONVLAB_TEST_EXTRA_BACKEND": "synthetic_backend:BACKEND", "PYTHONPATH": str(TESTS)}
-    suites = ["test_conformance.py", "test_primitives.py", "test_gradcheck.py", "test_chapter.py"]
+    env = {
+        **os.environ,
+        "CONVLAB_TEST_EXTRA_BACKEND": "synthetic_backend:BACKEND",
+        "PYTHONPATH": str(TESTS / "backends"),
+    }
+    suites = [
+        "core/test_conformance.py",
+        "core/test_primitives.py",
+        "core/test_gradcheck.py",
+        "chapter/test_conv_layer.py",
+    ]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "numpy64", *suites],
         cwd=TESTS,

@@ -24,7 +24,7 @@ pytest.importorskip("ipykernel")
 from convlab.core.registry import backend_names, load_backend  # noqa: E402
 from convlab.errors import BackendNotInstalledError  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 PARAMETERS = 'BACKEND = "numpy"'

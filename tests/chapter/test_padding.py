@@ -2,7 +2,7 @@
 
 References are independent of convlab: ``numpy.pad``, ``scipy.signal.correlate2d`` in float64,
 plain float64 loops, and a framework's own layers (Keras, PyTorch) where installed. The book's
-four shapes are checked in tests/test_chapter.py, with its zero-padded 2-D oracle; this file adds
+four shapes are checked in tests/chapter/test_conv_layer.py, with its zero-padded 2-D oracle; this file adds
 the other padding modes, channels, the exercises and where the TensorFlow tab differs.
 """
 
