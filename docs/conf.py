@@ -36,6 +36,7 @@ extensions = [
     "sphinx.ext.graphviz",  # the architecture diagram, rendered to SVG at build time
     "sphinx.ext.intersphinx",
     "convlab_docs",  # docs/_ext: notebooks, backend tabs, parity table, API list
+    "protocol_table",  # docs/_ext: the backend protocol's table, read from convlab.backends.base
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}

@@ -264,17 +264,17 @@ def corr2d_on(backend: Backend, X: Any, K: Any, method: str = "auto", *, padding
     padding, stride = check_padding(padding), check_stride(stride)
     X, K = _operands(X, K, backend, padding)
     if method == "native" or (method == "auto" and stride != (1, 1)):
-        return _native(backend, X, K, padding, stride)
+        return _native_corr2d(backend, X, K, padding, stride)
     X = _padded(backend, X, padding, "zeros")
     if method == "auto":
         method = backend.auto_method(tuple(X.shape), tuple(K.shape))
     if method == "native":
-        return _native(backend, X, K, NO_PADDING, stride)
+        return _native_corr2d(backend, X, K, NO_PADDING, stride)
     Y = backend.corr2d_loop(X, K) if method == "loop" else backend.corr2d_vectorized(X, K)
     return Y if stride == (1, 1) else Y[:: stride[0], :: stride[1]]
 
 
-def _native(
+def _native_corr2d(
     backend: Backend, X: Tensor, K: Tensor, padding: tuple[int, int, int, int], stride: tuple[int, int]
 ) -> Tensor:
     # The framework's own convolution: the batched primitive on one image and one channel.

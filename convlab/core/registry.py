@@ -179,7 +179,7 @@ def _order_rules() -> list[tuple[str, str]]:
     return rules
 
 
-def _backend_of(framework: str) -> str:
+def _backend_of_framework(framework: str) -> str:
     """The name of the backend whose main module ``framework`` is (``framework`` itself if none)."""
     return next((spec.name for spec in specs().values() if spec.modules[:1] == (framework,)), framework)
 
@@ -195,7 +195,7 @@ def _check_import_order(spec: BackendSpec, visiting: frozenset[str] = frozenset(
         raise BackendLoadOrderError(
             f"backend {spec.name!r}: {framework} must be imported before {late[0]} in one process "
             f"(after it, it can crash the process), but {late[0]} is already loaded. Select "
-            f"{spec.name!r} (or import {framework}) before {_backend_of(late[0])!r}, or use a new process."
+            f"{spec.name!r} (or import {framework}) before {_backend_of_framework(late[0])!r}, or use a new process."
         )
     for earlier in dict.fromkeys(earlier for earlier, later in rules if later == framework):
         if earlier in sys.modules or earlier in visiting or not _findable(earlier):

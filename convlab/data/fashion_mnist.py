@@ -210,14 +210,15 @@ class FashionMNIST:
 
     The 70,000 28x28 grey images of clothes in ten classes (60,000 to train,
     10,000 to validate), read from the four official IDX files, gzipped or
-    not. convlab looks in this order, and uses the first directory that
-    holds all four:
+    not. A ``root`` you name is the only place looked in (``download=True``
+    then fetches into it), so a mistyped directory is an error, not a quiet
+    fallback. Without one, convlab looks in this order, and uses the first
+    directory that holds all four:
 
-    1. ``root``, if given;
-    2. ``$CONVLAB_DATA/fashion-mnist``, if that variable is set;
-    3. ``/usr/share/datasets/fashion-mnist``, where Debian's package
+    1. ``$CONVLAB_DATA/fashion-mnist``, if that variable is set;
+    2. ``/usr/share/datasets/fashion-mnist``, where Debian's package
        ``dataset-fashion-mnist`` installs them;
-    4. the user cache, ``$XDG_CACHE_HOME/convlab/fashion-mnist`` (by default
+    3. the user cache, ``$XDG_CACHE_HOME/convlab/fashion-mnist`` (by default
        ``~/.cache/convlab/fashion-mnist``), which ``download=True`` fills.
 
     Each file is verified before use (magic number, counts, 28x28 shapes,
@@ -236,15 +237,15 @@ class FashionMNIST:
         process; a size whose copy of the training set would pass 1 GiB
         (over about 66x66) is resized batch by batch instead.
     root : str or os.PathLike, optional
-        A directory holding the four files; looked in first.
+        The directory holding the four files, and then the only one looked in.
     seed : int, default 0
         Seeds the NumPy generator that shuffles the training set: pass ``k``
         over the training data (through any of this object's training
         loaders) uses the ``k``-th permutation drawn from
         ``numpy.random.default_rng(seed)``, on every backend alike.
     download : bool, default False
-        If no directory holds all four files, fetch the ones the user cache
-        lacks from :attr:`mirrors`. Each is written to a temporary file,
+        If no directory holds all four files, fetch the ones missing from
+        :attr:`mirrors` into ``root``, or without one into the user cache. Each is written to a temporary file,
         verified, then renamed into place, so an interrupted or damaged
         download leaves nothing behind.
 
@@ -394,10 +395,10 @@ class FashionMNIST:
 
     def _places(self) -> list[tuple[str, Path | None]]:
         """Each place looked in, in order, with how to name it in a message (``None``: not set)."""
+        if self.root is not None:  # named by the user: the only place, as torchvision's root
+            return [("root=", self.root)]
         data_root = os.environ.get("CONVLAB_DATA")
         places: list[tuple[str, Path | None]] = []
-        if self.root is not None:
-            places.append(("root=", self.root))
         places.append(("$CONVLAB_DATA", Path(data_root) / "fashion-mnist" if data_root else None))
         places.append(("Debian's package dataset-fashion-mnist", self.system_dir))
         places.append(("the user cache, which download=True fills", self.cache_dir()))
@@ -422,9 +423,16 @@ class FashionMNIST:
                 f"{directory} ({label}): " + ("none of the files" if not found else "lacks " + ", ".join(missing))
             )
         if download:
-            return self._download(self.cache_dir(), specs)
+            return self._download(self.root or self.cache_dir(), specs)
         names = ", ".join(spec.name for spec in specs)
         places = "\n".join(f"  {i}. {line}" for i, line in enumerate(report, start=1))
+        if self.root is not None:
+            raise DataNotFoundError(
+                f"Fashion-MNIST not found in the directory you named: {report[0]}. A named root is the only "
+                f"place convlab looks in; it must hold the four IDX files ({names}; each gzipped as .gz or not). "
+                "Check the path, pass download=True to fetch the files into it, or leave root unset to search "
+                "$CONVLAB_DATA, Debian's dataset-fashion-mnist and the user cache"
+            )
         raise DataNotFoundError(
             f"Fashion-MNIST not found: convlab looks for its four IDX files ({names}; each gzipped "
             f"as .gz or not) in these places, in order:\n{places}\nTo get the data, any one of:\n"

@@ -18,7 +18,7 @@ from convlab.core.registry import get_backend
 Children = Sequence[Callable[[Tensor], Tensor]]
 
 
-def _native(backend: Backend, X: Any, layer: str) -> Tensor:
+def _input_tensor(backend: Backend, X: Any, layer: str) -> Tensor:
     """``X`` as a tensor of the layer's backend: its own float tensors pass as they are, other data is converted.
 
     NumPy's own float64 arrays pass too, as NumPy's autograd differentiates in them (``cl.gradcheck``).
@@ -45,7 +45,7 @@ class Conv2dDef(LayerDef):
     padding: Padding
 
     def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
-        X = _native(backend, X, "Conv2d")
+        X = _input_tensor(backend, X, "Conv2d")
         _check_input("Conv2d", X, f"(N, {self.in_channels}, H, W), in_channels={self.in_channels}", 4, self.in_channels)
         top, bottom, left, right = self.padding
         check_fits((X.shape[2] + top + bottom, X.shape[3] + left + right), self.kernel_size, "kernel_size", padded=True)
@@ -66,7 +66,7 @@ class Pool2dDef(LayerDef):
         return "MaxPool2d" if self.mode == "max" else "AvgPool2d"
 
     def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
-        X = _native(backend, X, self.title)
+        X = _input_tensor(backend, X, self.title)
         _check_input(self.title, X, "(N, C, H, W)", 4)
         top, bottom, left, right = self.padding
         check_fits((X.shape[2] + top + bottom, X.shape[3] + left + right), self.kernel_size, "kernel_size", padded=True)
@@ -85,7 +85,7 @@ class LinearDef(LayerDef):
         return "Linear"
 
     def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
-        X = _native(backend, X, "Linear")
+        X = _input_tensor(backend, X, "Linear")
         _check_input("Linear", X, f"(N, {self.in_features}), in_features={self.in_features}", 2, self.in_features)
         return backend.linear(X, params["weight"], params.get("bias"))
 
@@ -101,7 +101,7 @@ class ActivationDef(LayerDef):
         return {"sigmoid": "Sigmoid", "relu": "ReLU"}[self.function]
 
     def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
-        X = _native(backend, X, self.title)
+        X = _input_tensor(backend, X, self.title)
         return backend.sigmoid(X) if self.function == "sigmoid" else backend.relu(X)
 
 
@@ -114,7 +114,7 @@ class FlattenDef(LayerDef):
         return "Flatten"
 
     def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
-        X = _native(backend, X, "Flatten")
+        X = _input_tensor(backend, X, "Flatten")
         if len(X.shape) < 2:
             raise ValueError(f"Flatten: expected an input of shape (N, ...) with at least 2 axes, got {describe(X)}")
         return backend.reshape(X, (X.shape[0], math.prod(X.shape[1:])))

@@ -382,13 +382,12 @@ def test_a_changed_file_is_verified_again(home, tiny):
 
 def test_the_search_order(home, tiny, monkeypatch):
     places = [
-        home / "root",
         home / "env" / "fashion-mnist",
         home / "system",
         home / "xdg-cache" / "convlab" / "fashion-mnist",
     ]
     monkeypatch.setenv("CONVLAB_DATA", str(home / "env"))
-    loader = loader_for(tiny.files, places[2])
+    loader = loader_for(tiny.files, places[1])
     for chosen, directory in enumerate(places):
         # Earlier places are empty and later ones hold damaged files, which would raise if they were read.
         for earlier in places[:chosen]:
@@ -397,35 +396,51 @@ def test_the_search_order(home, tiny, monkeypatch):
         tiny.write(directory)
         for later in places[chosen + 1 :]:
             tiny.write(later, edit={name: recompressed(bump(600, 256)) for name in NAMES[::2]})
-        assert loader(root=places[0]).directory == directory
+        assert loader().directory == directory
 
 
 def test_a_partial_directory_is_skipped_and_reported(home, tiny, monkeypatch):
-    env = tiny.write(home / "env" / "fashion-mnist")
-    partial = tiny.write(home / "root")
+    partial = tiny.write(home / "env" / "fashion-mnist")
     (partial / f"{NAMES[3]}.gz").unlink()
+    system = tiny.write(home / "system")
     monkeypatch.setenv("CONVLAB_DATA", str(home / "env"))
-    loader = loader_for(tiny.files, home / "none")
-    assert loader(root=partial).directory == env
-    for path in env.iterdir():
+    assert loader_for(tiny.files, system)().directory == system
+    for path in system.iterdir():
         path.unlink()
-    with pytest.raises(cl.DataNotFoundError, match=rf"{partial} \(root=\): lacks t10k-labels-idx1-ubyte\[.gz\]"):
-        loader(root=partial)
+    with pytest.raises(cl.DataNotFoundError, match=rf"{partial} \(\$CONVLAB_DATA\): lacks t10k-labels-idx1-ubyte"):
+        loader_for(tiny.files, system)()
+
+
+def test_a_named_root_is_the_only_place_looked(home, tiny, monkeypatch):
+    # Everywhere else holds good files: a named root that lacks them must still be an error, not a fallback.
+    tiny.write(home / "env" / "fashion-mnist")
+    system = tiny.write(home / "system")
+    tiny.write(cache_of(home))
+    monkeypatch.setenv("CONVLAB_DATA", str(home / "env"))
+    loader = loader_for(tiny.files, system)
+    for named, state in ((home / "mistyped", "does not exist"), (tiny.write(home / "partial"), "lacks")):
+        if state == "lacks":
+            (named / f"{NAMES[0]}.gz").unlink()
+        with pytest.raises(cl.DataNotFoundError) as caught:
+            loader(root=named)
+        message = str(caught.value)
+        assert f"not found in the directory you named: {named} (root=): {state}" in message, message
+        assert "download=True" in message and "leave root unset" in message
+    assert loader(root=tiny.write(home / "mine")).directory == home / "mine"
 
 
 def test_missing_data_says_where_it_looked_and_how_to_get_it(home, tiny, monkeypatch):
     monkeypatch.setenv("CONVLAB_DATA", str(home / "env"))
     (home / "system").mkdir()
     with pytest.raises(cl.DataNotFoundError) as caught:
-        loader_for(tiny.files, home / "system")(root=home / "mine")
+        loader_for(tiny.files, home / "system")()
     message = str(caught.value)
     assert isinstance(caught.value, FileNotFoundError)
     cache = home / "xdg-cache" / "convlab" / "fashion-mnist"
     looked = [
-        f"1. {home / 'mine'} (root=): does not exist",
-        f"2. {home / 'env' / 'fashion-mnist'} ($CONVLAB_DATA): does not exist",
-        f"3. {home / 'system'} (Debian's package dataset-fashion-mnist): none of the files",
-        f"4. {cache} (the user cache, which download=True fills): does not exist",
+        f"1. {home / 'env' / 'fashion-mnist'} ($CONVLAB_DATA): does not exist",
+        f"2. {home / 'system'} (Debian's package dataset-fashion-mnist): none of the files",
+        f"3. {cache} (the user cache, which download=True fills): does not exist",
     ]
     positions = [message.find(line) for line in looked]
     assert -1 not in positions and positions == sorted(positions), message
