@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from convlab import __version__
-from convlab.core.registry import get_backend, use_backend
+from convlab.core.registry import canonical_name, get_backend, use_backend
 from convlab.data import FashionMNIST
 from convlab.nn import models
 from convlab.plot import training_curves
@@ -46,8 +46,38 @@ def _command(args: Any, backend: str) -> str:
     return " ".join(words)
 
 
+def check_arguments(args: Any) -> None:
+    """Refuse a bad option before anything is printed or computed; ``ValueError`` naming the option."""
+    if args.backend is not None:
+        canonical_name(args.backend)  # an unknown name lists the known ones
+    for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value <= 0:
+            raise ValueError(f"{option}: expected a positive int, got {value}")
+    if args.max_batches is not None and args.max_batches <= 0:
+        raise ValueError(f"--max-batches: expected a positive int, got {args.max_batches}")
+    if not args.lr > 0 or args.lr == float("inf"):
+        raise ValueError(f"--lr: expected a positive finite number, got {args.lr}")
+    if args.seed < 0:
+        raise ValueError(
+            f"--seed: expected an int of at least 0 (NumPy's generators take no negative seed), got {args.seed}"
+        )
+    if args.data is not None and not Path(args.data).is_dir():
+        state = "is not a directory" if Path(args.data).exists() else "does not exist"
+        raise ValueError(f"--data: expected the directory holding the Fashion-MNIST files, but {args.data} {state}")
+    check_output_directory(args.plot, "--plot")
+    if args.json is not None and not Path(args.json).resolve().parent.is_dir():
+        raise ValueError(f"--json: the folder of {args.json} does not exist")
+
+
+def check_output_directory(path: str | None, option: str) -> None:
+    """A folder to write into: it may not exist yet, but it may not be a file."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"{option}: expected a folder to write the files into, but {path} is a file")
+
+
 def main(args: Any) -> int:
     """``convlab lenet``: d2l §7.6's LeNet on Fashion-MNIST on one backend; returns the exit status."""
+    check_arguments(args)
     with use_backend(args.backend or get_backend().name) as backend:
         data = FashionMNIST(batch_size=args.batch_size, root=args.data, seed=args.seed)
         model = models.lenet(seed=args.seed, activation=args.activation, pooling=args.pooling)
