@@ -35,6 +35,7 @@ from convlab.chapter.padding import conv_transpose2d, insert_zeros
 from convlab.chapter.pooling import PoolCost, avg_pool2d_by_conv, max_pool2d_by_relu, pool_cost, softmax_pool2d
 from convlab.core.convert import to_numpy
 from convlab.core.gradcheck import GradcheckError, GradcheckResult, gradcheck
+from convlab.core.memory import memory_limit, set_memory_limit
 from convlab.core.ops import (
     conv2d,
     conv_output_shape,
@@ -64,6 +65,7 @@ from convlab.errors import (
     DataCorruptError,
     DataNotFoundError,
     DivergenceError,
+    OutputTooLargeError,
 )
 from convlab.nn import models, parameters
 from convlab.nn.handwritten import Conv2D

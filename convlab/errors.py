@@ -50,3 +50,20 @@ class DataCorruptError(ValueError):
     convlab refuses such data rather than train on it; the message names the
     file and what was wrong with it.
     """
+
+
+@export
+class OutputTooLargeError(MemoryError):
+    """A call would allocate more than :func:`convlab.memory_limit` allows; refused before allocating.
+
+    Attributes
+    ----------
+    function, argument : str
+        The call, and the argument that makes its output large.
+    nbytes, limit : int
+        The bytes it would need, and the limit.
+    """
+
+    def __init__(self, message: str, *, function: str, argument: str, nbytes: int, limit: int) -> None:
+        super().__init__(message)
+        self.function, self.argument, self.nbytes, self.limit = function, argument, nbytes, limit

@@ -20,6 +20,7 @@ from convlab._api import export
 from convlab.backends.base import Backend, Tensor
 from convlab.core.checks import check_choice, check_image, check_matrix, check_padding, check_stride
 from convlab.core.convert import as_native
+from convlab.core.memory import check_size
 from convlab.core.ops import METHODS, corr2d_on, pad_on
 from convlab.core.registry import get_backend
 
@@ -55,7 +56,14 @@ def insert_zeros(X: Any, stride: Any) -> Tensor:
     stride = check_stride(stride)
     X = as_native(X, "X", backend)
     check_image(tuple(X.shape), "X")
+    _check_spread_size("insert_zeros", tuple(X.shape), stride)
     return _spread(backend, X, stride)
+
+
+def _check_spread_size(function: str, shape: tuple[int, ...], stride: tuple[int, int]) -> None:
+    # Spreading pads every pixel to s_h x s_w before it trims the last row and column: that is the largest array.
+    *leading, h, w = shape
+    check_size(function, "stride", stride, (*leading, h * stride[0], w * stride[1]), "temporary")
 
 
 def _spread(backend: Backend, X: Tensor, stride: tuple[int, int]) -> Tensor:
@@ -131,6 +139,8 @@ def conv_transpose2d(X: Any, K: Any, stride: Any = 1, padding: Any = 0, method: 
             f"(the full transposed output of X {(h, w)} with K {(k_h, k_w)} at stride {stride}), "
             f"got (top, bottom, left, right) = {cut}"
         )
+    _check_spread_size("conv_transpose2d", (h, w), stride)
+    check_size("conv_transpose2d", "stride", stride, (full_h + k_h - 1, full_w + k_w - 1), "padded input")
     spread = _spread(backend, X, stride)
     flipped = backend.flip(K, (0, 1))
     Y = corr2d_on(backend, spread, flipped, method, padding=(k_h - 1, k_w - 1))

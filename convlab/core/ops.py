@@ -24,6 +24,7 @@ from convlab.core.checks import (
     check_stride,
 )
 from convlab.core.convert import as_native, to_numpy
+from convlab.core.memory import check_size
 from convlab.core.registry import get_backend
 
 METHODS = ("auto", "loop", "vectorized", "native")
@@ -141,6 +142,8 @@ def pad_on(backend: Backend, X: Any, padding: Any, mode: str = "zeros") -> Tenso
     shape = tuple(X.shape)
     check_image(shape, "X")
     check_mirror_padding(shape[-2:], padding, mode)
+    top, bottom, left, right = padding
+    check_size("pad", "padding", padding, (*shape[:-2], shape[-2] + top + bottom, shape[-1] + left + right))
     return _padded(backend, X, padding, mode)
 
 
@@ -263,6 +266,7 @@ def corr2d_on(backend: Backend, X: Any, K: Any, method: str = "auto", *, padding
     check_choice(method, "method", METHODS)
     padding, stride = check_padding(padding), check_stride(stride)
     X, K = _operands(X, K, backend, padding)
+    _check_padded_size("corr2d", tuple(X.shape), padding)
     if method == "native" or (method == "auto" and stride != (1, 1)):
         return _native_corr2d(backend, X, K, padding, stride)
     X = _padded(backend, X, padding, "zeros")
@@ -272,6 +276,13 @@ def corr2d_on(backend: Backend, X: Any, K: Any, method: str = "auto", *, padding
         return _native_corr2d(backend, X, K, NO_PADDING, stride)
     Y = backend.corr2d_loop(X, K) if method == "loop" else backend.corr2d_vectorized(X, K)
     return Y if stride == (1, 1) else Y[:: stride[0], :: stride[1]]
+
+
+def _check_padded_size(function: str, shape: tuple[int, ...], padding: tuple[int, int, int, int]) -> None:
+    top, bottom, left, right = padding
+    check_size(
+        function, "padding", padding, (*shape[:-2], shape[-2] + top + bottom, shape[-1] + left + right), "padded input"
+    )
 
 
 def _native_corr2d(
@@ -337,6 +348,7 @@ def corr2d_matrix(K: Any, X_shape: Sequence[int]) -> Tensor:
     check_fits((height, width), kernel.shape)
     kh, kw = kernel.shape
     out_h, out_w = height - kh + 1, width - kw + 1
+    check_size("corr2d_matrix", "X_shape", (height, width), (out_h * out_w, height * width))
     W = np.zeros((out_h, out_w, height, width), dtype=np.float32)
     rows, cols = np.meshgrid(np.arange(out_h), np.arange(out_w), indexing="ij")
     for a in range(kh):  # one diagonal band per kernel element, not one row per output
@@ -514,6 +526,7 @@ def pool2d(X: Any, pool_size: Any, mode: str = "max", *, padding: Any = 0, strid
             f"X: expected a non-empty 2-D or 3-D (channels, height, width) array, got shape {tuple(X.shape)}"
         )
     hw = tuple(X.shape[-2:])
+    _check_padded_size("pool2d", tuple(X.shape), padding)
     top, bottom, left, right = padding
     check_fits((hw[0] + top + bottom, hw[1] + left + right), window, "pool_size", padded=True)
     out = conv_output_shape(hw, window, padding, stride)

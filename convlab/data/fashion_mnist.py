@@ -30,6 +30,7 @@ import numpy as np
 from convlab.backends.base import Backend, Tensor
 from convlab.core.checks import check_kernel_size, check_positive
 from convlab.core.convert import to_numpy
+from convlab.core.memory import check_size
 from convlab.core.registry import get_backend
 from convlab.data.fetch import OFFICIAL_MIRRORS, fetch, files_in
 from convlab.data.idx import OFFICIAL_FILES, IdxFile, read_bytes, verified
@@ -302,6 +303,8 @@ class FashionMNIST:
     ) -> None:
         self.batch_size = check_positive(batch_size, "batch_size", integer=True)
         self.resize = None if resize is None else check_kernel_size(resize, "resize")
+        if self.resize is not None:
+            check_size("FashionMNIST", "resize", resize, (self.batch_size, 1, *self.resize), "batch")
         if root is not None and not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root: expected a directory (a str or os.PathLike), got {root!r}")
         self.root = None if root is None else Path(root)

@@ -13,6 +13,7 @@ from convlab._api import export
 from convlab.backends.base import Backend, LayerDef, Padding, Pair, Tensor
 from convlab.core.checks import check_count, check_fits, check_kernel_size, check_padding, check_stride
 from convlab.core.convert import as_native, describe
+from convlab.core.memory import check_size
 from convlab.core.registry import get_backend
 
 Children = Sequence[Callable[[Tensor], Tensor]]
@@ -140,9 +141,17 @@ def xavier_uniform(shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.ra
     return rng.uniform(-bound, bound, shape).astype(np.float32)
 
 
+_SIZE_ARGUMENTS = {
+    "conv2d": ("Conv2d", "in_channels, out_channels and kernel_size"),
+    "linear": ("Linear", "in_features and out_features"),
+}
+
+
 def _initial(
     kind: str, shapes: dict[str, tuple[int, ...]], fan_in: int, fan_out: int, seed: int | None, backend: Backend
 ) -> dict[str, np.ndarray]:
+    for name, shape in shapes.items():
+        check_size(*_SIZE_ARGUMENTS[kind], shape, shape, name)
     if seed is None:
         values = backend.framework_initial(kind, shapes)
         return {name: np.asarray(values[name], dtype=np.float32).reshape(shape) for name, shape in shapes.items()}
