@@ -32,7 +32,7 @@ from convlab.core.checks import check_kernel_size, check_positive
 from convlab.core.convert import to_numpy
 from convlab.core.memory import check_size
 from convlab.core.registry import get_backend
-from convlab.data.fetch import OFFICIAL_MIRRORS, fetch, files_in
+from convlab.data.fetch import OFFICIAL_MIRRORS, fetch, files_in, unwritable
 from convlab.data.idx import OFFICIAL_FILES, IdxFile, read_bytes, verified
 from convlab.errors import DataNotFoundError
 
@@ -446,7 +446,10 @@ class FashionMNIST:
         )
 
     def _download(self, directory: Path, specs: list[IdxFile]) -> dict[str, Path]:
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise unwritable(directory, exc) from exc
         found, _ = files_in(directory, specs)
         for spec in specs:
             if spec.name not in found:

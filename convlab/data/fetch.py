@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -40,6 +41,15 @@ OFFICIAL_MIRRORS = (
 _CHUNK_BYTES = 1 << 20
 
 
+def unwritable(directory: Path, exc: OSError) -> DataNotFoundError:
+    """The error for a download folder that cannot be made or written into, with what to do instead."""
+    return DataNotFoundError(
+        f"cannot write the download into {directory} ({exc.strerror or exc}); nothing was kept. Download into a "
+        "folder you can write, FashionMNIST(root=<that folder>, download=True) or XDG_CACHE_HOME=<that folder>, "
+        "or install the Debian/Ubuntu package instead: sudo apt-get install dataset-fashion-mnist"
+    )
+
+
 def fetch(spec: IdxFile, directory: Path, mirrors: tuple[str, ...]) -> Path:
     """Download ``<spec.name>.gz`` from the first mirror that serves it intact into ``directory``; its path."""
     import http.client
@@ -50,7 +60,10 @@ def fetch(spec: IdxFile, directory: Path, mirrors: tuple[str, ...]) -> Path:
     failures: list[tuple[str, Exception]] = []
     for mirror in mirrors:
         url = f"{mirror.rstrip('/')}/{target.name}"
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
+        try:
+            handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
+        except OSError as exc:
+            raise unwritable(directory, exc) from exc
         placed = False
         try:
             with os.fdopen(handle, "wb") as out:
@@ -69,7 +82,15 @@ def fetch(spec: IdxFile, directory: Path, mirrors: tuple[str, ...]) -> Path:
             os.replace(temporary, target)
             placed = True
             return target
-        except (OSError, http.client.HTTPException, DataCorruptError) as exc:  # URLError and timeouts are OSErrors
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:  # the disk, not the mirror: another mirror would fill it just the same
+                raise DataNotFoundError(
+                    f"no space left on the device while writing {target}; nothing was kept. Free some space "
+                    "there, or download into another disk: FashionMNIST(root=<a directory there>, download=True) "
+                    "or XDG_CACHE_HOME=<a directory there>"
+                ) from exc
+            failures.append((url, exc))  # URLError, timeouts and cut-off streams are OSErrors too
+        except (http.client.HTTPException, DataCorruptError) as exc:
             failures.append((url, exc))
         finally:
             if not placed:

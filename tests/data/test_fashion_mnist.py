@@ -9,10 +9,12 @@ server the tests start, never from the network.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import http.server
 import struct
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import pytest
 
 import convlab as cl
 from convlab.data import fashion_mnist
+from convlab.data import fetch as fetch_module
 from convlab.data.fashion_mnist import FashionMNIST, IdxFile
 
 NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -578,3 +581,73 @@ def test_an_unreachable_mirror_says_so(home, tiny, mirror):
     with pytest.raises(cl.DataNotFoundError, match=advice):
         loader_for(tiny.files, home / "none", (mirror.url + "/nowhere",))(download=True)
     assert list(cache_of(home).iterdir()) == []
+
+
+# -- faults around the data: each a clear error naming the file and what to do, and no partial file ----------
+
+
+def test_a_full_disk_stops_the_download_and_leaves_nothing(home, tiny, mirror, monkeypatch):
+    mirror.serve("/first", tiny)
+    mirror.serve("/second", tiny)
+    real_fdopen = fetch_module.os.fdopen
+
+    class FullDisk:
+        def __init__(self, handle, mode):
+            self.file = real_fdopen(handle, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, chunk):
+            self.file.write(chunk[: len(chunk) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fetch_module.os, "fdopen", FullDisk)
+    mirrors = (f"{mirror.url}/first", f"{mirror.url}/second")
+    with pytest.raises(cl.DataNotFoundError) as caught:
+        loader_for(tiny.files, home / "none", mirrors)(download=True)
+    message = str(caught.value)
+    first = cache_of(home) / f"{NAMES[0]}.gz"
+    assert f"no space left on the device while writing {first}; nothing was kept" in message
+    assert "root=" in message and "XDG_CACHE_HOME" in message
+    assert list(cache_of(home).iterdir()) == []  # not even the temporary file
+    assert len(mirror.requests) == 1  # a full disk is not the mirror's fault: no other mirror is tried
+
+
+def test_a_cache_that_cannot_be_made_says_where_to_download_instead(home, tiny, mirror, monkeypatch):
+    mirror.serve("/fashion", tiny)
+    blocker = home / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the cache would have to live inside a file
+    with pytest.raises(cl.DataNotFoundError) as caught:
+        loader_for(tiny.files, home / "none", (mirror.url + "/fashion",))(download=True)
+    message = str(caught.value)
+    assert f"cannot write the download into {blocker / 'convlab' / 'fashion-mnist'}" in message
+    assert "FashionMNIST(root=<that folder>, download=True)" in message and "apt-get install" in message
+    assert mirror.requests == []
+
+
+def test_a_cache_that_cannot_be_written_leaves_nothing(home, tiny, mirror, monkeypatch):
+    mirror.serve("/fashion", tiny)
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(cl.DataNotFoundError, match=r"cannot write the download into .*\(Permission denied\)"):
+        loader_for(tiny.files, home / "none", (mirror.url + "/fashion",))(download=True)
+    assert list(cache_of(home).iterdir()) == [] and mirror.requests == []
+
+
+def test_a_damaged_file_in_convlab_data_is_refused_by_name(home, tiny, monkeypatch):
+    env = tiny.write(home / "env" / "fashion-mnist", edit={NAMES[1]: recompressed(bump(9, 10))})
+    monkeypatch.setenv("CONVLAB_DATA", str(home / "env"))
+    with pytest.raises(cl.DataCorruptError) as caught:
+        loader_for(tiny.files, home / "none")()
+    message = str(caught.value)
+    assert message.startswith(str(env / f"{NAMES[1]}.gz")) and "SHA-256" in message
+    assert "delete it and get a fresh copy" in message
+    assert sorted(path.name for path in env.iterdir()) == sorted(f"{name}.gz" for name in NAMES)  # nothing removed
