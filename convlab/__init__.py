@@ -60,6 +60,7 @@ from convlab.core.registry import (
     use_backend,
 )
 from convlab.errors import (
+    BackendImportError,
     BackendLoadOrderError,
     BackendNotInstalledError,
     DataCorruptError,

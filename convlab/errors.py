@@ -11,6 +11,11 @@ class BackendNotInstalledError(ImportError):
 
 
 @export
+class BackendImportError(BackendNotInstalledError):
+    """The selected backend's framework is installed, but importing it fails: a broken install, not a missing one."""
+
+
+@export
 class DivergenceError(RuntimeError):
     """Gradient descent diverged: the loss became non-finite or kept growing.
 

@@ -12,7 +12,7 @@ import convlab as cl
 from convlab.core.registry import backend_names
 
 EXTRA_BACKEND = "CONVLAB_TEST_EXTRA_BACKEND"
-"""``module:attribute`` of a BackendSpec to register before collection (tests/backends/test_synthetic_backend.py)."""
+"""``module:attribute`` of a BackendSpec to register before collection (tests/backends/test_scratch_backend.py)."""
 
 if os.environ.get(EXTRA_BACKEND):
     _module, _, _attribute = os.environ[EXTRA_BACKEND].partition(":")
@@ -20,9 +20,15 @@ if os.environ.get(EXTRA_BACKEND):
 
 
 def load_or_skip(name: str):
-    """The backend ``name``, or skip the test saying it is not installed."""
+    """The backend ``name``, or skip the test saying it is not installed.
+
+    Only a framework that is not there is skipped: one that is installed but fails to import
+    fails the test, so a broken install cannot pass as a smaller suite.
+    """
     try:
         return cl.core.registry.load_backend(name)
+    except cl.BackendImportError as exc:
+        pytest.fail(f"{name} backend is installed but does not load: {exc}")
     except cl.BackendNotInstalledError as exc:
         pytest.skip(f"{name} backend not installed: {exc}")
 

@@ -30,7 +30,7 @@ from convlab import backends as _backends_pkg
 from convlab._api import export
 from convlab.backends.base import Backend
 from convlab.backends.spec import BackendSpec
-from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
+from convlab.errors import BackendImportError, BackendLoadOrderError, BackendNotInstalledError
 
 ENV_VAR = "CONVLAB_BACKEND"
 DEFAULT = "numpy"
@@ -263,8 +263,9 @@ def load_backend(name: str, device: str | None = None) -> Backend:
             except ImportError as exc:
                 if (exc.name or "").partition(".")[0] == "convlab":
                     raise  # a bug in convlab, not a missing framework: say so
-                raise BackendNotInstalledError(
-                    f"backend {spec.name!r} is not installed here ({exc}); install it with: {spec.hint}"
+                raise BackendImportError(
+                    f"backend {spec.name!r}: {spec.modules[0] if spec.modules else spec.name} is installed but "
+                    f"importing it fails ({exc}); reinstall it with: {spec.hint}"
                 ) from exc
             _loaded[key] = cls(spec, device)
     return _loaded[key]

@@ -348,3 +348,45 @@ def test_every_installed_backend_reports_a_default_device(backend):
     assert isinstance(backend.device, str) and backend.device
     with pytest.raises(ValueError, match="device:"):
         cl.core.registry.load_backend(backend.name, device="no-such-device")
+
+
+BROKEN = """
+from convlab.backends.spec import BackendSpec
+
+BACKEND = BackendSpec("brokenfw", "brokenfw_adapter:Adapter", modules=("json",))  # json: found, so "installed"
+"""
+BROKEN_ADAPTER = 'raise ImportError("libbrokenfw.so: cannot open shared object file")  # as a damaged wheel does\n'
+
+
+def test_an_installed_framework_that_fails_to_import_is_not_called_missing(tmp_path, monkeypatch):
+    (tmp_path / "brokenfw_spec.py").write_text(BROKEN)
+    (tmp_path / "brokenfw_adapter.py").write_text(BROKEN_ADAPTER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from brokenfw_spec import BACKEND
+
+    cl.register_backend(BACKEND)
+    try:
+        with pytest.raises(cl.BackendImportError, match=r"json is installed but importing it fails \(libbrokenfw"):
+            cl.core.registry.load_backend("brokenfw")
+    finally:
+        cl.unregister_backend("brokenfw")
+
+
+def test_a_broken_framework_fails_the_suite_instead_of_skipping(tmp_path):
+    (tmp_path / "brokenfw_spec.py").write_text(BROKEN)
+    (tmp_path / "brokenfw_adapter.py").write_text(BROKEN_ADAPTER)
+    env = {**os.environ, "CONVLAB_TEST_EXTRA_BACKEND": "brokenfw_spec:BACKEND", "PYTHONPATH": str(tmp_path)}
+    pytest_args = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "brokenfw", "core/test_conformance.py"]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", *pytest_args],
+        cwd=ROOT / "tests",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    summary = run.stdout.strip().splitlines()[-1]
+    # The backend fixture fails in set-up, so pytest counts errors: anything but a quiet skip.
+    assert run.returncode == 1 and " error" in summary and "skipped" not in summary, summary
+    assert "brokenfw backend is installed but does not load" in run.stdout
