@@ -48,3 +48,19 @@ def test_cli_json_and_exit_code(tmp_path):
     records = json.loads(out.read_text())
     assert {r["check"] for r in records} >= {"corr2d loop", "train builtin zeros"}
     assert all(r["passed"] for r in records)
+
+
+def test_every_backend_numpy_included_is_held_to_the_float64_oracle(rows):
+    for row in rows:
+        if row.check != "train framework init":
+            assert row.vs_oracle is not None and row.vs_oracle <= row.tolerance, row
+    numpy_rows = [row for row in rows if row.backend == "numpy" and row.vs_oracle is not None]
+    assert any(row.vs_oracle > 0 for row in numpy_rows)  # float32 against float64: never compared with itself
+
+
+def test_a_wrong_numpy_result_fails_its_parity_row(monkeypatch):
+    real = parity._correlate64
+    monkeypatch.setattr(parity, "_correlate64", lambda X, K: real(X, K) * (1 + 1e-4))
+    rows = parity.run_parity(["numpy"])
+    failed = {row.check for row in rows if not row.passed}
+    assert {"corr2d loop", "corr2d native", "conv2d auto", "Conv2D forward+grad"} <= failed
