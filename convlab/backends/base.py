@@ -18,8 +18,14 @@ The primitives, grouped as Keras 3 groups its backends' modules:
   framework's module type, and how modules nest (:meth:`Backend.module`,
   :meth:`Backend.submodules`), the framework's own initial values for a
   layer (:meth:`Backend.framework_initial`), the framework's own conv layer
-  (:meth:`Backend.builtin_conv2d`), gradients (``value_and_grad``) and an
-  update step (``sgd_update``).
+  (:meth:`Backend.builtin_conv2d`), a kernel drawn as the book's tab draws it
+  (:meth:`Backend.book_initial_kernel`), gradients (``value_and_grad``) and
+  an update step (``sgd_update``).
+
+The book's own code and each framework's idiomatic code, which only
+``convlab bench`` and the documentation run, are not part of the protocol:
+they live in the backend's reference module
+(:mod:`convlab.backends.reference`), beside its adapter.
 
 The core has checked every argument before it calls a primitive: shapes fit,
 stride and padding are positive (or zero) int pairs and quadruples, tensors
@@ -53,29 +59,6 @@ Pair = tuple[int, int]
 Padding = tuple[int, int, int, int]
 """``(top, bottom, left, right)`` rows and columns of padding."""
 
-
-@dataclass(frozen=True)
-class BookTab:
-    """What one of the book's framework tabs computes for an example, by running the tab's own calls."""
-
-    output: np.ndarray
-    """The tab's result, as NCHW (a framework that computes NHWC is transposed back)."""
-    code: str
-    """The tab's call, as the book writes it."""
-    note: str = ""
-    """Why the tab's result can differ from convlab's (empty where it computes the same thing)."""
-
-
-BOOK_EXAMPLES = (
-    "conv 3, padding 1",
-    "conv (5, 3), padding (2, 1)",
-    "conv 3, padding 1, stride 2",
-    "conv (3, 5), padding (0, 1), stride (3, 4)",
-    "max-pool 3",
-    "max-pool 3, padding 1, stride 2",
-    "max-pool (2, 3), padding (0, 1), stride (2, 3)",
-)
-"""The examples of d2l 7.3 (a one-channel conv layer on an 8x8 input) and 7.5 (max pooling), by name."""
 
 FRAMEWORK_LAYERS = ("conv2d", "linear")
 """Layer kinds whose default initial values :meth:`Backend.framework_initial` draws."""
@@ -281,10 +264,11 @@ class Backend(abc.ABC):
         keeps ``definition`` and ``backend`` (this backend) as attributes of those names.
         """
 
+    @abc.abstractmethod
     def submodules(self, module: Any) -> tuple[Any, ...]:
         """The ``children`` a module made by :meth:`module` holds, in order (empty for a layer)."""
-        raise NotImplementedError(f"the {self.name} backend does not nest modules yet (Backend.submodules)")
 
+    @abc.abstractmethod
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         """Initial values by the framework's own default initialisers for a layer ``kind`` (:data:`FRAMEWORK_LAYERS`).
 
@@ -293,8 +277,8 @@ class Backend(abc.ABC):
         ``"bias"``: ``(out,)``, absent without a bias). The values are those a
         new layer of the framework's own class of that shape starts from
         (``torch.nn.Conv2d``, ``keras.layers.Dense``...), in the core's layout.
+        A backend without layers of its own draws what PyTorch's would.
         """
-        raise NotImplementedError(f"the {self.name} backend has no framework initialisers yet (framework_initial)")
 
     @abc.abstractmethod
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> Any:
@@ -305,8 +289,13 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
-        """A kernel drawn by the initialiser the book's tab for this framework uses."""
+    def book_initial_kernel(self, kernel_size: Pair) -> np.ndarray:
+        """A kernel drawn by the initialiser the book's tab for this framework uses.
+
+        The hand-written layer's ``init="framework"`` starts from it; it is
+        not :meth:`framework_initial`, the defaults of the framework's own
+        layer classes.
+        """
 
     @abc.abstractmethod
     def parameters(self, module: Any) -> dict[str, Tensor]:
@@ -341,56 +330,6 @@ class Backend(abc.ABC):
         The inputs become tensors of this backend, in the inputs' own float
         dtype where the framework has it; :func:`convlab.gradcheck` uses this.
         """
-
-    @abc.abstractmethod
-    def book_train_kernel(
-        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
-    ) -> list[float]:
-        """The book's kernel-training loop as this framework's tab writes it, from a zero kernel; its losses.
-
-        Not used by convlab's own code: ``convlab bench`` times ``train_kernel`` against it.
-        """
-
-    def book_tab(self, example: str, X: np.ndarray) -> BookTab | None:
-        """The book's tab for this framework on one of :data:`BOOK_EXAMPLES`, run on ``X`` (NCHW float32).
-
-        The adapter makes the layer or the padding and pooling calls exactly
-        as the tab writes them (``tf.pad`` then ``MaxPool2D(padding="valid")``
-        where the tab does that), on ``X`` in the framework's layout; a conv
-        layer keeps its random initial weights, as in the book, so only its
-        output shape is meaningful. ``None``: the book has no tab for this
-        framework (NumPy). Not used by convlab's own computations:
-        :func:`convlab.shape_report` sets it beside them.
-        """
-        return None
-
-    def framework_conv2d_step(
-        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
-    ) -> Callable[[], Any] | None:
-        """One forward and backward pass of the framework's own conv layer, as its users write it; ``None``: no layer.
-
-        The layer (``torch.nn.Conv2d``, ``keras.layers.Conv2D``...) has a bias
-        and the framework's defaults; ``x`` (NCHW) is converted once, to the
-        framework's own default layout, before the closure is returned. A
-        call differentiates ``sum(layer(x))`` with respect to the layer's
-        parameters and waits for the result. Not used by convlab's own code:
-        ``convlab bench`` times ``cl.nn.Conv2d`` against it.
-        """
-        return None
-
-    def idiomatic_lenet_step(
-        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
-    ) -> Callable[[], float] | None:
-        """One SGD step of d2l's LeNet written the framework's own idiomatic way; ``None``: the framework has none.
-
-        The network starts from ``weights`` (``cl.parameters`` of
-        ``cl.models.lenet()``: dotted names, the core's layouts); ``X``
-        (NCHW float32) and ``y`` (int labels) are converted once, to the
-        framework's default layout. A call trains one step on that batch and
-        returns its loss, as a float. ``convlab bench`` times
-        ``train_classifier``'s step against it.
-        """
-        return None
 
     def synchronize(self, y: Tensor) -> Tensor:
         """Wait until ``y`` is computed, at (almost) no cost, and return it (asynchronous frameworks override)."""

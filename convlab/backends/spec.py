@@ -50,6 +50,13 @@ class BackendSpec:
         backend's framework first, and selecting this backend once one of
         them is loaded is refused. A rule belongs to the spec of the backend
         that needs it, so a new backend never edits another's spec.
+    reference : str, optional
+        ``"package.module"`` of the backend's reference module: the book's own
+        code and the framework's idiomatic code, as functions of
+        :class:`~convlab.backends.reference.ReferenceModule`. Only
+        ``convlab bench`` and :func:`convlab.shape_report` import it, through
+        :func:`~convlab.backends.reference.load_reference`; without one, they
+        say "not provided" where it would be.
     """
 
     name: str
@@ -61,6 +68,7 @@ class BackendSpec:
     install_hint: str | None = None
     import_first: tuple[str, ...] = field(default=())
     import_before: tuple[str, ...] = field(default=())
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier() or self.name != self.name.lower():
@@ -68,6 +76,10 @@ class BackendSpec:
         module, colon, attribute = self.adapter.partition(":")
         if not (module and colon and attribute):
             raise ValueError(f"adapter: expected 'package.module:ClassName', got {self.adapter!r}")
+        if self.reference is not None and not (
+            isinstance(self.reference, str) and all(part.isidentifier() for part in self.reference.split("."))
+        ):
+            raise ValueError(f"reference: expected 'package.module' or None, got {self.reference!r}")
 
     @property
     def hint(self) -> str:

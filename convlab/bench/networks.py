@@ -1,13 +1,15 @@
 """What ``convlab bench`` measures of the chapter's networks, side by side with each framework's own way.
 
 * :func:`time_conv_layers`: ``cl.nn.Conv2d`` forward and backward against
-  the framework's own conv layer
-  (:meth:`Backend.framework_conv2d_step <convlab.backends.base.Backend.framework_conv2d_step>`)
+  the framework's own conv layer (the ``framework_conv2d_step`` of the
+  backend's reference module,
+  :meth:`ReferenceModule.framework_conv2d_step <convlab.backends.reference.ReferenceModule.framework_conv2d_step>`)
   at LeNet's two convolutions and a 64-channel 3x3, and NumPy's forward
   convolution against a ``numpy.matmul`` of equal FLOPs;
 * :func:`time_lenet_steps`: one ``train_classifier`` step of LeNet against
-  the same step written the framework's idiomatic way
-  (:meth:`Backend.idiomatic_lenet_step <convlab.backends.base.Backend.idiomatic_lenet_step>`);
+  the same step written the framework's idiomatic way (its reference
+  module's ``idiomatic_lenet_step``,
+  :meth:`ReferenceModule.idiomatic_lenet_step <convlab.backends.reference.ReferenceModule.idiomatic_lenet_step>`);
 * :func:`time_data_loading`: a Fashion-MNIST batch from
   :class:`convlab.data.FashionMNIST` against one training step.
 """
@@ -23,6 +25,7 @@ import numpy as np
 
 from convlab import models, nn
 from convlab.backends.base import Backend, Tensor
+from convlab.backends.reference import reference_function
 from convlab.bench.timing import Progress, measure_side_by_side
 from convlab.core.registry import use_backend
 from convlab.errors import DataNotFoundError
@@ -56,6 +59,12 @@ def _step(backend: Backend, module: Any, X: Tensor, Y: Tensor, loss: Any, lr: fl
     return value
 
 
+def _baseline(backend: Backend, name: str, *args: Any) -> Any:
+    """The reference module's function ``name`` called on ``args`` (a step to time), or ``None`` where it has none."""
+    function = reference_function(backend, name)
+    return None if function is None else function(*args)
+
+
 def _row(row: dict[str, Any], timings: dict[str, Any], stat: str, progress: Progress) -> dict[str, Any]:
     """``row`` with each timing's ``stat`` as ``<label>_s``, or with the first ``"error"`` (also reported)."""
     errors = [timing["error"] for timing in timings.values() if "error" in timing]
@@ -79,7 +88,9 @@ def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, prog
     (forward and backward of ``sum(output)`` w.r.t. the parameters), and for
     NumPy ``"forward_s"``, ``"matmul_s"`` (a square ``numpy.matmul`` of the
     forward's FLOPs) and ``"flop_rate_ratio"`` (forward FLOP rate over the
-    matmul's); ``"error"`` where a call failed.
+    matmul's); ``"error"`` where a call failed. Where the reference module
+    provides no conv layer, ``"not_provided": ["framework"]`` replaces
+    ``framework_s``.
     """
     rng = np.random.default_rng(0)
     rows = []
@@ -91,8 +102,11 @@ def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, prog
                 layer = nn.Conv2d(c_in, c_out, kernel, padding=padding, seed=0)
             X = backend.tensor(x)
             fns = {"convlab": functools.partial(_step, backend, layer, X, X, SumOfOutputs(backend), None)}
-            own = backend.framework_conv2d_step(c_in, c_out, kernel, padding, x)
-            if own is not None:
+            row: dict[str, Any] = {"backend": backend_name, "workload": name}
+            own = _baseline(backend, "framework_conv2d_step", c_in, c_out, kernel, padding, x)
+            if own is None:
+                row["not_provided"] = ["framework"]
+            else:
                 fns["framework"] = own
             if backend_name == "numpy":
                 flops = conv_flops(c_in, c_out, kernel, padding, shape)
@@ -101,7 +115,7 @@ def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, prog
                 fns["forward"] = functools.partial(layer, X)
                 fns["matmul"] = functools.partial(np.matmul, a, b)
             timings = measure_side_by_side(fns, repeats)
-            row = _row({"backend": backend_name, "workload": name}, timings, stat, progress)
+            row = _row(row, timings, stat, progress)
             if "error" not in row and "matmul" in timings:
                 matmul_flops = 2 * side**3
                 row["flop_rate_ratio"] = (flops / row["forward_s"]) / (matmul_flops / row["matmul_s"])
@@ -112,8 +126,9 @@ def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, prog
 def time_lenet_steps(backends: dict[str, Backend], repeats: int, stat: str, progress: Progress) -> list[dict[str, Any]]:
     """One row per backend: seconds per LeNet training step at batch 128, convlab's and the idiomatic one.
 
-    Each row is ``{"backend", "convlab_s", "idiomatic_s"}`` (``idiomatic_s``
-    absent for a framework without one), or ``"error"``.
+    Each row is ``{"backend", "convlab_s", "idiomatic_s"}``, or ``"error"``;
+    where the reference module provides no idiomatic step,
+    ``"not_provided": ["idiomatic"]`` replaces ``idiomatic_s``.
     """
     rng = np.random.default_rng(0)
     X = rng.random((LENET_BATCH, 1, 28, 28), dtype=np.float32)
@@ -127,10 +142,13 @@ def time_lenet_steps(backends: dict[str, Backend], repeats: int, stat: str, prog
         weights = {name: np.asarray(backend.to_numpy(value)) for name, value in backend.parameters(net).items()}
         loss = SoftmaxCrossEntropy(backend)
         fns = {"convlab": functools.partial(_step, backend, net, backend.tensor(X), backend.tensor(Y), loss, 0.1)}
-        own = backend.idiomatic_lenet_step(weights, 0.1, X, y)
-        if own is not None:
+        row: dict[str, Any] = {"backend": backend_name}
+        own = _baseline(backend, "idiomatic_lenet_step", weights, 0.1, X, y)
+        if own is None:
+            row["not_provided"] = ["idiomatic"]
+        else:
             fns["idiomatic"] = own
-        rows.append(_row({"backend": backend_name}, measure_side_by_side(fns, repeats), stat, progress))
+        rows.append(_row(row, measure_side_by_side(fns, repeats), stat, progress))
     return rows
 
 

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from convlab._text import table
+from convlab.backends.reference import NOT_PROVIDED
 from convlab.bench.workloads import METHODS, fastest_by_shape
 
 SHORT_METHOD = {"vectorized": "vec", "native": "native", "auto": "auto", "loop": "loop"}
@@ -105,7 +106,7 @@ def _train_table(train: list[dict[str, Any]]) -> list[str]:
         ratio = f"{ours / ref:.2f}" if ours is not None and ref else "-"
         agree = {True: "yes", False: "NO"}.get(row.get("losses_agree"), "-")
         status = _last_line(row["error"]) if "error" in row else agree
-        rows.append([row["backend"], row["workload"], _ms(ours), _ms(ref), ratio, status])
+        rows.append([row["backend"], row["workload"], _ms(ours), _baseline_ms(row, "reference"), ratio, status])
     return lines + _table(rows, left=2)
 
 
@@ -118,7 +119,7 @@ def _network_tables(results: dict[str, Any]) -> list[str]:
             ours, own = r.get("convlab_s"), r.get("framework_s")
             ratio = f"{ours / own:.2f}" if ours and own else ("error" if "error" in r else "-")
             rate = f"{r['flop_rate_ratio']:.0%}" if r.get("flop_rate_ratio") else ""
-            rows.append([r["backend"], r["workload"], _ms(ours), _ms(own), ratio, rate])
+            rows.append([r["backend"], r["workload"], _ms(ours), _baseline_ms(r, "framework"), ratio, rate])
         lines += _table(rows, left=2)
     if results.get("lenet"):
         lines += ["", "LeNet training step, batch 128: milliseconds (convlab vs the framework's idiomatic code)"]
@@ -126,7 +127,7 @@ def _network_tables(results: dict[str, Any]) -> list[str]:
         for r in results["lenet"]:
             ours, own = r.get("convlab_s"), r.get("idiomatic_s")
             ratio = f"{ours / own:.2f}" if ours and own else (_last_line(r["error"]) if "error" in r else "-")
-            rows.append([r["backend"], _ms(ours), _ms(own), ratio])
+            rows.append([r["backend"], _ms(ours), _baseline_ms(r, "idiomatic"), ratio])
         lines += _table(rows)
     if results.get("data"):
         lines += ["", "Fashion-MNIST: milliseconds per training batch, and over a LeNet step"]
@@ -153,6 +154,11 @@ def _ms(seconds: float | None) -> str:
         return "-"
     ms = seconds * 1e3
     return f"{ms:.3g}" if ms < 1000 else f"{ms:.0f}"
+
+
+def _baseline_ms(row: dict[str, Any], label: str) -> str:
+    """The ``label`` baseline's time in ``row``, or "not provided" where the backend's reference module has none."""
+    return NOT_PROVIDED if label in row.get("not_provided", ()) else _ms(row.get(f"{label}_s"))
 
 
 def _table(rows: list[list[str]], left: int = 1) -> list[str]:

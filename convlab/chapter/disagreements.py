@@ -3,8 +3,9 @@
 For every example of 7.3 (a one-channel conv layer with padding and stride)
 and 7.5 (max pooling), :func:`shape_report` sets convlab's answer beside
 what each book tab computes, by running that framework's own calls as the
-tab writes them (:meth:`Backend.book_tab <convlab.backends.base.Backend.book_tab>`),
-on every installed framework. convlab has one semantics everywhere: zero
+tab writes them (the ``book_tab`` of the backend's reference module,
+:meth:`ReferenceModule.book_tab <convlab.backends.reference.ReferenceModule.book_tab>`),
+on every installed framework; a backend without one shows "not provided". convlab has one semantics everywhere: zero
 padding for convolution, ``-inf`` padding for max pooling, both on the
 sides the arguments say.
 """
@@ -18,7 +19,7 @@ import numpy as np
 from convlab import nn
 from convlab._api import export
 from convlab._text import table
-from convlab.backends.base import BOOK_EXAMPLES, BookTab
+from convlab.backends.reference import BOOK_EXAMPLES, NOT_PROVIDED, BookTab, reference_function
 from convlab.core.registry import backend_names, load_backend, use_backend
 from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
 
@@ -31,7 +32,7 @@ LAYERS = {
     "max-pool 3, padding 1, stride 2": ("pool", 3, 1, 2),
     "max-pool (2, 3), padding (0, 1), stride (2, 3)": ("pool", (2, 3), (0, 1), (2, 3)),
 }
-"""Each of :data:`~convlab.backends.base.BOOK_EXAMPLES` as convlab's layer: (kind, kernel, padding, stride)."""
+"""Each of :data:`~convlab.backends.reference.BOOK_EXAMPLES` as convlab's layer: (kind, kernel, padding, stride)."""
 
 
 def _inputs(kind: str, example: str) -> dict[str, np.ndarray]:
@@ -55,7 +56,7 @@ class ShapeReportRow:
     section: str
     """``"7.3"`` or ``"7.5"``."""
     example: str
-    """One of :data:`~convlab.backends.base.BOOK_EXAMPLES`."""
+    """One of :data:`~convlab.backends.reference.BOOK_EXAMPLES`."""
     input: str
     """Which input, in words."""
     convlab: np.ndarray
@@ -64,6 +65,8 @@ class ShapeReportRow:
     """Backend name -> what its book tab computed."""
     errors: dict[str, str] = field(default_factory=dict)
     """Backend name -> the error its tab raised."""
+    not_provided: list[str] = field(default_factory=list)
+    """Backends whose reference module has no tab for this example (NumPy: the book has no NumPy tab)."""
 
     @property
     def values_count(self) -> bool:
@@ -95,9 +98,10 @@ def shape_report(backends: list[str] | None = None) -> list[ShapeReportRow]:
     Parameters
     ----------
     backends : list of str, optional
-        Whose tabs to run (default: every installed backend that has book
-        tabs); a backend that is not installed, or cannot be loaded after
-        the frameworks already imported, is left out.
+        Whose tabs to run (default: every installed backend); a backend that
+        is not installed, or cannot be loaded after the frameworks already
+        imported, is left out. One whose reference module has no book tab is
+        listed in each row's ``not_provided``.
 
     Returns
     -------
@@ -117,18 +121,21 @@ def shape_report(backends: list[str] | None = None) -> list[ShapeReportRow]:
             loaded[name] = load_backend(name)
         except (BackendNotInstalledError, BackendLoadOrderError):
             continue
+    book_tabs = {name: reference_function(backend, "book_tab") for name, backend in loaded.items()}
     rows = []
     for example in BOOK_EXAMPLES:
         kind = LAYERS[example][0]
         for input_name, X in _inputs(kind, example).items():
             row = ShapeReportRow("7.3" if kind == "conv" else "7.5", example, input_name, _convlab(example, X))
-            for name, backend in loaded.items():
+            for name, book_tab in book_tabs.items():
                 try:
-                    tab = backend.book_tab(example, X)
+                    tab = None if book_tab is None else book_tab(example, X)
                 except Exception as exc:  # a tab that no longer runs is a finding, not a failure
                     row.errors[name] = f"{type(exc).__name__}: {exc}"
                     continue
-                if tab is not None:
+                if tab is None:
+                    row.not_provided.append(name)
+                else:
                     row.tabs[name] = tab
             rows.append(row)
     return rows
@@ -144,7 +151,7 @@ def _show(array: np.ndarray, values: bool) -> str:
 @export
 def format_shape_report(rows: list[ShapeReportRow]) -> str:
     """The rows of :func:`shape_report` as a text table, then the reason for each difference."""
-    names = sorted({name for row in rows for name in (*row.tabs, *row.errors)})
+    names = sorted({name for row in rows for name in (*row.tabs, *row.errors, *row.not_provided)})
     header = ["example", "input", "convlab (h, w) [last channel]", *names]
     lines = [header]
     notes: dict[tuple[str, str], str] = {}
@@ -153,6 +160,8 @@ def format_shape_report(rows: list[ShapeReportRow]) -> str:
         for name in names:
             if name in row.errors:
                 cells.append("error")
+            elif name in row.not_provided:
+                cells.append(NOT_PROVIDED)
             elif name not in row.tabs:
                 cells.append("-")
             elif row.agrees(name):

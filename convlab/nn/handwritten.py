@@ -61,7 +61,7 @@ def initial_weights(
     """
     check_choice(init, "init", INITS)
     if init == "framework":
-        weight = np.asarray(backend.framework_initial_weight(kernel_size), dtype=np.float32)
+        weight = np.asarray(backend.book_initial_kernel(kernel_size), dtype=np.float32)
     elif init == "zeros":
         weight = np.zeros(kernel_size, dtype=np.float32)
     else:

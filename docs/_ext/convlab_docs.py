@@ -420,10 +420,11 @@ class ShapeReport(GeneratedDirective):
     has_content = False
 
     def run(self) -> list[Any]:
+        from convlab.backends.reference import NOT_PROVIDED
         from convlab.chapter.disagreements import format_shape_report, shape_report
 
         rows = shape_report(ordered_backends())
-        names = sorted({name for row in rows for name in row.tabs})
+        names = sorted({name for row in rows for name in (*row.tabs, *row.not_provided)})
         stamp, versions = built_when(names)
         lines = [
             f"Computed when this site was built ({stamp}, {versions}). A cell says ``same`` where the",
@@ -437,7 +438,8 @@ class ShapeReport(GeneratedDirective):
             for name in names:
                 tab = row.tabs.get(name)
                 if tab is None:
-                    lines.append("     - " + ("error" if name in row.errors else "-"))
+                    missing = NOT_PROVIDED if name in row.not_provided else "-"
+                    lines.append("     - " + ("error" if name in row.errors else missing))
                 elif row.agrees(name):
                     lines.append("     - :bdg-success:`same`")
                 else:
@@ -539,6 +541,9 @@ class ApiReference(GeneratedDirective):
             "",
             ".. automodule:: convlab.backends.base",
             "   :members: Backend, Loss",
+            "",
+            ".. automodule:: convlab.backends.reference",
+            "   :members: ReferenceModule, BookTab, BOOK_EXAMPLES, load_reference, reference_function",
             "",
         ]
         return self.parse(lines)

@@ -16,8 +16,9 @@ from reference import pool2d_reference
 
 import convlab as cl
 from conftest import load_or_skip
-from convlab.backends.base import BOOK_EXAMPLES
+from convlab.backends.reference import BOOK_EXAMPLES, NOT_PROVIDED, load_reference
 from convlab.chapter.disagreements import LAYERS
+from convlab.core.registry import specs
 
 
 @functools.cache
@@ -61,50 +62,59 @@ def test_every_installed_tab_runs():
             assert tab.output.ndim == 4 and tab.code, (name, row.example)
 
 
-def test_tabs_agree_where_the_frameworks_can_say_the_same_thing():
-    """PyTorch, MXNet and Paddle have symmetric padding of any width: their tabs print the book's numbers."""
-    for row in report():
-        for name in {"torch", "mxnet", "paddle"} & set(row.tabs):
-            assert row.agrees(name), (name, row.example, row.input, row.tabs[name].output)
+BUILT_IN = [name for name, spec in specs().items() if spec.adapter.startswith("convlab.backends.")]
+"""convlab's own backends: each keeps the facts about its book tabs in its reference module."""
 
 
-TAB_ZERO_PADDING = {
-    "max-pool 3": (0, 0, 0, 0),
-    "max-pool 3, padding 1, stride 2": (1, 0, 1, 0),  # tf.pad / jnp.pad: [1, 0] rows, [1, 0] columns
-    "max-pool (2, 3), padding (0, 1), stride (2, 3)": (0, 0, 1, 1),  # [0, 0] rows, [1, 1] columns
-}
-"""(top, bottom, left, right) zeros the TensorFlow and JAX tabs of 7.5 add before pooling without padding."""
-
-
-def _zero_padded_pool(X, example):
-    # What the TensorFlow and JAX tabs of 7.5 do: pad zeros as they write it, then pool without padding.
+def _zero_padded_pool(X, example, zeros):
+    # What a tab that pads zeros itself does: pad `zeros` (top, bottom, left, right), then pool without padding.
     _, window, _, stride = LAYERS[example]
     window = (window, window) if isinstance(window, int) else window
     stride = (stride, stride) if isinstance(stride, int) else stride
-    top, bottom, left, right = TAB_ZERO_PADDING[example]
+    top, bottom, left, right = zeros
     padded = np.pad(X.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
     return pool2d_reference(padded, window, stride, (0, 0, 0, 0), "max")
 
 
-def test_the_tensorflow_tab_cannot_express_padding_0_1():
-    load_or_skip("tensorflow")
-    (row,) = rows_of("conv (3, 5), padding (0, 1), stride (3, 4)")
-    assert row.tabs["tensorflow"].output.shape[2:] == (2, 1) and not row.agrees("tensorflow")
-    assert row.tabs["tensorflow"].note
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_each_tab_computes_what_its_reference_module_says(name):
+    """A tab gives convlab's answer, unless its reference module records another shape or zeros padded first.
 
-
-@pytest.mark.parametrize("name", ["tensorflow", "jax"])
-def test_top_left_zero_padding_tabs_differ_on_negative_inputs_and_odd_sizes(name):
-    load_or_skip(name)
-    rows = [row for row in report() if row.section == "7.5"]
-    assert all(name in row.tabs for row in rows), f"{name} has no book tab for 7.5"
+    A built-in backend whose reference module has a ``book_tab`` must have a tab
+    in every row (none missing, none failing); one without says so in every row.
+    """
+    rows = report()
+    reference = load_reference(load_or_skip(name))
+    assert reference is not None, f"the built-in {name} backend names no reference module"
+    if not hasattr(reference, "book_tab"):  # NumPy: the book has no tab, and every row says it is not provided
+        assert all(name in row.not_provided and name not in row.tabs for row in rows)
+        return
+    sections = {example: LAYERS[example][0] for example in BOOK_EXAMPLES}
+    assert {sections[example] for example in reference.BOOK_TAB_SHAPES} <= {"conv"}
+    assert {sections[example] for example in reference.BOOK_TAB_ZERO_PADDING} <= {"pool"}
     for row in rows:
-        X = next(x for label, x in _inputs_of(row) if label == row.input)
-        np.testing.assert_array_equal(row.tabs[name].output, _zero_padded_pool(X, row.example))
-    negative = rows_of("max-pool 3, padding 1, stride 2", "-1 - arange(16)")[0]
-    odd = rows_of("max-pool 3, padding 1, stride 2", "arange(25)")[0]
-    assert not negative.agrees(name) and negative.tabs[name].note
-    assert odd.tabs[name].output.shape != odd.convlab.shape  # (2, 2) where -inf padding on all sides gives (3, 3)
+        assert name in row.tabs, f"{name} has no tab for {row.example}: {row.errors.get(name, 'missing')}"
+        tab, where = row.tabs[name], (name, row.example, row.input)
+        if row.example in reference.BOOK_TAB_SHAPES:
+            assert tab.output.shape[2:] == reference.BOOK_TAB_SHAPES[row.example] != row.convlab.shape[2:], where
+        elif row.example in reference.BOOK_TAB_ZERO_PADDING:
+            zeros = reference.BOOK_TAB_ZERO_PADDING[row.example]
+            X = next(x for label, x in _inputs_of(row) if label == row.input)
+            np.testing.assert_array_equal(tab.output, _zero_padded_pool(X, row.example, zeros), err_msg=str(where))
+            if any(zeros) and row.input.startswith("-1 - arange"):  # a padded 0 beats every negative value
+                assert not row.agrees(name), where
+        else:  # the framework says what convlab says: symmetric padding of any width, never picked by a max
+            assert row.agrees(name), (*where, tab.output)
+        if not row.agrees(name):
+            assert tab.note, f"{where}: the tab differs from convlab without saying why"
+
+
+def test_a_backend_without_a_book_tab_is_shown_as_not_provided():
+    rows = cl.shape_report(backends=["numpy"])
+    assert all(row.not_provided == ["numpy"] and not row.tabs and not row.errors for row in rows)
+    header, *lines = cl.format_shape_report(rows).splitlines()
+    assert header.split()[-1] == "numpy"
+    assert len(lines) == len(rows) and all(line.endswith(NOT_PROVIDED) for line in lines)
 
 
 def _inputs_of(row):

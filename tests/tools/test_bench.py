@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from reference import BOOK_LOSSES
 
+import convlab as cl
 from convlab import bench
+from convlab.backends.reference import NOT_PROVIDED, reference_function
+from convlab.backends.spec import BackendSpec
+from convlab.bench.networks import time_lenet_steps
+from convlab.bench.timing import Progress
+from convlab.bench.workloads import time_training
 from convlab.core.registry import available_backends, backend_names, load_backend
 from convlab.errors import BackendNotInstalledError
 
@@ -116,10 +122,49 @@ def test_book_style_reference_loops_reproduce_the_book(name):
     X = np.ones((6, 8), np.float32)
     X[:, 2:6] = 0
     Y = np.tile(np.array([0, 1, 0, 0, 0, -1, 0], np.float32), (6, 1))
-    losses = backend.book_train_kernel(X, Y, (1, 2), 3e-2, 10)
+    book_train_kernel = reference_function(backend, "book_train_kernel")
+    assert book_train_kernel is not None, f"the built-in {name} backend's reference module has no book_train_kernel"
+    losses = book_train_kernel(X, Y, (1, 2), 3e-2, 10)
     assert losses[0] == pytest.approx(12.0)
     for iteration, printed in BOOK_LOSSES.items():
         assert round(losses[iteration - 1], 3) == printed
+
+
+def test_missing_baselines_are_shown_as_not_provided(run):
+    """NumPy's reference module has the book's loop but no conv layer and no idiomatic LeNet of its own."""
+    results = run["results"]
+    numpy_conv = [row for row in results["conv_layers"] if row["backend"] == "numpy"]
+    assert numpy_conv and all(row["not_provided"] == ["framework"] for row in numpy_conv)
+    assert next(row for row in results["lenet"] if row["backend"] == "numpy")["not_provided"] == ["idiomatic"]
+    assert not any("not_provided" in row for row in results["train"])
+    lines = run["printed"].splitlines()
+    assert any(line.split()[:1] == ["numpy"] and NOT_PROVIDED in line for line in lines)
+
+
+def test_a_backend_without_a_reference_module_is_timed_without_its_baselines():
+    cl.register_backend(BackendSpec("noreference", "convlab.backends.numpy.adapter:NumpyBackend"))
+    try:
+        backends = {"noreference": load_backend("noreference")}
+        assert reference_function(backends["noreference"], "book_train_kernel") is None
+        train = time_training(backends, repeats=1, stat="median", quick=True, progress=Progress(None))
+        lenet = time_lenet_steps(backends, repeats=1, stat="median", progress=Progress(None))
+    finally:
+        cl.unregister_backend("noreference")
+    (row,) = train
+    assert row["not_provided"] == ["reference"] and row["train_kernel_s"] >= 0
+    assert "reference_s" not in row and "losses_agree" not in row and "error" not in row
+    assert lenet[0]["not_provided"] == ["idiomatic"] and lenet[0]["convlab_s"] > 0
+    results = {
+        "machine": {"versions": {}, "cpus": 1},
+        "config": {"stat": "median", "repeats": 1, "kernels": [], "sizes": []},
+        "backends": ["noreference"],
+        "skipped": {},
+        "corr2d": [],
+        "train": train,
+        "lenet": lenet,
+    }
+    text = bench.format_report({**results, "targets": bench.evaluate_targets(results)})
+    assert text.count(NOT_PROVIDED) == 2, text  # the book loop's column and the idiomatic step's
 
 
 def test_measure_and_synchronize():

@@ -7,4 +7,5 @@ BACKEND = BackendSpec(
     adapter="convlab.backends.jax.adapter:JaxBackend",
     modules=("jax", "jaxlib", "flax"),  # arrays: jaxlib._jax.ArrayImpl; tracers: jax._src; parameters: flax.nnx
     extra="jax",
+    reference="convlab.backends.jax.reference",
 )

@@ -1,57 +1,8 @@
-"""The JAX backend: ``jax.numpy`` tensors, Flax NNX layers, ``jax.jit``.
+"""The JAX backend: ``jax.numpy`` tensors, ``jax.lax`` primitives under ``jax.jit``, Flax NNX layers.
 
-JAX arrays are immutable, so the book's loop builds its output with
-``Y = Y.at[i, j].set(...)``, which returns a new array each time; it runs
-eagerly, one dispatch per pixel, as in the book (slow, but differentiable).
-``corr2d_vectorized`` is the core's shift-and-add under ``jax.jit``: XLA fuses
-it into one pass over the output, and it stays differentiable. The batched
-primitives are ``jax.lax.conv_general_dilated`` and ``jax.lax.reduce_window``,
-jitted with their shapes static; both take explicit (top, bottom) and
-(left, right) padding, so asymmetric padding needs no separate pad, and
-``reduce_window`` pads with its initial value: ``-inf`` for max, ``0`` for
-average. Pooling traced inside a compiled network on the CPU runs on the
-input transposed to NHWC and back, the layout XLA gives a convolution's
-output there, so that the transposes cancel. Convolutions run at
-``precision="highest"``, which keeps float32 accuracy where XLA would
-otherwise use TF32 or bfloat16 (GPU, TPU).
-
-The layers are Flax NNX modules (``flax.nnx`` is Flax's current API; its
-modules hold their state and are called directly, unlike linen's
-``apply(params, x)``): :class:`Module` keeps each of the core's parameters
-(``weight``, ``bias``) as an ``nnx.Param`` attribute and its submodules in an
-``nnx.List`` named ``layers``, as ``nnx.Sequential`` does, so
-``nnx.state(module, nnx.Param)``, ``nnx.Optimizer`` and optax see every
-nested parameter; it runs the core's forward pass. Parameters are named as
-PyTorch names them: the ``i``-th submodule's ``weight`` is ``"i.weight"``
-(its NNX path is ``("layers", i, "weight")``). The built-in layer is
-:class:`BuiltinConv2d`, an ``nnx.Conv`` (NHWC, kernel ``(k_h, k_w, 1, 1)``).
-``init="framework"`` uses the book's NNX initialisers, ``uniform()`` on
-``[0, 0.01)`` for the hand-written layer and ``nnx.Conv``'s default
-``lecun_normal``, drawn from ``nnx.Rngs(0)``: JAX's randomness is explicit,
-so the layers use a fixed seed (0), as the book's ``d2l.get_key()`` does, and
-every such layer starts from the same values. Unseeded ``cl.nn`` layers
-(:meth:`JaxBackend.framework_initial`) are made as a new ``nnx.Conv`` or
-``nnx.Linear`` (``lecun_normal`` kernels, zero biases) whose kernel is
-transposed to OIHW or ``(out, in)``; they draw from one ``nnx.Rngs(0)`` per
-backend, as an NNX model passes one ``rngs`` to all its layers: a process's
-first unseeded layer always starts from the same values, and each further
-layer draws the stream's next key, so two layers of a network differ.
-
-Gradients come from ``nnx.value_and_grad`` under ``nnx.jit``, compiled once
-per module structure, input shape and loss (the definitions of a module and
-its submodules, its backend and the loss compare by value or identity, so
-they are static); ``sgd_update`` computes ``param - lr * grad`` for every
-nested ``nnx.Param`` in one jitted call and writes the new arrays back (what
-the book's ``param[...] -= lr * grad`` does, one dispatch instead of two per
-parameter). ``conv2d`` and
-``linear`` (``x @ w.T + bias``) add their bias inside the product's jitted
-function: one dispatch, and XLA compiles the addition into one elementwise
-pass over the product (for ``conv2d`` on the CPU, the pass that transposes
-XLA's NHWC result back to NCHW, so the bias costs no pass of its own).
-Class labels are int32 arrays, JAX's default integer without
-``jax_enable_x64``. :meth:`JaxBackend.grad` differentiates in float64 under
-``jax.enable_x64`` (``jax.experimental.enable_x64`` in older JAX; float32
-where neither exists).
+Each choice is explained beside the code it concerns; the book's JAX tabs
+(written for Flax linen) and Flax NNX's idiomatic code are in
+:mod:`convlab.backends.jax.reference`.
 """
 
 from __future__ import annotations
@@ -65,14 +16,16 @@ import jax
 import jax.experimental
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import linen as nn  # the book's JAX tabs (book_train_kernel, book_tab) are written for linen
 from flax import nnx
 
-from convlab.backends.base import Backend, BookTab, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
 
 SEED = 0
-"""Seed of the ``nnx.Rngs`` behind ``init="framework"`` and behind unseeded ``cl.nn`` layers."""
+"""Seed of the ``nnx.Rngs`` behind ``init="framework"`` and behind unseeded ``cl.nn`` layers.
+
+JAX's randomness is explicit: the layers use a fixed seed, as the book's
+``d2l.get_key()`` does, so every such layer starts from the same values.
+"""
 
 
 def _float64() -> contextlib.AbstractContextManager:
@@ -85,6 +38,12 @@ def _float64() -> contextlib.AbstractContextManager:
 
 class Module(nnx.Module):
     """A layer on Flax NNX: one ``nnx.Param`` attribute per parameter, submodules, the forward pass from the core.
+
+    ``flax.nnx`` is Flax's current API: its modules hold their state and are
+    called directly, unlike linen's ``apply(params, x)``. The submodules are
+    held in an ``nnx.List`` named ``layers``, as ``nnx.Sequential`` holds its
+    own, so ``nnx.state(module, nnx.Param)``, ``nnx.Optimizer`` and optax see
+    every nested parameter.
 
     Parameters
     ----------
@@ -147,12 +106,13 @@ def _assign(param: nnx.Param, value: Any) -> None:
 
 @jax.jit
 def _sgd_step(params: tuple[Any, ...], grads: tuple[Any, ...], lr: Any) -> tuple[Any, ...]:
-    # One compiled update of every parameter: eagerly, each costs two dispatches (lr * grad, then -=).
+    # One compiled update of every parameter, what the book's param[...] -= lr * grad does: eagerly, each
+    # costs two dispatches (lr * grad, then -=). sgd_update writes the new arrays back.
     return tuple(param - lr * grad for param, grad in zip(params, grads, strict=True))
 
 
 class BuiltinConv2d(nnx.Conv):
-    """Flax's ``nnx.Conv`` on 2-D images: adds and removes the batch and channel axes."""
+    """Flax's ``nnx.Conv`` (NHWC, kernel ``(k_h, k_w, 1, 1)``) on 2-D images: adds and removes the other axes."""
 
     def __call__(self, X: Any) -> Any:
         return super().__call__(X[None, :, :, None])[0, :, :, 0]
@@ -161,7 +121,8 @@ class BuiltinConv2d(nnx.Conv):
 def _variables(module: Any, prefix: str = "") -> Iterator[tuple[str, tuple[str | int, ...], nnx.Param]]:
     """Each parameter's dotted name, its path in the module's ``nnx.State`` and its ``nnx.Param``.
 
-    The module's own parameters come first, then each submodule's, prefixed ``"i."``, as PyTorch orders them.
+    The module's own parameters come first, then each submodule's, prefixed ``"i."``, as PyTorch orders and
+    names them: the ``i``-th submodule's ``weight`` is ``"i.weight"``, at the path ``("layers", i, "weight")``.
     """
     if isinstance(module, BuiltinConv2d):
         yield f"{prefix}weight", ("kernel",), module.kernel
@@ -175,7 +136,9 @@ def _variables(module: Any, prefix: str = "") -> Iterator[tuple[str, tuple[str |
 
 @nnx.jit(static_argnames="loss")
 def _value_and_grad(module: Any, X: Any, Y: Any, loss: Loss) -> tuple[Any, dict[str, Any]]:
-    # `loss` is static: the core's losses compare by value, so one compilation serves every call.
+    # Compiled once per module structure, input shape and loss: the definitions of a module and its
+    # submodules and its backend are static structure to NNX, and `loss` is static too (the core's
+    # losses compare by value), so one compilation serves every call.
     value, grads = nnx.value_and_grad(lambda module: loss(module(X), Y))(module)
     by_path = dict(nnx.to_flat_state(grads))
     return value, {name: by_path[path][...] for name, path, _ in _variables(module)}
@@ -183,6 +146,11 @@ def _value_and_grad(module: Any, X: Any, Y: Any, loss: Loss) -> tuple[Any, dict[
 
 @functools.partial(jax.jit, static_argnames=("stride", "padding", "groups"))
 def _conv2d(x: Any, w: Any, bias: Any, stride: Pair, padding: Padding, groups: int) -> Any:
+    # The padding is explicit (top, bottom) and (left, right) pairs, so an asymmetric one needs no separate
+    # pad. precision="highest" keeps float32 accuracy where XLA would otherwise use TF32 or bfloat16 (GPU,
+    # TPU). The bias is added inside this one dispatch, where XLA compiles the addition into the elementwise
+    # pass over the product (on the CPU, the pass that transposes XLA's NHWC result back to NCHW, so the
+    # bias costs no pass of its own).
     top, bottom, left, right = padding
     # The default dimension numbers are NCHW input, OIHW kernel, NCHW output: the protocol's layouts.
     y = jax.lax.conv_general_dilated(
@@ -193,12 +161,15 @@ def _conv2d(x: Any, w: Any, bias: Any, stride: Pair, padding: Padding, groups: i
 
 @jax.jit
 def _linear(x: Any, w: Any, bias: Any) -> Any:
+    # x @ w.T + bias in one dispatch; XLA fuses the addition into one elementwise pass over the product.
     y = jnp.matmul(x, w.T, precision="highest")
     return y if bias is None else y + bias
 
 
 @functools.partial(jax.jit, static_argnames=("window", "stride", "padding", "mode", "channels_last"))
 def _pool2d(x: Any, window: Pair, stride: Pair, padding: Padding, mode: str, channels_last: bool) -> Any:
+    # reduce_window takes explicit padding, asymmetric included, and pads with its initial value: -inf for
+    # max, 0 for average.
     top, bottom, left, right = padding
     if channels_last:  # the same windows on x viewed as NHWC; the result is transposed back to NCHW
         x = x.transpose(0, 2, 3, 1)
@@ -213,70 +184,6 @@ def _pool2d(x: Any, window: Pair, stride: Pair, padding: Padding, mode: str, cha
     return y.transpose(0, 3, 1, 2) if channels_last else y
 
 
-_BOOK_TABS = {
-    "conv 3, padding 1": "nn.Conv(1, kernel_size=(3, 3), padding='SAME')",
-    "conv (5, 3), padding (2, 1)": "nn.Conv(1, kernel_size=(5, 3), padding=(2, 1))",
-    "conv 3, padding 1, stride 2": "nn.Conv(1, kernel_size=(3, 3), padding=1, strides=2)",
-    "conv (3, 5), padding (0, 1), stride (3, 4)": "nn.Conv(1, kernel_size=(3, 5), padding=(0, 1), strides=(3, 4))",
-    "max-pool 3": "nn.max_pool(X, window_shape=(3, 3), strides=(3, 3))",
-    "max-pool 3, padding 1, stride 2":
-        "X_padded = jnp.pad(X, ((0, 0), (1, 0), (1, 0), (0, 0)), mode='constant')\n"
-        "nn.max_pool(X_padded, window_shape=(3, 3), padding='VALID', strides=(2, 2))",
-    "max-pool (2, 3), padding (0, 1), stride (2, 3)":
-        "X_padded = jnp.pad(X, ((0, 0), (0, 0), (1, 1), (0, 0)), mode='constant')\n"
-        "nn.max_pool(X_padded, window_shape=(2, 3), padding='VALID', strides=(2, 3))",
-}  # fmt: skip
-"""Each of the book's examples as d2l's JAX tab writes it, on an NHWC ``X``.
-
-A conv tab's last line is the layer, which :meth:`JaxBackend.book_tab`
-initialises and applies as the book's ``comp_conv2d`` does; a pooling tab's
-last line is its result.
-"""
-
-_BOOK_TAB_NOTES = {
-    "max-pool 3, padding 1, stride 2": (
-        "the tab pads zeros, and only above and to the left, then pools without padding: a padded 0 "
-        "beats negative values, and an odd-sized input loses its last window (a 5x5 gives 2x2, not 3x3)"
-    ),
-    "max-pool (2, 3), padding (0, 1), stride (2, 3)": (
-        "the tab pads zeros, not -inf, then pools without padding: a padded 0 beats negative values"
-    ),
-}
-"""Why a JAX tab's result differs from convlab's, for the tabs where it can."""
-
-
-@nnx.jit
-def _sum_of_outputs_and_grads(layer: nnx.Module, X: Any) -> tuple[Any, Any]:
-    # The value is returned, not dropped: XLA would otherwise skip the forward pass, which the gradient
-    # of a sum w.r.t. a linear layer's parameters does not need.
-    return nnx.value_and_grad(lambda layer: layer(X).sum())(layer)
-
-
-@nnx.jit
-def _lenet_train_step(model: nnx.Module, optimizer: nnx.Optimizer, X: Any, y: Any) -> Any:
-    def loss_fn(model: nnx.Module) -> Any:
-        return optax.softmax_cross_entropy_with_integer_labels(model(X), y).mean()
-
-    loss, grads = nnx.value_and_grad(loss_fn)(model)
-    optimizer.update(model, grads)
-    return loss
-
-
-def _nnx_lenet_weights(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The core's LeNet weights (OIHW, ``(out, in)``, NCHW flatten order) in NNX's layouts, by the same names."""
-    converted = {}
-    for name, value in weights.items():
-        value = np.asarray(value, dtype=np.float32)
-        if value.ndim == 4:
-            value = value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
-        elif value.ndim == 2:
-            value = value.T  # (out, in) -> (in, out)
-            if name == "7.weight":  # rows in (channel, height, width) order -> (height, width, channel)
-                value = value.reshape(16, 5, 5, -1).transpose(1, 2, 0, 3).reshape(16 * 5 * 5, -1)
-        converted[name] = value
-    return converted
-
-
 class JaxBackend(Backend):
     """JAX on one device (``"cpu"``, ``"gpu:1"``), with Flax NNX modules."""
 
@@ -285,6 +192,7 @@ class JaxBackend(Backend):
         kind, _, index = self.device.partition(":")
         self._place = jax.devices(kind)[int(index or 0)]
         self._channels_last_pooling = self._place.platform == "cpu"  # measured there only (see pool2d)
+        # The core's shift-and-add, jitted: XLA fuses it into one pass over the output, still differentiable.
         self._vectorized = jax.jit(super().corr2d_vectorized)
         # One stream for every unseeded cl.nn layer, as an NNX model threads one Rngs through its layers.
         self._rngs = nnx.Rngs(SEED)
@@ -351,6 +259,10 @@ class JaxBackend(Backend):
 
     # -- chapter -----------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
+        """The book's loop: JAX arrays are immutable, so ``Y = Y.at[i, j].set(...)`` makes a new array each time.
+
+        It runs eagerly, one dispatch per pixel, as in the book: slow, but differentiable.
+        """
         h, w = K.shape
         Y = jnp.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
         for i in range(Y.shape[0]):
@@ -373,6 +285,13 @@ class JaxBackend(Backend):
         return tuple(module.layers) if isinstance(module, Module) else ()
 
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        """A new ``nnx.Conv`` or ``nnx.Linear``'s values (``lecun_normal`` kernel, zero bias), in the core's layout.
+
+        Every layer draws from the backend's one ``nnx.Rngs(SEED)``, as an NNX
+        model passes one ``rngs`` to all its layers: a process's first
+        unseeded layer always starts from the same values, and each further
+        layer draws the stream's next key, so two layers of a network differ.
+        """
         out_size, in_size, *kernel_size = shapes["weight"]
         use_bias = "bias" in shapes
         with jax.default_device(self._place):
@@ -387,6 +306,7 @@ class JaxBackend(Backend):
         return initial
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
+        # Without a weight, nnx.Conv's default lecun_normal draws it from nnx.Rngs(SEED), as the book's NNX tab.
         with jax.default_device(self._place):  # the kernel is made, and stays, on this backend's device
             layer = BuiltinConv2d(
                 1, 1, kernel_size, use_bias=False, padding="VALID", precision="highest", rngs=nnx.Rngs(SEED)
@@ -395,7 +315,7 @@ class JaxBackend(Backend):
             layer.kernel[...] = self.tensor(weight).reshape(layer.kernel.shape)
         return layer
 
-    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+    def book_initial_kernel(self, kernel_size: Pair) -> np.ndarray:
         # The book's NNX tab: nnx.initializers.uniform(), on [0, 0.01).
         return np.asarray(nnx.initializers.uniform()(nnx.Rngs(SEED).params(), kernel_size))
 
@@ -417,89 +337,3 @@ class JaxBackend(Backend):
             arrays = [jax.device_put(np.asarray(x), self._place) for x in inputs]
             value, grads = jax.value_and_grad(f, argnums=tuple(range(len(arrays))))(*arrays)
             return float(value), [np.asarray(g) for g in grads]
-
-    def book_tab(self, example: str, X: np.ndarray) -> BookTab:
-        """d2l's JAX tabs of 7.3 (linen ``nn.Conv``, one output channel) and 7.5 (``jnp.pad``, ``nn.max_pool``)."""
-        code = _BOOK_TABS[example]
-        *statements, last = code.splitlines()
-        with jax.default_device(self._place):
-            # The tabs' images are NHWC: the book reshapes its X to (1, 8, 8, 1) and (1, 4, 4, 1).
-            scope = {"nn": nn, "jnp": jnp, "X": jnp.asarray(np.transpose(X, (0, 2, 3, 1)))}
-            for statement in statements:
-                exec(statement, scope)  # the quoted text is what runs: the report cannot show other code than it ran
-            result = eval(last, scope)
-            if isinstance(result, nn.Module):  # the tab's comp_conv2d: init with a PRNGKey, then apply
-                params = result.init(jax.random.PRNGKey(SEED), scope["X"])
-                result = result.apply(params, scope["X"])
-        return BookTab(np.asarray(result).transpose(0, 3, 1, 2), code, _BOOK_TAB_NOTES.get(example, ""))
-
-    def framework_conv2d_step(
-        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
-    ) -> Callable[[], Any]:
-        """``nnx.Conv`` (bias, Flax's defaults) on NHWC ``x``; a call returns ``sum(layer(x))`` and its gradients."""
-        with jax.default_device(self._place):
-            kernel = (kernel_size, kernel_size)
-            layer = nnx.Conv(in_channels, out_channels, kernel, padding=padding, rngs=nnx.Rngs(SEED))
-        X = jax.device_put(np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)), dtype=np.float32), self._place)
-
-        def step() -> Any:
-            return jax.block_until_ready(_sum_of_outputs_and_grads(layer, X))
-
-        return step
-
-    def idiomatic_lenet_step(
-        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
-    ) -> Callable[[], float]:
-        """d2l's LeNet as an NNX user writes it: ``nnx.Sequential``, ``nnx.Optimizer`` with ``optax.sgd``, ``nnx.jit``.
-
-        Its layers are NHWC, so the first dense layer sees the 16 x 5 x 5
-        features in (height, width, channel) order, where the core's NCHW
-        flatten gives (channel, height, width): its kernel's rows are
-        permuted to match, and the network computes the same function.
-        """
-        with jax.default_device(self._place):
-            rngs = nnx.Rngs(SEED)
-            model = nnx.Sequential(
-                nnx.Conv(1, 6, kernel_size=(5, 5), padding=2, rngs=rngs), nnx.sigmoid,
-                lambda x: nnx.avg_pool(x, window_shape=(2, 2), strides=(2, 2)),
-                nnx.Conv(6, 16, kernel_size=(5, 5), padding="VALID", rngs=rngs), nnx.sigmoid,
-                lambda x: nnx.avg_pool(x, window_shape=(2, 2), strides=(2, 2)),
-                lambda x: x.reshape(x.shape[0], -1),
-                nnx.Linear(16 * 5 * 5, 120, rngs=rngs), nnx.sigmoid,
-                nnx.Linear(120, 84, rngs=rngs), nnx.sigmoid,
-                nnx.Linear(84, 10, rngs=rngs),
-            )  # fmt: skip
-        for name, value in _nnx_lenet_weights(weights).items():
-            index, _, kind = name.partition(".")
-            getattr(model.layers[int(index)], "kernel" if kind == "weight" else kind)[...] = self.tensor(value)
-        optimizer = nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)
-        X = jax.device_put(np.ascontiguousarray(np.transpose(X, (0, 2, 3, 1)), dtype=np.float32), self._place)
-        y = self.labels(y)
-
-        def step() -> float:
-            return float(_lenet_train_step(model, optimizer, X, y))
-
-        return step
-
-    def book_train_kernel(
-        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
-    ) -> list[float]:
-        # The book's JAX tab: Flax nn.Conv, jax.value_and_grad (not jitted), a tree_map update.
-        with jax.default_device(self._place):
-            conv2d = nn.Conv(
-                1, kernel_size=kernel_size, use_bias=False, padding="VALID", kernel_init=nn.initializers.zeros
-            )
-            X = jax.numpy.asarray(X).reshape((1, *X.shape, 1))
-            Y = jax.numpy.asarray(Y).reshape((1, *Y.shape, 1))
-            params = conv2d.init(jax.random.PRNGKey(0), X)
-
-            def loss(params, X, Y):
-                Y_hat = conv2d.apply(params, X)
-                return ((Y_hat - Y) ** 2).sum()
-
-            losses = []
-            for _ in range(num_epochs):
-                l, grads = jax.value_and_grad(loss)(params, X, Y)  # noqa: E741 - the book's name
-                params = jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
-                losses.append(float(l))
-            return losses

@@ -12,4 +12,5 @@ BACKEND = BackendSpec(
         'pip install --no-deps mxnet==1.9.1 beside NumPy 2 (pip install "convlab[mxnet]" makes an MXNet-only '
         "environment on NumPy 1.26)"
     ),
+    reference="convlab.backends.mxnet.reference",
 )

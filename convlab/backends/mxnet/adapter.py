@@ -1,107 +1,7 @@
-"""The MXNet backend: MXNet's NumPy interface (``mxnet.np``, ``npx.set_np()``) and Gluon.
+"""The MXNet backend: MXNet's NumPy interface (``mxnet.np``, ``npx.set_np()``) and Gluon, eager.
 
-MXNet 1.9.1 is made importable on today's NumPy by
-:mod:`convlab.backends.mxnet.numpy_compat`, which runs before ``import mxnet``.
-
-Adapter choices
----------------
-* Tensors are ``mxnet.numpy.ndarray`` (float32) in the context of the
-  backend's device (``mx.cpu()``, ``mx.gpu(i)``). Legacy ``mx.nd.NDArray``
-  input is accepted as any other array, through NumPy (a copy).
-* ``conv2d`` is ``npx.convolution`` and ``pool2d`` is ``npx.pooling``, both
-  NCHW, with their own padding where it is symmetric: MXNet's max pooling
-  ignores its padding and its average pooling counts it
-  (``count_include_pad=True``), as the protocol asks. Other paddings are
-  concatenated first (``-inf`` for max pooling, zeros otherwise), since
-  MXNet's padding is symmetric only and ``mxnet.np.pad`` does not work here:
-  it reads ``numpy.compat``, gone in NumPy 2, and ignores ``constant_values``.
-  MXNet's pooling refuses padding as wide as its window, so padding beyond
-  half the window is concatenated too. MXNet's max starts from the dtype's
-  lowest finite value, so a window wholly in the padding would give that
-  instead of ``-inf``; where padding is as wide as the window, such results
-  become ``-inf``. A ``bias`` is ``npx.convolution``'s own (``no_bias=False``),
-  as ``nn.Conv2D`` passes it; ``linear`` is ``npx.fully_connected`` with
-  ``flatten=False``, ``nn.Dense``'s operator, whose weight is ``(out, in)``
-  already.
-* ``sigmoid`` and ``relu`` are ``npx.activation``, the operator of Gluon's
-  ``activation=`` and ``nn.Activation``, which oneDNN computes on the CPU.
-  ``npx.sigmoid``'s generic elementwise kernel took ten times as long on
-  LeNet's first activation (128 x 6 x 28 x 28: 8 to 11 ms against 1 ms),
-  and an eager LeNet step 8 to 15% longer.
-* ``log_softmax`` subtracts the maximum itself: ``npx.log_softmax`` is off by
-  about ``1e-6`` where the answer is 0.
-* ``reshape`` is ``reshape_view``, a view that autograd records:
-  ``mxnet.np``'s ``reshape`` copies, and ``Y[0, 0]`` is several times slower
-  still. ``method="native"`` adds and removes the batch and channel axes
-  with it, as the built-in layer does.
-* ``corr2d_loop`` is the book's MXNet tab, in-place item assignment into
-  ``np.zeros`` (made in ``X``'s context, so that it also runs on a GPU).
-  MXNet refuses in-place operations while ``autograd.record()`` records, so
-  the loop layer cannot be differentiated: :func:`convlab.autograd_exercise`
-  reports MXNet's error.
-* ``corr2d_vectorized`` is the core's shift-and-add (no in-place operations,
-  so it records). ``method="auto"`` always picks ``"native"``: each MXNet
-  operator costs tens of microseconds of dispatch and the shift-and-add
-  issues ``3 k_h k_w`` of them.
-* Every layer (the hand-written one, each of ``cl.nn``) is a :class:`Module`,
-  a Gluon ``Block`` holding one ``self.params.get`` parameter per initial
-  value, as the book's layer does, and its children registered with
-  ``register_child`` under ``"0"``, ``"1"``, ... as ``nn.Sequential`` does,
-  so ``collect_params()`` holds every nested parameter and
-  ``gluon.Trainer(net.collect_params(), "sgd", ...)`` trains it; its forward
-  pass is the core's definition. Gluon names parameters by global prefixes
-  (``module3_weight``); convlab's dotted names (``"0.weight"``, ``"2.1.bias"``)
-  are Gluon's structural ones, those ``save_parameters`` writes. A module
-  initialises only its own parameters (``self.params``, not
-  ``collect_params()``): its children were initialised when they were made,
-  and ``initialize()`` would warn for each of theirs. A ``Module`` is a
-  ``Block``, not a ``HybridBlock`` (the core's forward passes call
-  ``mxnet.np`` on arrays, not symbols), so ``hybridize()`` leaves it eager.
-* ``framework_initial`` makes Gluon's own layer of that shape
-  (``nn.Conv2D(out, kernel, in_channels=in)``, ``nn.Dense(out,
-  in_units=in)``) and reads what its default ``initialize()`` drew:
-  ``Uniform(0.07)`` weights and zero biases, OIHW and ``(out, in)`` already.
-  The built-in layer is :class:`BuiltinConv2d`, ``nn.Conv2D(1, kernel_size,
-  use_bias=False, in_channels=1)`` on 2-D inputs and outputs. Without an
-  initial weight it keeps Gluon's default initialiser, as the book's
-  ``initialize()`` does; ``framework_initial_weight`` draws from it too.
-* ``labels`` are int64 ``mxnet.np`` arrays, the dtype of ``mxnet.np``'s
-  ``argmax``: its ``==`` refuses int64 against the int32 that Gluon's
-  datasets yield.
-* Gradients come from ``backward()`` after ``autograd.record()``; a parameter
-  whose gradient ``backward()`` did not write (MXNet's "fresh gradient" flag,
-  which ``gluon.Trainer`` checks too) is reported as ``None``. The gradients
-  returned are Gluon's own buffers, which the next ``backward()`` overwrites.
-  ``sgd_update`` is the book's ``param.data()[:] -= lr * grad`` computed by
-  ``multi_sgd_update``, the fused kernel that ``gluon.Trainer``'s SGD calls:
-  one operator for up to 60 parameters (MXNet 1.9.1 crashes on more) where
-  ``-=`` and ``*`` dispatch two per parameter.
-* Both return once their results are computed (``wait_to_read`` on each
-  gradient, each updated parameter): MXNet would otherwise return with the
-  backward pass still running, and a timed step (``convlab bench``) would
-  leave its work to whatever is timed after it. A training step waits for
-  its loss anyway, so little overlap is lost.
-* ``grad`` differentiates in the inputs' own float dtype (float64 from
-  :func:`convlab.gradcheck`), which MXNet's operators support on the CPU.
-* MXNet dispatches asynchronously: :meth:`MXNetBackend.synchronize` waits
-  with ``wait_to_read()``, which copies nothing.
-* MXNet's NumPy mode is per thread: ``npx.set_np()`` runs at import and again
-  before a layer is built in a thread that has not turned it on.
-* ``book_tab`` evaluates the book's MXNet calls of 7.3 and 7.5 as quoted
-  (``nn.Conv2D(1, kernel_size=3, padding=1)`` then ``initialize()``;
-  ``nn.MaxPool2D(3, padding=1, strides=2)``). Gluon's padding is symmetric
-  and of any width, and its max pooling never picks its padding, so every
-  tab gives convlab's shapes and values: no tab has a note.
-* ``framework_conv2d_step`` is Gluon's ``nn.Conv2D`` hybridized with
-  ``static_alloc`` and ``static_shape``, as Gluon's performance guide
-  advises; ``idiomatic_lenet_step`` is d2l's MXNet LeNet (activations inside
-  ``nn.Conv2D`` and ``nn.Dense``, which flattens its input) in a hybridized
-  ``nn.HybridSequential``, trained by ``gluon.Trainer`` on
-  ``SoftmaxCrossEntropyLoss``. Both wait for their results, as convlab's
-  steps do. ``static_alloc`` is where the idiomatic LeNet step gains: its
-  cached graph runs on memory planned once, where an eager step allocates
-  every intermediate; hybridized without it, it ran as slowly as eager
-  Gluon, and convlab's ``Module`` is eager (see above).
+Each choice is explained beside the code it concerns; the book's MXNet tabs
+and Gluon's idiomatic code are in :mod:`convlab.backends.mxnet.reference`.
 """
 
 from __future__ import annotations
@@ -113,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, BookTab, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
 from convlab.backends.mxnet.numpy_compat import add_numpy_names_for_mxnet
 
-add_numpy_names_for_mxnet(np)
+add_numpy_names_for_mxnet(np)  # before import mxnet: makes MXNet 1.9.1 importable on today's NumPy
 with warnings.catch_warnings():  # mxnet's own deprecated uses: distutils, and NEP 32 on NumPy 1.x
     warnings.filterwarnings("ignore", "distutils Version classes are deprecated", DeprecationWarning)
     warnings.filterwarnings("ignore", "In accordance with NEP 32", DeprecationWarning)
@@ -128,13 +28,20 @@ npx.set_np()
 
 
 def _np_mode() -> None:
-    # Gluon creates legacy NDArray parameters in a thread without NumPy mode.
+    # MXNet's NumPy mode is per thread: set at import, and again before a layer is built in a thread that has not
+    # turned it on, where Gluon would create legacy NDArray parameters.
     if not npx.is_np_array():
         npx.set_np()
 
 
 class Module(nn.Block):
     """A convlab layer as a Gluon ``Block``: core parameters and forward pass, Gluon's registration.
+
+    Every layer (the hand-written one, each of ``cl.nn``) is one, holding one
+    ``self.params.get`` parameter per initial value, as the book's layer
+    does, so ``gluon.Trainer(net.collect_params(), "sgd", ...)`` trains it. It
+    is a ``Block``, not a ``HybridBlock``: the core's forward passes call
+    ``mxnet.np`` on arrays, not symbols, so ``hybridize()`` leaves it eager.
 
     Parameters
     ----------
@@ -181,7 +88,10 @@ class Module(nn.Block):
 
 
 class BuiltinConv2d(nn.Conv2D):
-    """``nn.Conv2D(1, kernel_size, use_bias=False, in_channels=1)`` on 2-D inputs and outputs."""
+    """``nn.Conv2D(1, kernel_size, use_bias=False, in_channels=1)`` on 2-D inputs and outputs.
+
+    Its ``reshape_view`` calls add and remove the batch and channel axes, as ``method="native"`` does.
+    """
 
     def __init__(self, backend: MXNetBackend, kernel_size: Pair) -> None:
         super().__init__(1, kernel_size, use_bias=False, in_channels=1)
@@ -198,7 +108,11 @@ _FUSED_SGD_WEIGHTS = 60
 
 
 def _gluon_parameters(module: nn.Block) -> dict[str, gluon.Parameter]:
-    """Every parameter of ``module``, named as ``save_parameters`` names them: ``"weight"``, ``"0.bias"``, ..."""
+    """Every parameter of ``module``, named as ``save_parameters`` names them: ``"weight"``, ``"0.bias"``, ...
+
+    These structural names are convlab's dotted ones; Gluon's own names carry
+    process-wide prefixes (``module3_weight``).
+    """
     return module._collect_params_with_prefix()
 
 
@@ -209,7 +123,11 @@ def _halves(padding: Padding) -> Pair | None:
 
 
 def _pad(x: Any, padding: Padding, value: float = 0.0) -> Any:
-    """``x`` with ``padding`` rows and columns of ``value`` around its last two axes."""
+    """``x`` with ``padding`` rows and columns of ``value`` around its last two axes, by concatenation.
+
+    ``mxnet.np.pad`` does not work here: it reads ``numpy.compat``, gone in
+    NumPy 2, and ignores ``constant_values``.
+    """
     top, bottom, left, right = padding
     for axis, sizes in ((2, (top, bottom)), (3, (left, right))):
         if any(sizes):
@@ -222,7 +140,7 @@ def _pad(x: Any, padding: Padding, value: float = 0.0) -> Any:
 
 
 class MXNetBackend(Backend):
-    """MXNet's NumPy interface and Gluon, in one context (see the module's notes)."""
+    """MXNet's NumPy interface and Gluon, in one context."""
 
     def __init__(self, spec: Any, device: str | None = None) -> None:
         super().__init__(spec, device)
@@ -249,6 +167,8 @@ class MXNetBackend(Backend):
         return (mnp.ndarray,)  # what Gluon's Parameter.data() and grad() return in NumPy mode
 
     def tensor(self, data: Any) -> Any:
+        # mxnet.numpy.ndarray, float32, in the context of the device (mx.cpu(), mx.gpu(i)). Legacy mx.nd.NDArray
+        # input is accepted as any other array, through NumPy (a copy).
         if isinstance(data, mnp.ndarray):  # the same array when nothing changes, so parameters keep their graph
             return data.astype(np.float32, copy=False).as_in_ctx(self.context)
         return mnp.array(data, dtype=np.float32, ctx=self.context)  # without dtype, float64 would stay float64
@@ -263,14 +183,16 @@ class MXNetBackend(Backend):
         return x.asnumpy()
 
     def synchronize(self, y: Any) -> Any:
+        # MXNet dispatches asynchronously; wait_to_read() waits for y, and copies nothing.
         y.wait_to_read()
         return y
 
     # -- nn ----------------------------------------------------------------------
     def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
         halves = _halves(padding)
-        if halves is None:
+        if halves is None:  # MXNet's own padding is symmetric only: others are zeros concatenated first
             x, halves = _pad(x, padding), (0, 0)
+        # The bias is npx.convolution's own (no_bias=False), as nn.Conv2D passes it.
         out_channels, _, *kernel = w.shape  # one shape query: each costs a call into MXNet
         return npx.convolution(
             data=x,
@@ -286,7 +208,9 @@ class MXNetBackend(Backend):
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
         halves = _halves(padding)
-        # npx.pooling rejects padding as wide as the window; past half of it, concatenate.
+        # MXNet's own padding suits the protocol where it is symmetric: max pooling ignores it, average pooling
+        # counts it (count_include_pad=True). Other paddings are concatenated first, -inf for max pooling and
+        # zeros for average. npx.pooling rejects padding as wide as the window; past half of it, concatenate.
         if halves is None or halves[0] > window[0] // 2 or halves[1] > window[1] // 2:
             x, halves = _pad(x, padding, -np.inf if mode == "max" else 0.0), (0, 0)
         elif mode == "max":
@@ -304,24 +228,35 @@ class MXNetBackend(Backend):
         return y
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        # A view that autograd records: mxnet.np's reshape copies, and indexing (Y[0, 0]) is several times slower.
         return x.reshape_view(shape)
 
     def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
+        # nn.Dense's operator, whose weight is (out, in) already; flatten=False keeps x's leading axes.
         return npx.fully_connected(x, w, bias, num_hidden=w.shape[0], no_bias=bias is None, flatten=False)
 
     def sigmoid(self, x: Any) -> Any:
-        # Gluon's activation operator, which oneDNN computes (see the module's notes).
+        # The operator of Gluon's activation= and nn.Activation, which oneDNN computes on the CPU. npx.sigmoid's
+        # generic elementwise kernel took ten times as long on LeNet's first activation (128 x 6 x 28 x 28: 8 to
+        # 11 ms against 1 ms), and an eager LeNet step 8 to 15% longer.
         return npx.activation(x, act_type="sigmoid")
 
     def relu(self, x: Any) -> Any:
-        return npx.activation(x, act_type="relu")
+        return npx.activation(x, act_type="relu")  # as sigmoid: Gluon's operator, computed by oneDNN
 
     def log_softmax(self, x: Any, axis: int = -1) -> Any:
+        # npx.log_softmax is off by about 1e-6 where the answer is 0: the maximum is subtracted here.
         shifted = x - x.max(axis=axis, keepdims=True)
         return shifted - mnp.log(mnp.exp(shifted).sum(axis=axis, keepdims=True))
 
     # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
+        """The book's MXNet tab: in-place item assignment into ``np.zeros``, made in ``X``'s context (so, GPU too).
+
+        MXNet refuses in-place operations while ``autograd.record()`` records,
+        so the loop layer cannot be differentiated:
+        :func:`convlab.autograd_exercise` reports MXNet's error.
+        """
         h, w = K.shape
         Y = mnp.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1), ctx=X.ctx)
         for i in range(Y.shape[0]):
@@ -330,7 +265,9 @@ class MXNetBackend(Backend):
         return Y
 
     def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
-        # One convolution call beats the shift-and-add's 3 k_h k_w dispatches at every size `convlab bench` tries.
+        # The inherited shift-and-add records (it has no in-place operations), but each MXNet operator costs tens
+        # of microseconds of dispatch: one convolution call beats its 3 k_h k_w dispatches at every size
+        # `convlab bench` tries.
         return "native"
 
     # -- modules and training ----------------------------------------------------
@@ -353,18 +290,20 @@ class MXNetBackend(Backend):
             layer = nn.Conv2D(out_size, tuple(kernel), in_channels=in_size, use_bias=use_bias)
         else:
             layer = nn.Dense(out_size, use_bias=use_bias, in_units=in_size)
-        layer.initialize(ctx=self.context)  # Gluon's default: Uniform(0.07) weights, the bias's own "zeros"
+        # Gluon's default: Uniform(0.07) weights, the bias's own "zeros"; OIHW and (out, in) already.
+        layer.initialize(ctx=self.context)
         return {name: p.data().asnumpy() for name, p in _gluon_parameters(layer).items()}
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         _np_mode()
         layer = BuiltinConv2d(self, kernel_size)
-        layer.initialize(ctx=self.context)  # Gluon's default initialiser: Uniform(0.07)
+        # Gluon's default initialiser, Uniform(0.07), kept without a weight, as the book's initialize() does.
+        layer.initialize(ctx=self.context)
         if weight is not None:
             layer.weight.set_data(self.tensor(weight).reshape(layer.weight.shape))
         return layer
 
-    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+    def book_initial_kernel(self, kernel_size: Pair) -> np.ndarray:
         _np_mode()
         weight = mnp.zeros(kernel_size, ctx=self.context)
         init.Uniform()(init.InitDesc("weight"), weight)  # what initialize() draws a weight from
@@ -374,6 +313,16 @@ class MXNetBackend(Backend):
         return {name: p.data() for name, p in _gluon_parameters(module).items()}
 
     def value_and_grad(self, module: nn.Block, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
+        """``backward()`` after ``autograd.record()``, as the book does.
+
+        The gradients returned are Gluon's own buffers, which the next
+        ``backward()`` overwrites. A parameter whose gradient ``backward()`` did not write (MXNet's "fresh
+        gradient" flag, which ``gluon.Trainer`` checks too) has ``None``. It
+        returns once the gradients are computed: MXNet would otherwise return
+        with the backward pass still running, and a timed step
+        (``convlab bench``) would leave its work to whatever is timed after
+        it. A training step waits for its loss anyway, so little overlap is lost.
+        """
         params = _gluon_parameters(module)
         with autograd.record():
             value = loss(module(X), Y)
@@ -389,7 +338,9 @@ class MXNetBackend(Backend):
 
     def sgd_update(self, module: nn.Block, grads: Mapping[str, Any], lr: float) -> None:
         params = _gluon_parameters(module)
-        # Gluon's fused SGD kernel, for _FUSED_SGD_WEIGHTS parameters at a time (see the module's notes).
+        # The book's param.data()[:] -= lr * grad, computed by multi_sgd_update, the fused kernel that
+        # gluon.Trainer's SGD calls: one operator for _FUSED_SGD_WEIGHTS parameters at a time, where -= and *
+        # dispatch two per parameter.
         weights, pairs = [], []  # legacy NDArray views of the same memory, as the Trainer passes them
         for name, grad in grads.items():
             weights.append(params[name].data().as_nd_ndarray())
@@ -402,7 +353,10 @@ class MXNetBackend(Backend):
             weight.wait_to_read()  # finished on return, so that a timed step counts its update
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
-        """``f(*inputs)`` and its gradients; float inputs keep their dtype, others become float64."""
+        """``f(*inputs)`` and its gradients; float inputs keep their dtype, others become float64.
+
+        MXNet's operators support float64 (what :func:`convlab.gradcheck` passes) on the CPU.
+        """
         leaves = []
         for x in inputs:
             array = np.asarray(x)
@@ -417,104 +371,3 @@ class MXNetBackend(Backend):
             if "not in a computational graph" not in str(exc):
                 raise  # else no input reached the value: no gradient for any
         return value.item(), [leaf.grad.asnumpy() if leaf._fresh_grad else None for leaf in leaves]
-
-    def book_train_kernel(
-        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
-    ) -> list[float]:
-        """The book's MXNet tab: Gluon ``nn.Conv2D``, ``autograd.record()``, ``l.backward()``, ``data()[:] -= ...``.
-
-        The layer and data are placed in :attr:`context`, so that it is timed where ``train_kernel`` runs.
-        """
-        npx.set_np()
-        conv2d = nn.Conv2D(1, kernel_size=kernel_size, use_bias=False)
-        conv2d.initialize(init.Zero(), ctx=self.context)
-        X = mnp.array(X, ctx=self.context).reshape(1, 1, *X.shape)
-        Y = mnp.array(Y, ctx=self.context).reshape(1, 1, *Y.shape)
-        losses = []
-        for _ in range(num_epochs):
-            with autograd.record():
-                Y_hat = conv2d(X)
-                l = (Y_hat - Y) ** 2  # noqa: E741 - the book's name
-            l.backward()
-            conv2d.weight.data()[:] -= lr * conv2d.weight.grad()
-            losses.append(float(l.sum()))
-        return losses
-
-    def book_tab(self, example: str, X: np.ndarray) -> BookTab:
-        """d2l's MXNet tabs of 7.3 (``nn.Conv2D``, one output channel, ``initialize()``) and 7.5 (``nn.MaxPool2D``)."""
-        calls = {
-            "conv 3, padding 1": "nn.Conv2D(1, kernel_size=3, padding=1)",
-            "conv (5, 3), padding (2, 1)": "nn.Conv2D(1, kernel_size=(5, 3), padding=(2, 1))",
-            "conv 3, padding 1, stride 2": "nn.Conv2D(1, kernel_size=3, padding=1, strides=2)",
-            "conv (3, 5), padding (0, 1), stride (3, 4)":
-                "nn.Conv2D(1, kernel_size=(3, 5), padding=(0, 1), strides=(3, 4))",
-            "max-pool 3": "nn.MaxPool2D(3)",
-            "max-pool 3, padding 1, stride 2": "nn.MaxPool2D(3, padding=1, strides=2)",
-            "max-pool (2, 3), padding (0, 1), stride (2, 3)": "nn.MaxPool2D((2, 3), padding=(0, 1), strides=(2, 3))",
-        }  # fmt: skip
-        code = calls[example]
-        _np_mode()
-        layer = eval(code, {"nn": nn})  # the quoted text is what runs: the report cannot show other code than it ran
-        # The tab's comp_conv2d: Gluon's default initialiser, input channels inferred on the first call.
-        # A pooling layer has no parameters to initialise.
-        layer.initialize(ctx=self.context)
-        output = layer(mnp.array(X, dtype=np.float32, ctx=self.context))
-        return BookTab(output.asnumpy(), code)
-
-    def framework_conv2d_step(
-        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
-    ) -> Callable[[], list[Any]]:
-        """Gluon's ``nn.Conv2D`` (bias, default initialiser), hybridized; a call returns its weight and bias grads."""
-        _np_mode()
-        layer = nn.Conv2D(out_channels, kernel_size, padding=padding, in_channels=in_channels)
-        layer.initialize(ctx=self.context)
-        layer.hybridize(static_alloc=True, static_shape=True)  # what Gluon's guides advise for speed
-        X = mnp.array(x, dtype=np.float32, ctx=self.context)
-
-        def step() -> list[Any]:
-            with autograd.record():
-                total = layer(X).sum()
-            total.backward()
-            return [self.synchronize(p.grad()) for p in (layer.weight, layer.bias)]
-
-        return step
-
-    def idiomatic_lenet_step(
-        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
-    ) -> Callable[[], float]:
-        """d2l's MXNet LeNet: ``nn.HybridSequential`` hybridized, ``gluon.Trainer``, ``SoftmaxCrossEntropyLoss``."""
-        _np_mode()
-        net = nn.HybridSequential()
-        net.add(
-            nn.Conv2D(channels=6, kernel_size=5, padding=2, activation="sigmoid"),
-            nn.AvgPool2D(pool_size=2, strides=2),
-            nn.Conv2D(channels=16, kernel_size=5, activation="sigmoid"),
-            nn.AvgPool2D(pool_size=2, strides=2),
-            nn.Dense(120, activation="sigmoid"),
-            nn.Dense(84, activation="sigmoid"),
-            nn.Dense(10),
-        )
-        net.initialize(ctx=self.context)
-        X, y = mnp.array(X, dtype=np.float32, ctx=self.context), self.labels(y)
-        net(X)  # Gluon infers the input sizes on the first call; only then can the weights be set
-        # Gluon folds each activation into its layer and flattens inside Dense, so its layers 0, 2, 4, 5
-        # and 6 are the core's 0, 3, 7, 9 and 11; the layouts (OIHW, (out, in)) are the same.
-        core_index = {"0": "0", "2": "3", "4": "7", "5": "9", "6": "11"}
-        for name, param in _gluon_parameters(net).items():
-            index, _, kind = name.partition(".")
-            param.set_data(mnp.array(weights[f"{core_index[index]}.{kind}"], dtype=np.float32, ctx=self.context))
-        net.hybridize(static_alloc=True, static_shape=True)
-        trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": lr})
-        loss = gluon.loss.SoftmaxCrossEntropyLoss()
-        batch_size = X.shape[0]
-
-        def step() -> float:
-            with autograd.record():
-                l = loss(net(X), y)  # noqa: E741 - the book's name
-            l.backward()
-            trainer.step(batch_size)  # the gradient of the sum, over the batch size: that of the mean
-            value = l.mean().item()
-            npx.waitall()  # the update too, as convlab's step waits for its own: a timing counts the whole step
-            return value
-
-        return step

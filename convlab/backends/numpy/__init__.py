@@ -6,4 +6,5 @@ BACKEND = BackendSpec(
     name="numpy",
     adapter="convlab.backends.numpy.adapter:NumpyBackend",
     distribution="numpy",
+    reference="convlab.backends.numpy.reference",
 )

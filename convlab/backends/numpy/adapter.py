@@ -231,9 +231,9 @@ class NumpyBackend(Backend):
         return {name: rng.uniform(-bound, bound, shape).astype(np.float32) for name, shape in shapes.items()}
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> Module:
-        return BuiltinConv2d(self, self.framework_initial_weight(kernel_size) if weight is None else weight)
+        return BuiltinConv2d(self, self.book_initial_kernel(kernel_size) if weight is None else weight)
 
-    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+    def book_initial_kernel(self, kernel_size: Pair) -> np.ndarray:
         return np.random.default_rng().random(kernel_size, dtype=np.float32)  # the book's PyTorch tab: torch.rand
 
     def parameters(self, module: Module) -> dict[str, np.ndarray]:
@@ -256,16 +256,3 @@ class NumpyBackend(Backend):
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
         return autograd.value_and_grad(f, *inputs)
-
-    def book_train_kernel(
-        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
-    ) -> list[float]:
-        # The book has no NumPy tab: the plain loop one would write, with the gradient by hand.
-        windows = np.lib.stride_tricks.sliding_window_view(X, kernel_size)
-        weight = np.zeros(kernel_size, dtype=np.float32)
-        losses = []
-        for _ in range(num_epochs):
-            diff = np.einsum("ijab,ab->ij", windows, weight) - Y
-            losses.append(float((diff**2).sum()))
-            weight -= lr * 2 * np.einsum("ijab,ij->ab", windows, diff)
-        return losses

@@ -11,4 +11,5 @@ BACKEND = BackendSpec(
     extra="paddle",
     # Imported after TensorFlow, Paddle's native libraries crash the process (a segmentation fault).
     import_before=("tensorflow",),
+    reference="convlab.backends.paddle.reference",
 )

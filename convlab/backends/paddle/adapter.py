@@ -1,42 +1,7 @@
-"""The PaddlePaddle backend (Paddle 3, dynamic graph).
+"""The PaddlePaddle backend (Paddle 3, dynamic graph): ``paddle.nn.functional`` primitives, ``nn.Layer`` layers.
 
-Notes
------
-* Paddle warns at import that ccache, which only compiling C++ extensions
-  uses, is missing; the import runs under a warnings filter for that one
-  message, so convlab's output stays clean. Importing Paddle after TensorFlow
-  crashes the process: the spec's ``import_before`` makes the registry import
-  Paddle first, or refuse Paddle once TensorFlow is loaded.
-* NumPy input is copied once by ``paddle.to_tensor``; a float32 Paddle tensor
-  on the backend's device is returned as it is, so parameters keep their graph.
-* ``conv2d`` and ``pool2d`` are ``paddle.nn.functional``'s, which take the
-  core's ``(top, bottom, left, right)`` padding as it is, asymmetric included.
-  Paddle's max pooling starts each window from the lowest float32, not
-  ``-inf``, which shows where a window lies wholly in the padding: there it
-  becomes ``-inf``. Average pooling counts the padding (``exclusive=False``),
-  but uneven padding only on the top and left, so that is padded with zeros first.
-* Paddle's linear weight is ``(in, out)``; the core's is ``(out, in)``, so
-  :meth:`PaddleBackend.linear` multiplies by its transpose in the same matmul
-  and :meth:`PaddleBackend.framework_initial` transposes ``nn.Linear``'s draw.
-* :meth:`PaddleBackend.corr2d_loop` is the d2l-zh Paddle tab: item assignment
-  ``Y[i, j] = ...`` into ``paddle.zeros``. Paddle records the assignment
-  (``set_value``) in its graph, so the loop layer is differentiable, only
-  slow; :func:`convlab.autograd_exercise` reports the gradients.
-* The shift-and-add runs on the flattened image, where the shift ``(a, b)``
-  is the offset ``a * width + b``: each shifted view is one contiguous run,
-  which Paddle's elementwise kernels take several times faster than a 2-D
-  strided view, and each run is added in place into one accumulator.
-* ``F.log_softmax`` on the CPU clips each term at -64, so
-  :meth:`PaddleBackend.log_softmax` is ``x - logsumexp(x)``.
-* The hand-written layer is a :class:`Module` (a ``paddle.nn.Layer``) with one
-  ``create_parameter`` per initial value, so ``paddle.optimizer.SGD(
-  parameters=layer.parameters())`` trains it; the built-in one is
-  :class:`BuiltinConv2d`, ``paddle.nn.Conv2D(1, 1, kernel_size,
-  bias_attr=False)`` on 2-D inputs and outputs.
-* Gradients come from ``loss.backward()`` into ``.grad``, released first
-  (``clear_gradient(False)``) so that a parameter the loss does not reach
-  reports none. Releasing a gradient empties every tensor that shares it, so
-  :meth:`PaddleBackend.value_and_grad` returns copies, which stay valid.
+Each choice is explained beside the code it concerns; the d2l-zh Paddle tabs
+and Paddle's idiomatic code are in :mod:`convlab.backends.paddle.reference`.
 """
 
 from __future__ import annotations
@@ -49,8 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, BookTab, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
 
+# Paddle warns at import that ccache, which only compiling C++ extensions uses, is missing: that one message is
+# silenced, so convlab's output stays clean. Imported after TensorFlow, Paddle crashes the process: the spec's
+# import_before makes the registry import Paddle first, or refuse Paddle once TensorFlow is loaded.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
     import paddle
@@ -63,6 +31,9 @@ _LOWEST = float(np.finfo(np.float32).min)
 
 class Module(nn.Layer):
     """A convlab layer as a ``paddle.nn.Layer``: core parameters and forward pass, Paddle's registration.
+
+    One ``create_parameter`` per initial value, so
+    ``paddle.optimizer.SGD(parameters=layer.parameters())`` trains it.
 
     Parameters
     ----------
@@ -160,6 +131,7 @@ class PaddleBackend(Backend):
         return paddle.to_tensor(np.asarray(data, dtype=np.int64), place=self.device_place)
 
     def tensor(self, data: Any) -> Any:
+        # A float32 Paddle tensor on this device is returned as it is, so parameters keep their graph.
         if isinstance(data, paddle.Tensor):
             if data.dtype != paddle.float32:
                 data = data.astype(paddle.float32)
@@ -174,6 +146,7 @@ class PaddleBackend(Backend):
 
     # -- nn ----------------------------------------------------------------------
     def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
+        # Paddle takes the core's (top, bottom, left, right) padding as it is, asymmetric included.
         return F.conv2d(x, w, bias, stride=list(stride), padding=list(padding), groups=groups)
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
@@ -184,7 +157,9 @@ class PaddleBackend(Backend):
                 return y
             # Paddle's max starts from the lowest float32 (in float64 too), which a window wholly in the padding keeps.
             return y.masked_fill(y == _LOWEST, -math.inf)
-        if top != bottom or left != right:  # Paddle leaves uneven padding out of the average's divisor
+        # Average pooling counts the padding (exclusive=False), but uneven padding only on the top and left,
+        # leaving the rest out of the divisor: uneven padding is padded with zeros first.
+        if top != bottom or left != right:
             x, padding = F.pad(x, [left, right, top, bottom]), (0, 0, 0, 0)
         return F.avg_pool2d(x, list(window), list(stride), list(padding), exclusive=False)
 
@@ -192,6 +167,7 @@ class PaddleBackend(Backend):
         return paddle.flip(x, list(axes))
 
     def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
+        # The core's weight is (out, in), Paddle's linear one (in, out): the matmul reads it transposed.
         y = paddle.matmul(x, w, transpose_y=True)
         return y if bias is None else y + bias
 
@@ -207,6 +183,12 @@ class PaddleBackend(Backend):
 
     # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
+        """The d2l-zh Paddle tab: item assignment ``Y[i, j] = ...`` into ``paddle.zeros``.
+
+        Paddle records the assignment (``set_value``) in its graph, so the
+        loop layer is differentiable, only slow: :func:`convlab.autograd_exercise`
+        reports the gradients.
+        """
         h, w = K.shape
         Y = paddle.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1), device=X.place)
         for i in range(Y.shape[0]):
@@ -268,7 +250,7 @@ class PaddleBackend(Backend):
             layer.weight.set_value(np.asarray(weight, dtype=np.float32).reshape(layer.weight.shape))
         return layer
 
-    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+    def book_initial_kernel(self, kernel_size: Pair) -> np.ndarray:
         return paddle.rand(kernel_size).numpy()  # the d2l-zh Paddle tab: uniform on [0, 1)
 
     def parameters(self, module: nn.Layer) -> dict[str, Any]:
@@ -280,6 +262,7 @@ class PaddleBackend(Backend):
             p.clear_gradient(False)  # release rather than zero: an unreached parameter keeps no gradient
         value = loss(module(X), Y)
         value.backward()
+        # Copies: releasing a gradient (the next call's clear_gradient) empties every tensor that shares it.
         return value.item(), {name: None if p.grad is None else p.grad.clone() for name, p in params.items()}
 
     def sgd_update(self, module: nn.Layer, grads: Mapping[str, Any], lr: float) -> None:
@@ -300,89 +283,3 @@ class PaddleBackend(Backend):
         if not value.stop_gradient:  # else no input reached the value: no gradient for any
             value.backward()
         return value.item(), [None if t.grad is None else t.grad.numpy() for t in leaves]
-
-    def book_tab(self, example: str, X: np.ndarray) -> BookTab:
-        """The d2l-zh Paddle tabs of 7.3 (``nn.Conv2D``, one channel in and out) and 7.5 (``nn.MaxPool2D``)."""
-        calls = {
-            "conv 3, padding 1": "nn.Conv2D(in_channels=1, out_channels=1, kernel_size=3, padding=1)",
-            "conv (5, 3), padding (2, 1)":
-                "nn.Conv2D(in_channels=1, out_channels=1, kernel_size=(5, 3), padding=(2, 1))",
-            "conv 3, padding 1, stride 2": "nn.Conv2D(1, 1, kernel_size=3, padding=1, stride=2)",
-            "conv (3, 5), padding (0, 1), stride (3, 4)":
-                "nn.Conv2D(1, 1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))",
-            "max-pool 3": "nn.MaxPool2D(3, stride=3)",
-            "max-pool 3, padding 1, stride 2": "nn.MaxPool2D(3, padding=1, stride=2)",
-            "max-pool (2, 3), padding (0, 1), stride (2, 3)": "nn.MaxPool2D((2, 3), padding=(0, 1), stride=(2, 3))",
-        }  # fmt: skip
-        code = calls[example]
-        layer = eval(code, {"nn": nn})  # the quoted text is what runs: the report cannot show other code than it ran
-        layer.to(device=self.device_place)
-        with paddle.no_grad():
-            output = layer(paddle.to_tensor(np.asarray(X, dtype=np.float32), place=self.device_place))
-        return BookTab(output.numpy(), code)
-
-    def framework_conv2d_step(
-        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
-    ) -> Callable[[], Any]:
-        layer = nn.Conv2D(in_channels, out_channels, kernel_size, padding=padding)
-        layer.to(device=self.device_place)
-        X = self.tensor(x)
-
-        def step() -> Any:
-            layer.clear_gradients()
-            layer(X).sum().backward()
-            return self.synchronize(layer.weight.grad)
-
-        return step
-
-    def idiomatic_lenet_step(
-        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
-    ) -> Callable[[], float]:
-        """The d2l-zh Paddle LeNet: ``nn.Sequential``, ``nn.CrossEntropyLoss``, ``paddle.optimizer.SGD``."""
-        net = nn.Sequential(
-            nn.Conv2D(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2D(kernel_size=2, stride=2),
-            nn.Conv2D(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2D(kernel_size=2, stride=2),
-            nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10),
-        )  # fmt: skip
-        net.to(device=self.device_place)
-        for name, param in net.named_parameters():  # the core's names: Paddle numbers sublayers as cl.nn does
-            value = np.asarray(weights[name], dtype=np.float32)
-            param.set_value(value.T if value.ndim == 2 else value)  # linear weights: the core's (out, in) as (in, out)
-        optimizer = paddle.optimizer.SGD(learning_rate=lr, parameters=net.parameters())
-        loss = nn.CrossEntropyLoss()
-        X, y = self.tensor(X), self.labels(y)
-
-        def step() -> float:
-            optimizer.clear_grad()
-            l = loss(net(X), y)  # noqa: E741 - the book's name
-            l.backward()
-            optimizer.step()
-            return l.item()
-
-        return step
-
-    def book_train_kernel(
-        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
-    ) -> list[float]:
-        """The d2l-zh Paddle tab: ``nn.Conv2D``, ``clear_gradients``, ``weight[:] -= lr * grad`` under ``no_grad``.
-
-        The tab's layer keeps Paddle's default bias, which its text says to
-        ignore; here it has none, as in the other tabs, so that the losses are
-        the book's. The layer and data are on :attr:`device`, where ``train_kernel`` runs.
-        """
-        conv2d = nn.Conv2D(1, 1, kernel_size=kernel_size, bias_attr=False)
-        conv2d.to(device=self.device_place)
-        conv2d.weight.set_value(np.zeros(conv2d.weight.shape, np.float32))
-        X = paddle.to_tensor(X, place=self.device_place).reshape((1, 1, *X.shape))
-        Y = paddle.to_tensor(Y, place=self.device_place).reshape((1, 1, *Y.shape))
-        losses = []
-        for _ in range(num_epochs):
-            Y_hat = conv2d(X)
-            l = (Y_hat - Y) ** 2  # noqa: E741 - the book's name
-            conv2d.clear_gradients()
-            loss = l.sum()
-            loss.backward()
-            with paddle.no_grad():
-                conv2d.weight[:] -= lr * conv2d.weight.grad
-            losses.append(loss.item())
-        return losses

@@ -10,4 +10,5 @@ BACKEND = BackendSpec(
     extra="tensorflow",
     # Imported after TensorFlow, which loads its own copies of shared native libraries, torch can fail.
     import_first=("torch",),
+    reference="convlab.backends.tensorflow.reference",
 )

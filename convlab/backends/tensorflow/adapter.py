@@ -1,97 +1,7 @@
-"""The TensorFlow backend (TensorFlow 2 with Keras 3).
+"""The TensorFlow backend: TensorFlow 2, eager, with Keras 3 layers; XLA compiles the convolutions and pooling.
 
-Notes
------
-- Layers are Keras 3 layers (``tf.keras`` re-exports Keras 3 since TF 2.16).
-  Their weights are ``keras.Variable`` objects wrapping a ``tf.Variable``
-  (``.value``) without being one: ``tf.GradientTape.watch`` refuses them,
-  which is why the book's training code fails under Keras 3. Here the tape
-  watches the variables its code reads by itself and is asked for gradients
-  with respect to the Keras variables, which works. ``keras.Variable`` is
-  among :attr:`tensor_types`, and :meth:`TensorFlowBackend.tensor` reads it
-  into a plain tensor (a read the tape records, so gradients flow).
-- The hand-written layer is :class:`Module`, a Keras ``Layer`` with
-  one ``add_weight`` per parameter of the core's definition (``weight``,
-  ``bias``), so ``layer.trainable_weights`` is what a Keras optimizer
-  updates; the built-in one is :class:`BuiltinConv2d`, a
-  ``keras.layers.Conv2D(1, kernel_size, use_bias=False)`` (kernel HWIO,
-  ``(k_h, k_w, 1, 1)``) that adds and removes the batch and channel axes.
-- Modules nest the Keras way: a container's children are a tuple attribute,
-  ``layers``, whose elements Keras' tracker registers as sublayers, so
-  ``trainable_weights`` of a ``cl.nn.Sequential`` lists every nested weight,
-  once, and ``keras.optimizers.SGD`` trains it. Keras names variables by
-  path (``module_3/weight``), so :meth:`TensorFlowBackend.parameters` builds
-  the dotted names itself: own weights first, then the ``i``-th sublayer's
-  prefixed ``"i."``; a layer used twice keeps its first name, as it appears
-  once in ``trainable_weights``. A call hands the definition the Keras
-  variables themselves, in a dict made once, and the sublayers, called
-  through Keras' ``__call__`` as ``keras.Sequential`` calls its layers;
-  TensorFlow's ops read a variable where they use it, as Keras' own layers
-  pass ``self.kernel``.
-- :meth:`TensorFlowBackend.framework_initial` builds a new
-  ``keras.layers.Conv2D`` or ``Dense`` of the asked shape and reads its
-  variables: Keras' defaults draw them (a glorot_uniform kernel, a zero
-  bias) from its global seed generator (``keras.utils.set_random_seed``
-  repeats them); the HWIO or ``(in, out)`` kernel is transposed to OIHW or
-  ``(out, in)``.
-- The batched primitives take NCHW tensors and OIHW weights; TensorFlow's
-  convolution runs on the CPU in NHWC only, so :meth:`TensorFlowBackend.conv2d`
-  transposes in and out (HWIO weights); a bias is added by
-  ``tf.nn.bias_add`` in NHWC, before the transpose back. Eagerly, those
-  transposes cost up to 1.2x Keras' ``Conv2D`` on channels_last input
-  (TensorFlow's CPU transpose is slow on few channels), so on the CPU a
-  convolution runs as a ``tf.function`` compiled by XLA (once per shapes,
-  stride and padding), forward and backward: XLA folds the transposes into
-  the convolution, and the layer then beats Keras' own (``convlab bench``,
-  target f). Pooling does the same (below). It is compiled from the first
-  call on: XLA's kernels and the eager ones round differently, so a call
-  that ran eagerly once and compiled after would change its result between
-  two identical calls. Its padding takes explicit
-  (top, bottom) and (left, right) pairs, asymmetric ones included, so no
-  separate pad is needed. Grouped convolutions run forward on the CPU but
-  have no gradient there, so on the CPU each group is its own convolution.
-  Pooling works on each channel alone, so NCHW becomes ``(N C, H, W, 1)`` by
-  a reshape, with no transpose; eagerly TensorFlow pools one channel slowly
-  (about 3x Keras' NHWC pooling on LeNet's first maps), compiled by XLA it
-  is faster than Keras'. TensorFlow's pools pad only as ``"SAME"``
-  (average pooling then divides by the real pixels alone), and explicit
-  padding in max pooling is an extension that XLA refuses, so both
-  pad first (``-inf`` for max, zeros for average) and pool ``"VALID"``.
-  TensorFlow's max pooling starts from the lowest float32, not ``-inf``, so
-  a window of padding alone is set back to ``-inf``.
-- ``linear`` is one ``matmul(x, w, transpose_b=True)`` (the GEMM reads ``w``
-  transposed) and a ``bias_add``.
-- ``convlab bench``'s baselines are Keras as its users write it, on NHWC
-  input converted once: ``framework_conv2d_step`` is a ``Conv2D`` under a
-  ``GradientTape``; ``idiomatic_lenet_step`` is the book's Keras LeNet
-  (``Sequential``, sigmoid activations fused into the layers,
-  ``SparseCategoricalCrossentropy``, ``keras.optimizers.SGD``), whose first
-  dense kernel has its rows reordered, since Keras flattens ``(h, w, c)``.
-- ``corr2d_loop`` is the book's tab: a ``tf.Variable`` filled element by
-  element with ``assign``. ``assign`` is not differentiable, so the tape
-  returns ``None`` for the kernel of a layer built on it (the chapter's
-  exercise 2), while the bias, added outside the loop, still gets a gradient.
-- Eager TensorFlow pays a dispatch cost per op and shift-and-add is
-  ``4 k_h k_w`` ops, so ``corr2d_vectorized`` is a ``tf.function`` traced
-  once per kernel shape with a dynamic input shape, and compiled by XLA
-  (``jit_compile=True``) once per image shape: XLA fuses it into one pass
-  over the output, with no output-sized temporaries, and it stays
-  differentiable.
-- ``value_and_grad`` runs eagerly: tracing a ``tf.function`` for each new
-  layer costs more than the short trainings the chapter runs. Per step the
-  eager op count is what costs, so ``sgd_update`` is TF's fused SGD kernel
-  (``ResourceApplyGradientDescent``) on the ``tf.Variable`` under each Keras
-  weight, and the built-in layer's axes come and go by ``expand_dims`` and
-  ``squeeze``.
-- Devices: unplaced, an eager constant stays on the host and an op runs on
-  the first GPU, wherever its inputs live. So where TensorFlow sees several
-  devices, the backend shadows each of its methods that makes tensors or runs
-  ops (``_PLACED``) with one that runs it under ``tf.device(device)``; with
-  one device there is nothing to place, and ``tf.device`` would cost as much
-  as a small op.
-- On a GPU, TensorFlow computes float32 matrix products and convolutions in
-  TF32 by default, with 10-bit mantissas; a GPU backend turns TF32 off, for
-  the whole process, since TensorFlow has no per-op precision.
+Each choice is explained beside the code it concerns; the book's TensorFlow
+tabs and Keras' idiomatic code are in :mod:`convlab.backends.tensorflow.reference`.
 """
 
 from __future__ import annotations
@@ -108,14 +18,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from convlab.backends.base import Backend, BookTab, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
 
+# tf.keras is Keras 3 since TF 2.16; its layers are what this backend's modules are.
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"Keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow")
 
 
 class Module(keras.layers.Layer):
     """A layer defined by the core, on Keras weights: one ``add_weight`` per parameter, sublayers in order.
+
+    ``layer.trainable_weights`` is then what a Keras optimizer updates. Modules
+    nest the Keras way: the children are a tuple attribute, ``layers``, whose
+    elements Keras' tracker registers as sublayers, so ``trainable_weights``
+    of a ``cl.nn.Sequential`` lists every nested weight, once, and
+    ``keras.optimizers.SGD`` trains it. A call hands the definition the Keras
+    variables themselves and the sublayers, called through Keras'
+    ``__call__`` as ``keras.Sequential`` calls its layers.
 
     Parameters
     ----------
@@ -154,7 +73,7 @@ class Module(keras.layers.Layer):
 
 
 class BuiltinConv2d(keras.layers.Conv2D):
-    """Keras' own ``Conv2D`` (one channel in and out, no bias) on 2-D inputs and outputs."""
+    """Keras' own ``Conv2D`` (one channel in and out, no bias) on 2-D inputs and outputs; its kernel is HWIO."""
 
     def __init__(self, kernel_size: Pair) -> None:
         super().__init__(1, kernel_size, use_bias=False)  # default init: glorot_uniform
@@ -169,7 +88,8 @@ class BuiltinConv2d(keras.layers.Conv2D):
 
 def _shift_and_add(X: Any, K: Any) -> Any:
     # The base class's shift-and-add, with the output size read at run time
-    # (tf.shape), so that one function serves every image size.
+    # (tf.shape), so that one function serves every image size. Eager TensorFlow
+    # pays a dispatch per op, and this is 4 k_h k_w of them: it runs compiled.
     h, w = K.shape
     out_h, out_w = tf.shape(X)[0] - h + 1, tf.shape(X)[1] - w + 1
     Y = X[:out_h, :out_w] * K[0, 0]
@@ -182,14 +102,23 @@ def _shift_and_add(X: Any, K: Any) -> Any:
 
 @functools.lru_cache(maxsize=128)
 def _shift_and_add_graph(k_shape: Pair, dtype: tf.DType) -> Any:
-    # XLA fuses the k_h * k_w scaled slices into one pass over the output (no
-    # temporaries), as jax.jit does; it compiles once per image shape (~50 ms).
+    # Traced once per kernel shape, with a dynamic input shape. XLA fuses the k_h * k_w scaled slices into
+    # one pass over the output (no output-sized temporaries, still differentiable), as jax.jit does; it
+    # compiles once per image shape (~50 ms).
     signature = [tf.TensorSpec([None, None], dtype), tf.TensorSpec(k_shape, dtype)]
     return tf.function(_shift_and_add, input_signature=signature, jit_compile=True)
 
 
 def _conv2d_nchw(config: tuple[Pair, Padding], x: Any, w: Any, bias: Any = None) -> Any:
-    """NCHW/OIHW convolution through TensorFlow's NHWC/HWIO one (the CPU's only layout)."""
+    """NCHW/OIHW convolution through TensorFlow's NHWC/HWIO one (the CPU's only layout).
+
+    Eagerly, the transposes in and out cost up to 1.2x Keras' ``Conv2D`` on
+    channels_last input (TensorFlow's CPU transpose is slow on few channels);
+    compiled by XLA (:meth:`TensorFlowBackend._run_compiled`), they fold into
+    the convolution, which then beats Keras' own (``convlab bench``, target f).
+    The explicit padding takes (top, bottom) and (left, right) pairs,
+    asymmetric ones included, so no separate pad is needed.
+    """
     stride, padding = config
     x, w = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(w, (2, 3, 1, 0))  # NCHW -> NHWC, OIHW -> HWIO
     pads = _spatial(padding) if any(padding) else "VALID"  # "VALID" keeps fast paths (1x1: one matmul)
@@ -200,7 +129,14 @@ def _conv2d_nchw(config: tuple[Pair, Padding], x: Any, w: Any, bias: Any = None)
 
 
 def _pool2d_nchw(config: tuple[Pair, Pair, Padding, str], x: Any) -> Any:
-    """Max or average pooling of NCHW images, each channel alone."""
+    """Max or average pooling of NCHW images, each channel alone.
+
+    Eagerly TensorFlow pools one channel slowly (about 3x Keras' NHWC pooling
+    on LeNet's first maps); compiled by XLA it is faster than Keras'.
+    TensorFlow's pools pad only as ``"SAME"`` (average pooling then divides by
+    the real pixels alone), and explicit padding in max pooling is an
+    extension that XLA refuses: so both pad first and pool ``"VALID"``.
+    """
     window, stride, padding, mode = config
     n, c, h, w = x.shape
     x = tf.reshape(x, (n * c, h, w, 1))  # each channel alone: NCHW is already (N C) HW1
@@ -250,9 +186,13 @@ def _name_weights(module: Module, prefix: str, named: dict[str, Any], seen: set[
 _PLACED = (
     "tensor", "labels", "conv2d", "pool2d", "reshape", "flip", "matmul", "linear", "sigmoid", "relu", "log_softmax",
     "sum", "mean", "argmax", "corr2d_loop", "corr2d_vectorized", "module", "builtin_conv2d", "value_and_grad", "grad",
-    "book_train_kernel",
 )  # fmt: skip
-"""The methods that make tensors or run ops: placed with ``tf.device`` where TensorFlow has a choice."""
+"""The methods that make tensors or run ops: placed with ``tf.device`` where TensorFlow has a choice.
+
+Unplaced, an eager constant stays on the host and an op runs on the first
+GPU, wherever its inputs live. With one device there is nothing to place, and
+``tf.device`` would cost as much as a small op.
+"""
 
 
 def _placed(method: Callable[..., Any], device: str) -> Callable[..., Any]:
@@ -267,18 +207,21 @@ def _placed(method: Callable[..., Any], device: str) -> Callable[..., Any]:
 
 
 class TensorFlowBackend(Backend):
-    """TensorFlow 2, eager, with Keras 3 layers (see the module's notes)."""
+    """TensorFlow 2, eager, with Keras 3 layers."""
 
     def __init__(self, spec: Any, device: str | None = None) -> None:
         super().__init__(spec, device)
         tf.get_logger().addFilter(_not_a_retracing_warning)
         self._on_cpu = self.device.partition(":")[0] == "cpu"
-        if len(tf.config.list_logical_devices()) > 1:  # the bound methods, placed, shadow the class's (module notes)
+        if len(tf.config.list_logical_devices()) > 1:  # the bound methods, placed, shadow the class's (_PLACED)
             for name in _PLACED:
                 setattr(self, name, _placed(getattr(self, name), self.device.upper()))
         if not self._on_cpu:
-            tf.config.experimental.enable_tensor_float_32_execution(False)  # float32 accuracy (module notes)
-        # EagerTensor subclasses tf.Tensor; listed for readers who look for type(x).
+            # On a GPU, TensorFlow computes float32 matrix products and convolutions in TF32 by default (10-bit
+            # mantissas). It has no per-op precision, so float32 accuracy is restored for the whole process.
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+        # EagerTensor subclasses tf.Tensor; listed for readers who look for type(x). Layer weights are
+        # keras.Variable objects, which wrap a tf.Variable (.value) without being one.
         self._types = (tf.Tensor, type(tf.constant(0.0)), tf.Variable, keras.Variable)
 
     # -- core --------------------------------------------------------------
@@ -301,7 +244,9 @@ class TensorFlowBackend(Backend):
     def tensor(self, data: Any) -> Any:
         if isinstance(data, tf.Tensor) and data.dtype == tf.float32:
             return data
-        return tf.cast(tf.convert_to_tensor(data), tf.float32)  # reads variables; a no-op cast on float32
+        # Reads a variable (a keras.Variable too) into a plain tensor, a read the tape records, so gradients
+        # flow; the cast is a no-op on float32.
+        return tf.cast(tf.convert_to_tensor(data), tf.float32)
 
     def labels(self, data: np.ndarray) -> Any:
         return tf.constant(np.asarray(data, dtype=np.int64))
@@ -328,10 +273,17 @@ class TensorFlowBackend(Backend):
         return tf.transpose(y, (0, 3, 1, 2))
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
+        # The reshape that makes each channel an image is free in NCHW: no transpose, unlike conv2d.
         return self._run_compiled(_pool2d_nchw, (window, stride, padding, mode), x)
 
     def _run_compiled(self, op: Callable[..., Any], config: tuple[Any, ...], *tensors: Any) -> Any:
-        """``op(config, *tensors)``, compiled by XLA on the CPU from the first call (the same bits on every call)."""
+        """``op(config, *tensors)``, compiled by XLA on the CPU from the first call (the same bits on every call).
+
+        XLA's kernels and the eager ones round differently, so a call that ran
+        eagerly once and compiled after would change its result between two
+        identical calls. One compilation per op, shapes and settings, forward
+        and backward.
+        """
         if not self._on_cpu:
             return op(config, *tensors)
         return _compiled(op, config)(*tensors)
@@ -369,6 +321,12 @@ class TensorFlowBackend(Backend):
 
     # -- chapter -----------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
+        """The book's tab: a ``tf.Variable`` filled element by element with ``assign``.
+
+        ``assign`` is not differentiable, so the tape returns ``None`` for the
+        kernel of a layer built on it (the chapter's exercise 2), while the
+        bias, added outside the loop, still gets a gradient.
+        """
         h, w = K.shape
         Y = tf.Variable(tf.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1)))
         for i in range(Y.shape[0]):
@@ -392,7 +350,8 @@ class TensorFlowBackend(Backend):
 
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         # A new Keras layer of that shape, built, and its variables read: its own initialisers
-        # (glorot_uniform kernel, zeros bias) draw the values, then HWIO or (in, out) become the core's layout.
+        # (glorot_uniform kernel, zeros bias) draw the values from Keras' global seed generator
+        # (keras.utils.set_random_seed repeats them), then HWIO or (in, out) become the core's layout.
         out_size, in_size, *kernel_size = shapes["weight"]
         use_bias = "bias" in shapes
         if kind == "conv2d":
@@ -414,11 +373,12 @@ class TensorFlowBackend(Backend):
             layer.kernel.assign(np.asarray(weight, dtype=np.float32).reshape(layer.kernel.shape))  # HW -> HWIO
         return layer
 
-    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+    def book_initial_kernel(self, kernel_size: Pair) -> np.ndarray:
         # The book's tab initialises the hand-written layer with tf.random_normal_initializer (stddev 0.05).
         return tf.random_normal_initializer()(kernel_size).numpy()
 
     def parameters(self, module: Any) -> dict[str, Any]:
+        # Keras names variables by path (module_3/weight): the dotted names are built here (_name_weights).
         if isinstance(module, BuiltinConv2d):
             return {"weight": module.kernel}
         named: dict[str, Any] = {}
@@ -426,6 +386,13 @@ class TensorFlowBackend(Backend):
         return named
 
     def value_and_grad(self, module: Any, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
+        """Eagerly: tracing a ``tf.function`` for each new layer costs more than the chapter's short trainings.
+
+        ``tf.GradientTape.watch`` refuses Keras 3 variables (which is why the
+        book's training code fails under Keras 3), so the tape watches the
+        variables its code reads by itself and is asked for gradients with
+        respect to the Keras variables, which works.
+        """
         with tf.GradientTape() as tape:
             value = loss(module(X), Y)
         return float(value), tape.gradient(value, self.parameters(module))
@@ -433,8 +400,9 @@ class TensorFlowBackend(Backend):
     def sgd_update(self, module: Any, grads: Mapping[str, Any], lr: float) -> None:
         variables = self.parameters(module)
         for name, grad in grads.items():
-            # TF's own SGD kernel, var -= alpha * delta in one op, on the tf.Variable under the Keras one
-            # (Keras' assign_sub(lr * grad) is a multiply, a read, a subtract, a cast and an assign).
+            # Per step the eager op count is what costs: TF's own SGD kernel, var -= alpha * delta in one op,
+            # on the tf.Variable under the Keras one (Keras' assign_sub(lr * grad) is a multiply, a read, a
+            # subtract, a cast and an assign).
             tf.raw_ops.ResourceApplyGradientDescent(var=variables[name].value.handle, alpha=lr, delta=grad)
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
@@ -445,123 +413,6 @@ class TensorFlowBackend(Backend):
             value = f(*tensors)
         grads = tape.gradient(value, tensors)
         return float(value), [None if g is None else self.to_numpy(tf.convert_to_tensor(g)) for g in grads]
-
-    def book_tab(self, example: str, X: np.ndarray) -> BookTab:
-        """d2l's TensorFlow tabs of 7.3 (``Conv2D`` with ``"same"``/``"valid"``) and 7.5 (``tf.pad``, ``MaxPool2D``)."""
-        top_left_zeros = (
-            "the tab pads zeros on the top and left only (tf.pad), then pools without padding: a padded 0 "
-            "beats negative values, and odd sizes lose a row and a column of outputs"
-        )
-        calls = {
-            "conv 3, padding 1": ("tf.keras.layers.Conv2D(1, kernel_size=3, padding='same')(X)", ""),
-            "conv (5, 3), padding (2, 1)": ("tf.keras.layers.Conv2D(1, kernel_size=(5, 3), padding='same')(X)", ""),
-            "conv 3, padding 1, stride 2": (
-                "tf.keras.layers.Conv2D(1, kernel_size=3, padding='same', strides=2)(X)",
-                "",  # the book's shape; 'same' at stride 2 pads (0, 1) rows and columns, not (1, 1)
-            ),
-            "conv (3, 5), padding (0, 1), stride (3, 4)": (
-                "tf.keras.layers.Conv2D(1, kernel_size=(3,5), padding='valid', strides=(3, 4))(X)",
-                "Keras' Conv2D pads only 'same' or 'valid', and neither is (0, 1): the tab uses 'valid', "
-                "so it prints (2, 1) where padding (0, 1) gives (2, 2)",
-            ),
-            "max-pool 3": ("tf.keras.layers.MaxPool2D(pool_size=[3, 3])(X)", ""),
-            "max-pool 3, padding 1, stride 2": (
-                "tf.keras.layers.MaxPool2D(pool_size=[3, 3], padding='valid', strides=2)"
-                "(tf.pad(X, tf.constant([[0, 0], [1, 0], [1, 0], [0, 0]]), 'CONSTANT'))",
-                top_left_zeros,
-            ),
-            "max-pool (2, 3), padding (0, 1), stride (2, 3)": (
-                "tf.keras.layers.MaxPool2D(pool_size=[2, 3], padding='valid', strides=(2, 3))"
-                "(tf.pad(X, tf.constant([[0, 0], [0, 0], [1, 1], [0, 0]]), 'CONSTANT'))",
-                "the tab pads zeros (tf.pad), not -inf, so a padded 0 beats negative values",
-            ),
-        }
-        code, note = calls[example]
-        nhwc = tf.constant(np.ascontiguousarray(np.transpose(X, (0, 2, 3, 1))))
-        # The quoted text is what runs: the report cannot show other code than it ran.
-        output = eval(code, {"tf": tf, "X": nhwc})
-        return BookTab(np.transpose(output.numpy(), (0, 3, 1, 2)), code, note)
-
-    def framework_conv2d_step(
-        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
-    ) -> Callable[[], Any]:
-        # As a Keras user writes it: channels_last input, padding="same" where that is the padding asked
-        # for (odd kernel, stride 1), else a ZeroPadding2D layer in front of a "valid" conv.
-        same = 2 * padding == kernel_size - 1
-        conv = keras.layers.Conv2D(out_channels, kernel_size, padding="same" if same else "valid")
-        layer = conv if same or not padding else keras.Sequential([keras.layers.ZeroPadding2D(padding), conv])
-        device = self.device.upper()
-        with tf.device(device):
-            X = tf.constant(np.transpose(x, (0, 2, 3, 1)))  # NCHW -> NHWC, once
-            layer(X)  # builds the weights
-
-        def step() -> Any:
-            with tf.device(device):
-                with tf.GradientTape() as tape:
-                    total = tf.reduce_sum(layer(X))
-                return self.synchronize(tape.gradient(total, layer.trainable_weights))
-
-        return step
-
-    def idiomatic_lenet_step(
-        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
-    ) -> Callable[[], float]:
-        """The book's TensorFlow LeNet: a Keras ``Sequential`` on NHWC images, Keras' loss and SGD."""
-        device = self.device.upper()
-        with tf.device(device):
-            net = keras.Sequential([
-                keras.layers.Conv2D(filters=6, kernel_size=5, activation="sigmoid", padding="same"),
-                keras.layers.AvgPool2D(pool_size=2, strides=2),
-                keras.layers.Conv2D(filters=16, kernel_size=5, activation="sigmoid"),
-                keras.layers.AvgPool2D(pool_size=2, strides=2),
-                keras.layers.Flatten(),
-                keras.layers.Dense(120, activation="sigmoid"),
-                keras.layers.Dense(84, activation="sigmoid"),
-                keras.layers.Dense(10),
-            ])  # fmt: skip
-            net.build((None, 28, 28, 1))
-            # Keras flattens NHWC as (h, w, c): the first dense kernel's rows are reordered from (c, h, w).
-            first_dense = np.asarray(weights["7.weight"]).reshape(120, 16, 5, 5).transpose(2, 3, 1, 0).reshape(400, 120)
-            kernels = [
-                np.transpose(weights["0.weight"], (2, 3, 1, 0)), np.transpose(weights["3.weight"], (2, 3, 1, 0)),
-                first_dense, np.transpose(weights["9.weight"]), np.transpose(weights["11.weight"]),
-            ]  # fmt: skip
-            biases = [weights[f"{index}.bias"] for index in (0, 3, 7, 9, 11)]
-            layers = [layer for layer in net.layers if layer.weights]
-            for layer, kernel, bias in zip(layers, kernels, biases, strict=True):
-                layer.set_weights([kernel, bias])
-            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            optimizer = keras.optimizers.SGD(learning_rate=lr)
-            X, y = tf.constant(np.transpose(X, (0, 2, 3, 1))), self.labels(y)
-
-        def step() -> float:
-            with tf.device(device):
-                with tf.GradientTape() as tape:
-                    loss = loss_fn(y, net(X, training=True))
-                grads = tape.gradient(loss, net.trainable_variables)
-                optimizer.apply_gradients(zip(grads, net.trainable_variables, strict=True))
-                return float(loss)
-
-        return step
-
-    def book_train_kernel(
-        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
-    ) -> list[float]:
-        # The book's TensorFlow tab: Keras Conv2D, GradientTape, then the kernel reassigned.
-        conv2d = tf.keras.layers.Conv2D(1, kernel_size, use_bias=False, kernel_initializer="zeros")
-        X = tf.reshape(tf.constant(X), (1, *X.shape, 1))
-        Y = tf.reshape(tf.constant(Y), (1, *Y.shape, 1))
-        conv2d(X)  # builds the kernel
-        kernel = conv2d.weights[0]
-        losses = []
-        for _ in range(num_epochs):
-            with tf.GradientTape() as g:
-                Y_hat = conv2d(X)
-                l = tf.reduce_sum((Y_hat - Y) ** 2)  # noqa: E741 - the book's name
-            update = tf.multiply(lr, g.gradient(l, kernel))
-            kernel.assign(kernel - update)  # the book: get_weights(), subtract, set_weights()
-            losses.append(float(l))
-        return losses
 
     def synchronize(self, y: Any) -> Any:
         # GPU ops return once queued; eager CPU ops have finished when they return, and

@@ -8,4 +8,5 @@ BACKEND = BackendSpec(
     aliases=("pytorch",),
     modules=("torch",),
     extra="torch",
+    reference="convlab.backends.torch.reference",
 )

@@ -1,33 +1,7 @@
-"""The PyTorch backend.
+"""The PyTorch backend: ``torch.nn.functional`` primitives, ``nn.Module`` layers, ``loss.backward()``.
 
-Notes
------
-* NumPy input is copied once, as the book's ``d2l.tensor`` (``torch.tensor``)
-  does: a tensor never aliases the caller's array, which torch could not do
-  anyway for negative-stride (``np.flip``), read-only or byte-swapped arrays.
-  A float32 torch tensor already on the backend's device is returned as it
-  is, so parameters keep their graph.
-* ``conv2d`` and ``pool2d`` are ``torch.nn.functional``'s. Their own padding
-  is symmetric only (and, for pooling, at most half the window), so other
-  paddings are applied first with ``F.pad``: zeros for convolution and
-  average pooling (which then counts them, as ``count_include_pad=True``
-  does), ``-inf`` for max pooling, so padding never wins.
-* :meth:`TorchBackend.corr2d_loop` is the book's PyTorch tab. Its in-place
-  item assignment ``Y[i, j] = ...`` into a fresh ``torch.zeros`` is recorded
-  by autograd (as ``CopySlices``), so the loop layer *is* differentiable in
-  PyTorch, only slow; :func:`convlab.autograd_exercise` reports the gradients.
-* The shift-and-add accumulates with in-place ``addcmul_``: one
-  output-sized buffer, no temporaries, and still differentiable because no
-  backward formula needs the accumulator's old value.
-* The hand-written layer is a :class:`Module` (an ``nn.Module``) holding one
-  ``nn.Parameter`` per initial value, so ``torch.optim.SGD(layer.parameters())``
-  trains it; its forward pass is the core's definition. The built-in one is
-  :class:`BuiltinConv2d`, ``nn.Conv2d(1, 1, kernel_size, bias=False)`` whose
-  ``forward`` adds and removes the batch and channel axes.
-* Gradients come from ``loss.backward()`` into ``.grad``, reset to ``None``
-  first (``zero_grad``), as the book's training loop does.
-* CUDA kernels run asynchronously; :meth:`TorchBackend.synchronize` waits for
-  the device, which copies nothing. On the CPU every result is finished.
+Each choice is explained beside the code it concerns; the book's PyTorch
+tabs and PyTorch's idiomatic code are in :mod:`convlab.backends.torch.reference`.
 """
 
 from __future__ import annotations
@@ -40,11 +14,15 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
-from convlab.backends.base import Backend, BookTab, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
 
 
 class Module(nn.Module):
     """A convlab layer as an ``nn.Module``: core parameters and forward pass, PyTorch's registration.
+
+    It holds one ``nn.Parameter`` per initial value, so
+    ``torch.optim.SGD(layer.parameters())`` trains it; its forward pass is the
+    core's definition.
 
     Parameters
     ----------
@@ -83,7 +61,10 @@ class Module(nn.Module):
 
 
 class BuiltinConv2d(nn.Conv2d):
-    """``nn.Conv2d(1, 1, kernel_size, bias=False)`` on 2-D inputs and outputs."""
+    """``nn.Conv2d(1, 1, kernel_size, bias=False)`` on 2-D inputs and outputs.
+
+    ``forward`` adds the batch and channel axes and removes them again.
+    """
 
     def __init__(self, kernel_size: Pair) -> None:
         super().__init__(1, 1, kernel_size, bias=False)
@@ -135,8 +116,11 @@ class TorchBackend(Backend):
 
     def tensor(self, data: Any) -> Any:
         if isinstance(data, torch.Tensor):
-            return data.to(device=self.device, dtype=torch.float32)  # the same tensor when nothing changes
-        fresh = torch.from_numpy(np.array(data, dtype=np.float32, order="C"))  # one fresh copy
+            # The same tensor when nothing changes (float32, on this device), so parameters keep their graph.
+            return data.to(device=self.device, dtype=torch.float32)
+        # One fresh copy, as the book's d2l.tensor (torch.tensor) makes: a tensor never aliases the caller's
+        # array, which torch could not do anyway for negative-stride (np.flip), read-only or byte-swapped arrays.
+        fresh = torch.from_numpy(np.array(data, dtype=np.float32, order="C"))
         return fresh if self.device == "cpu" else fresh.to(self.device)
 
     def is_real(self, x: Any) -> bool:
@@ -146,6 +130,8 @@ class TorchBackend(Backend):
         return x.detach().cpu().numpy()
 
     def synchronize(self, y: Any) -> Any:
+        # CUDA kernels run asynchronously: wait for the device, which copies nothing. On the CPU every
+        # result is finished when its call returns.
         if y.device.type != "cpu":
             torch.accelerator.synchronize(y.device)
         return y
@@ -153,13 +139,15 @@ class TorchBackend(Backend):
     # -- nn ----------------------------------------------------------------------
     def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
         halves = _halves(padding)
-        if halves is None:
+        if halves is None:  # F.conv2d pads symmetrically only: other paddings are zeros padded first
             x, halves = _pad(x, padding), (0, 0)
         return F.conv2d(x, w, bias, stride=stride, padding=halves, groups=groups)
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
         halves = _halves(padding)
-        # PyTorch pools with its own padding only up to half the window on each side.
+        # PyTorch pools with its own padding only where it is symmetric and up to half the window on each
+        # side. Other paddings are padded first: -inf for max pooling, so padding never wins, and zeros for
+        # average pooling, which then counts them, as count_include_pad=True does.
         if halves is None or halves[0] > window[0] // 2 or halves[1] > window[1] // 2:
             x, halves = _pad(x, padding, -float("inf") if mode == "max" else 0.0), (0, 0)
         if mode == "max":
@@ -183,6 +171,13 @@ class TorchBackend(Backend):
 
     # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
+        """The book's PyTorch tab.
+
+        Autograd records its in-place item assignment ``Y[i, j] = ...`` into a
+        fresh ``torch.zeros`` (as ``CopySlices``), so the loop layer *is*
+        differentiable in PyTorch, only slow: :func:`convlab.autograd_exercise`
+        reports the gradients.
+        """
         h, w = K.shape
         Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1), device=X.device)
         for i in range(Y.shape[0]):
@@ -191,6 +186,8 @@ class TorchBackend(Backend):
         return Y
 
     def corr2d_vectorized(self, X: Any, K: Any) -> Any:
+        # In-place addcmul_ into one output-sized buffer, no temporaries; still differentiable, since no
+        # backward formula needs the accumulator's old value.
         h, w = K.shape
         out_h, out_w = X.shape[0] - h + 1, X.shape[1] - w + 1
         Y = X[:out_h, :out_w] * K[0, 0]
@@ -227,13 +224,14 @@ class TorchBackend(Backend):
                 layer.weight.copy_(self.tensor(weight).reshape(layer.weight.shape))
         return layer
 
-    def framework_initial_weight(self, kernel_size: Pair) -> np.ndarray:
+    def book_initial_kernel(self, kernel_size: Pair) -> np.ndarray:
         return torch.rand(kernel_size).numpy()  # the book's PyTorch tab: uniform on [0, 1)
 
     def parameters(self, module: nn.Module) -> dict[str, Any]:
         return dict(module.named_parameters())
 
     def value_and_grad(self, module: nn.Module, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:
+        # loss.backward() into .grad, reset to None first, as the book's training loop does with zero_grad().
         params = self.parameters(module)
         for p in params.values():
             p.grad = None  # what zero_grad() does, without walking the module tree again
@@ -263,80 +261,3 @@ class TorchBackend(Backend):
         if value.requires_grad:  # else no input reached the value: no gradient for any
             value.backward()
         return value.item(), [None if t.grad is None else self.to_numpy(t.grad) for t in leaves]
-
-    def book_tab(self, example: str, X: np.ndarray) -> BookTab | None:
-        """d2l's PyTorch tabs of 7.3 (``nn.LazyConv2d``, one output channel) and 7.5 (``nn.MaxPool2d``)."""
-        calls = {
-            "conv 3, padding 1": "nn.LazyConv2d(1, kernel_size=3, padding=1)",
-            "conv (5, 3), padding (2, 1)": "nn.LazyConv2d(1, kernel_size=(5, 3), padding=(2, 1))",
-            "conv 3, padding 1, stride 2": "nn.LazyConv2d(1, kernel_size=3, padding=1, stride=2)",
-            "conv (3, 5), padding (0, 1), stride (3, 4)":
-                "nn.LazyConv2d(1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))",
-            "max-pool 3": "nn.MaxPool2d(3)",
-            "max-pool 3, padding 1, stride 2": "nn.MaxPool2d(3, padding=1, stride=2)",
-            "max-pool (2, 3), padding (0, 1), stride (2, 3)": "nn.MaxPool2d((2, 3), stride=(2, 3), padding=(0, 1))",
-        }  # fmt: skip
-        code = calls[example]
-        layer = eval(code, {"nn": nn})  # the quoted text is what runs: the report cannot show other code than it ran
-        with torch.no_grad():
-            output = layer(torch.from_numpy(np.ascontiguousarray(X)))
-        return BookTab(output.numpy(), code)
-
-    def framework_conv2d_step(
-        self, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
-    ) -> Callable[[], Any]:
-        layer = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding).to(self.device)
-        X = self.tensor(x)
-
-        def step() -> Any:
-            layer.zero_grad()
-            layer(X).sum().backward()
-            return self.synchronize(layer.weight.grad)
-
-        return step
-
-    def idiomatic_lenet_step(
-        self, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
-    ) -> Callable[[], float]:
-        """The book's PyTorch LeNet: ``nn.Sequential``, ``F.cross_entropy``, ``torch.optim.SGD``."""
-        net = nn.Sequential(
-            nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10),
-        ).to(self.device)  # fmt: skip
-        with torch.no_grad():
-            for name, param in net.named_parameters():
-                param.copy_(torch.from_numpy(np.asarray(weights[name])))
-        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-        X, y = self.tensor(X), self.labels(y)
-
-        def step() -> float:
-            loss = F.cross_entropy(net(X), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss.item()
-
-        return step
-
-    def book_train_kernel(
-        self, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
-    ) -> list[float]:
-        """The book's PyTorch tab: ``nn.Conv2d``, ``l.sum().backward()``, ``weight.data[:] -= lr * grad``.
-
-        The layer and data are moved to :attr:`device`, so that it is timed where ``train_kernel`` runs.
-        """
-        conv2d = nn.Conv2d(1, 1, kernel_size=kernel_size, bias=False).to(self.device)
-        nn.init.zeros_(conv2d.weight)
-        X = torch.from_numpy(X).reshape((1, 1, *X.shape)).to(self.device)
-        Y = torch.from_numpy(Y).reshape((1, 1, *Y.shape)).to(self.device)
-        losses = []
-        for _ in range(num_epochs):
-            Y_hat = conv2d(X)
-            l = (Y_hat - Y) ** 2  # noqa: E741 - the book's name
-            conv2d.zero_grad()
-            loss = l.sum()
-            loss.backward()
-            conv2d.weight.data[:] -= lr * conv2d.weight.grad
-            losses.append(loss.item())
-        return losses

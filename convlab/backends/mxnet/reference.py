@@ -1,0 +1,157 @@
+"""The book's MXNet tabs and Gluon's idiomatic code, for ``convlab bench`` and the shape report.
+
+See :mod:`convlab.backends.reference`; the core never imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from convlab.backends.base import Padding, Pair
+
+# MXNet as the adapter imports it (after making it importable on today's NumPy), whichever module comes first.
+from convlab.backends.mxnet.adapter import (
+    MXNetBackend,
+    _gluon_parameters,
+    _np_mode,
+    autograd,
+    gluon,
+    init,
+    mnp,
+    nn,
+    npx,
+)
+from convlab.backends.reference import BookTab
+
+AUTOGRAD_OUTCOME = ("error", "Inplace operations")
+"""What :func:`convlab.autograd_exercise` reports: MXNet refuses the loop's in-place assignment while recording."""
+
+BOOK_TAB_SHAPES: dict[str, Pair] = {}
+"""Every 7.3 tab gives convlab's shape: Gluon's padding is symmetric and of any width."""
+
+BOOK_TAB_ZERO_PADDING: dict[str, Padding] = {}
+"""No 7.5 tab pads zeros: Gluon's max pooling never picks its padding, so every tab gives convlab's values."""
+
+
+def book_train_kernel(
+    backend: MXNetBackend, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
+) -> list[float]:
+    """The book's MXNet tab: Gluon ``nn.Conv2D``, ``autograd.record()``, ``l.backward()``, ``data()[:] -= ...``.
+
+    The layer and data are placed in the backend's context, so that it is timed where ``train_kernel`` runs.
+    """
+    npx.set_np()
+    conv2d = nn.Conv2D(1, kernel_size=kernel_size, use_bias=False)
+    conv2d.initialize(init.Zero(), ctx=backend.context)
+    X = mnp.array(X, ctx=backend.context).reshape(1, 1, *X.shape)
+    Y = mnp.array(Y, ctx=backend.context).reshape(1, 1, *Y.shape)
+    losses = []
+    for _ in range(num_epochs):
+        with autograd.record():
+            Y_hat = conv2d(X)
+            l = (Y_hat - Y) ** 2  # noqa: E741 - the book's name
+        l.backward()
+        conv2d.weight.data()[:] -= lr * conv2d.weight.grad()
+        losses.append(float(l.sum()))
+    return losses
+
+
+def book_tab(backend: MXNetBackend, example: str, X: np.ndarray) -> BookTab:
+    """d2l's MXNet tabs of 7.3 (``nn.Conv2D``, one output channel, ``initialize()``) and 7.5 (``nn.MaxPool2D``).
+
+    Gluon's padding is symmetric and of any width, and its max pooling never
+    picks its padding, so every tab gives convlab's shapes and values: no tab
+    has a note.
+    """
+    calls = {
+        "conv 3, padding 1": "nn.Conv2D(1, kernel_size=3, padding=1)",
+        "conv (5, 3), padding (2, 1)": "nn.Conv2D(1, kernel_size=(5, 3), padding=(2, 1))",
+        "conv 3, padding 1, stride 2": "nn.Conv2D(1, kernel_size=3, padding=1, strides=2)",
+        "conv (3, 5), padding (0, 1), stride (3, 4)":
+            "nn.Conv2D(1, kernel_size=(3, 5), padding=(0, 1), strides=(3, 4))",
+        "max-pool 3": "nn.MaxPool2D(3)",
+        "max-pool 3, padding 1, stride 2": "nn.MaxPool2D(3, padding=1, strides=2)",
+        "max-pool (2, 3), padding (0, 1), stride (2, 3)": "nn.MaxPool2D((2, 3), padding=(0, 1), strides=(2, 3))",
+    }  # fmt: skip
+    code = calls[example]
+    _np_mode()
+    layer = eval(code, {"nn": nn})  # the quoted text is what runs: the report cannot show other code than it ran
+    # The tab's comp_conv2d: Gluon's default initialiser, input channels inferred on the first call.
+    # A pooling layer has no parameters to initialise.
+    layer.initialize(ctx=backend.context)
+    output = layer(mnp.array(X, dtype=np.float32, ctx=backend.context))
+    return BookTab(output.asnumpy(), code)
+
+
+def framework_conv2d_step(
+    backend: MXNetBackend, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
+) -> Callable[[], list[Any]]:
+    """Gluon's ``nn.Conv2D`` (bias, default initialiser), hybridized; a call returns its weight and bias grads.
+
+    Hybridized with ``static_alloc`` and ``static_shape``, as Gluon's
+    performance guide advises; a call waits for its result, as convlab's steps do.
+    """
+    _np_mode()
+    layer = nn.Conv2D(out_channels, kernel_size, padding=padding, in_channels=in_channels)
+    layer.initialize(ctx=backend.context)
+    layer.hybridize(static_alloc=True, static_shape=True)  # what Gluon's guides advise for speed
+    X = mnp.array(x, dtype=np.float32, ctx=backend.context)
+
+    def step() -> list[Any]:
+        with autograd.record():
+            total = layer(X).sum()
+        total.backward()
+        return [backend.synchronize(p.grad()) for p in (layer.weight, layer.bias)]
+
+    return step
+
+
+def idiomatic_lenet_step(
+    backend: MXNetBackend, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+) -> Callable[[], float]:
+    """d2l's MXNet LeNet: ``nn.HybridSequential`` hybridized, ``gluon.Trainer``, ``SoftmaxCrossEntropyLoss``.
+
+    The activations are inside ``nn.Conv2D`` and ``nn.Dense`` (which flattens
+    its input), as the book writes them. ``static_alloc`` is where this step
+    gains: its cached graph runs on memory planned once, where an eager step
+    allocates every intermediate; hybridized without it, it ran as slowly as
+    eager Gluon, and convlab's ``Module`` is eager.
+    """
+    _np_mode()
+    net = nn.HybridSequential()
+    net.add(
+        nn.Conv2D(channels=6, kernel_size=5, padding=2, activation="sigmoid"),
+        nn.AvgPool2D(pool_size=2, strides=2),
+        nn.Conv2D(channels=16, kernel_size=5, activation="sigmoid"),
+        nn.AvgPool2D(pool_size=2, strides=2),
+        nn.Dense(120, activation="sigmoid"),
+        nn.Dense(84, activation="sigmoid"),
+        nn.Dense(10),
+    )
+    net.initialize(ctx=backend.context)
+    X, y = mnp.array(X, dtype=np.float32, ctx=backend.context), backend.labels(y)
+    net(X)  # Gluon infers the input sizes on the first call; only then can the weights be set
+    # Gluon folds each activation into its layer and flattens inside Dense, so its layers 0, 2, 4, 5
+    # and 6 are the core's 0, 3, 7, 9 and 11; the layouts (OIHW, (out, in)) are the same.
+    core_index = {"0": "0", "2": "3", "4": "7", "5": "9", "6": "11"}
+    for name, param in _gluon_parameters(net).items():
+        index, _, kind = name.partition(".")
+        param.set_data(mnp.array(weights[f"{core_index[index]}.{kind}"], dtype=np.float32, ctx=backend.context))
+    net.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": lr})
+    loss = gluon.loss.SoftmaxCrossEntropyLoss()
+    batch_size = X.shape[0]
+
+    def step() -> float:
+        with autograd.record():
+            l = loss(net(X), y)  # noqa: E741 - the book's name
+        l.backward()
+        trainer.step(batch_size)  # the gradient of the sum, over the batch size: that of the mean
+        value = l.mean().item()
+        npx.waitall()  # the update too, as convlab's step waits for its own: a timing counts the whole step
+        return value
+
+    return step

@@ -1,0 +1,116 @@
+"""The d2l-zh Paddle tabs and Paddle's idiomatic code, for ``convlab bench`` and the shape report.
+
+See :mod:`convlab.backends.reference`; the core never imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from convlab.backends.base import Padding, Pair
+
+# Paddle as the adapter imports it, under its warnings filter, whichever module is imported first.
+from convlab.backends.paddle.adapter import PaddleBackend, nn, paddle
+from convlab.backends.reference import BookTab
+
+AUTOGRAD_OUTCOME = ("gradient", "match the exact ones")
+"""What :func:`convlab.autograd_exercise` reports: Paddle records the loop's item assignment (``set_value``)."""
+
+BOOK_TAB_SHAPES: dict[str, Pair] = {}
+"""Every 7.3 tab gives convlab's shape: ``nn.Conv2D`` pads symmetrically, by any width."""
+
+BOOK_TAB_ZERO_PADDING: dict[str, Padding] = {}
+"""No 7.5 tab pads zeros: ``nn.MaxPool2D``'s padding never wins the maximum, as convlab's ``-inf``."""
+
+
+def book_tab(backend: PaddleBackend, example: str, X: np.ndarray) -> BookTab:
+    """The d2l-zh Paddle tabs of 7.3 (``nn.Conv2D``, one channel in and out) and 7.5 (``nn.MaxPool2D``)."""
+    calls = {
+        "conv 3, padding 1": "nn.Conv2D(in_channels=1, out_channels=1, kernel_size=3, padding=1)",
+        "conv (5, 3), padding (2, 1)":
+            "nn.Conv2D(in_channels=1, out_channels=1, kernel_size=(5, 3), padding=(2, 1))",
+        "conv 3, padding 1, stride 2": "nn.Conv2D(1, 1, kernel_size=3, padding=1, stride=2)",
+        "conv (3, 5), padding (0, 1), stride (3, 4)":
+            "nn.Conv2D(1, 1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))",
+        "max-pool 3": "nn.MaxPool2D(3, stride=3)",
+        "max-pool 3, padding 1, stride 2": "nn.MaxPool2D(3, padding=1, stride=2)",
+        "max-pool (2, 3), padding (0, 1), stride (2, 3)": "nn.MaxPool2D((2, 3), padding=(0, 1), stride=(2, 3))",
+    }  # fmt: skip
+    code = calls[example]
+    layer = eval(code, {"nn": nn})  # the quoted text is what runs: the report cannot show other code than it ran
+    layer.to(device=backend.device_place)
+    with paddle.no_grad():
+        output = layer(paddle.to_tensor(np.asarray(X, dtype=np.float32), place=backend.device_place))
+    return BookTab(output.numpy(), code)
+
+
+def framework_conv2d_step(
+    backend: PaddleBackend, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
+) -> Callable[[], Any]:
+    layer = nn.Conv2D(in_channels, out_channels, kernel_size, padding=padding)
+    layer.to(device=backend.device_place)
+    X = backend.tensor(x)
+
+    def step() -> Any:
+        layer.clear_gradients()
+        layer(X).sum().backward()
+        return backend.synchronize(layer.weight.grad)
+
+    return step
+
+
+def idiomatic_lenet_step(
+    backend: PaddleBackend, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+) -> Callable[[], float]:
+    """The d2l-zh Paddle LeNet: ``nn.Sequential``, ``nn.CrossEntropyLoss``, ``paddle.optimizer.SGD``."""
+    net = nn.Sequential(
+        nn.Conv2D(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2D(kernel_size=2, stride=2),
+        nn.Conv2D(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2D(kernel_size=2, stride=2),
+        nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10),
+    )  # fmt: skip
+    net.to(device=backend.device_place)
+    for name, param in net.named_parameters():  # the core's names: Paddle numbers sublayers as cl.nn does
+        value = np.asarray(weights[name], dtype=np.float32)
+        param.set_value(value.T if value.ndim == 2 else value)  # linear weights: the core's (out, in) as (in, out)
+    optimizer = paddle.optimizer.SGD(learning_rate=lr, parameters=net.parameters())
+    loss = nn.CrossEntropyLoss()
+    X, y = backend.tensor(X), backend.labels(y)
+
+    def step() -> float:
+        optimizer.clear_grad()
+        l = loss(net(X), y)  # noqa: E741 - the book's name
+        l.backward()
+        optimizer.step()
+        return l.item()
+
+    return step
+
+
+def book_train_kernel(
+    backend: PaddleBackend, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
+) -> list[float]:
+    """The d2l-zh Paddle tab: ``nn.Conv2D``, ``clear_gradients``, ``weight[:] -= lr * grad`` under ``no_grad``.
+
+    The tab's layer keeps Paddle's default bias, which its text says to
+    ignore; here it has none, as in the other tabs, so that the losses are
+    the book's. The layer and data are on the backend's device, where ``train_kernel`` runs.
+    """
+    conv2d = nn.Conv2D(1, 1, kernel_size=kernel_size, bias_attr=False)
+    conv2d.to(device=backend.device_place)
+    conv2d.weight.set_value(np.zeros(conv2d.weight.shape, np.float32))
+    X = paddle.to_tensor(X, place=backend.device_place).reshape((1, 1, *X.shape))
+    Y = paddle.to_tensor(Y, place=backend.device_place).reshape((1, 1, *Y.shape))
+    losses = []
+    for _ in range(num_epochs):
+        Y_hat = conv2d(X)
+        l = (Y_hat - Y) ** 2  # noqa: E741 - the book's name
+        conv2d.clear_gradients()
+        loss = l.sum()
+        loss.backward()
+        with paddle.no_grad():
+            conv2d.weight[:] -= lr * conv2d.weight.grad
+        losses.append(loss.item())
+    return losses

@@ -1,0 +1,167 @@
+"""The book's TensorFlow tabs and Keras' idiomatic code, for ``convlab bench`` and the shape report.
+
+See :mod:`convlab.backends.reference`; the core never imports this module. The
+idiomatic code is Keras as its users write it, on NHWC input converted once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from convlab.backends.base import Padding, Pair
+from convlab.backends.reference import BookTab
+
+# TensorFlow and Keras as the adapter imports them (its logging level set first, Keras' backend checked),
+# whichever module is imported first.
+from convlab.backends.tensorflow.adapter import TensorFlowBackend, keras, tf
+
+AUTOGRAD_OUTCOME = ("no gradient", "no gradient for weight")
+"""What :func:`convlab.autograd_exercise` reports: the loop writes with ``Variable.assign``, not differentiable."""
+
+BOOK_TAB_SHAPES: dict[str, Pair] = {"conv (3, 5), padding (0, 1), stride (3, 4)": (2, 1)}
+"""Keras' ``Conv2D`` pads only ``"same"`` or ``"valid"``: the tab's ``"valid"`` gives (2, 1), not (2, 2)."""
+
+BOOK_TAB_ZERO_PADDING: dict[str, Padding] = {
+    "max-pool 3": (0, 0, 0, 0),
+    "max-pool 3, padding 1, stride 2": (1, 0, 1, 0),  # tf.pad: [1, 0] rows, [1, 0] columns
+    "max-pool (2, 3), padding (0, 1), stride (2, 3)": (0, 0, 1, 1),  # [0, 0] rows, [1, 1] columns
+}
+"""The 7.5 tabs pad zeros with ``tf.pad`` (none for the first), then pool with ``padding="valid"``."""
+
+
+def book_tab(backend: TensorFlowBackend, example: str, X: np.ndarray) -> BookTab:
+    """d2l's TensorFlow tabs of 7.3 (``Conv2D`` with ``"same"``/``"valid"``) and 7.5 (``tf.pad``, ``MaxPool2D``)."""
+    top_left_zeros = (
+        "the tab pads zeros on the top and left only (tf.pad), then pools without padding: a padded 0 "
+        "beats negative values, and odd sizes lose a row and a column of outputs"
+    )
+    calls = {
+        "conv 3, padding 1": ("tf.keras.layers.Conv2D(1, kernel_size=3, padding='same')(X)", ""),
+        "conv (5, 3), padding (2, 1)": ("tf.keras.layers.Conv2D(1, kernel_size=(5, 3), padding='same')(X)", ""),
+        "conv 3, padding 1, stride 2": (
+            "tf.keras.layers.Conv2D(1, kernel_size=3, padding='same', strides=2)(X)",
+            "",  # the book's shape; 'same' at stride 2 pads (0, 1) rows and columns, not (1, 1)
+        ),
+        "conv (3, 5), padding (0, 1), stride (3, 4)": (
+            "tf.keras.layers.Conv2D(1, kernel_size=(3,5), padding='valid', strides=(3, 4))(X)",
+            "Keras' Conv2D pads only 'same' or 'valid', and neither is (0, 1): the tab uses 'valid', "
+            "so it prints (2, 1) where padding (0, 1) gives (2, 2)",
+        ),
+        "max-pool 3": ("tf.keras.layers.MaxPool2D(pool_size=[3, 3])(X)", ""),
+        "max-pool 3, padding 1, stride 2": (
+            "tf.keras.layers.MaxPool2D(pool_size=[3, 3], padding='valid', strides=2)"
+            "(tf.pad(X, tf.constant([[0, 0], [1, 0], [1, 0], [0, 0]]), 'CONSTANT'))",
+            top_left_zeros,
+        ),
+        "max-pool (2, 3), padding (0, 1), stride (2, 3)": (
+            "tf.keras.layers.MaxPool2D(pool_size=[2, 3], padding='valid', strides=(2, 3))"
+            "(tf.pad(X, tf.constant([[0, 0], [0, 0], [1, 1], [0, 0]]), 'CONSTANT'))",
+            "the tab pads zeros (tf.pad), not -inf, so a padded 0 beats negative values",
+        ),
+    }
+    code, note = calls[example]
+    nhwc = tf.constant(np.ascontiguousarray(np.transpose(X, (0, 2, 3, 1))))
+    # The quoted text is what runs: the report cannot show other code than it ran.
+    output = eval(code, {"tf": tf, "X": nhwc})
+    return BookTab(np.transpose(output.numpy(), (0, 3, 1, 2)), code, note)
+
+
+def framework_conv2d_step(
+    backend: TensorFlowBackend, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
+) -> Callable[[], Any]:
+    """Keras' ``Conv2D`` as its users write it, under a ``GradientTape``, on NHWC input converted once.
+
+    The padding is ``padding="same"`` where that is the padding asked for
+    (odd kernel, stride 1), else a ``ZeroPadding2D`` layer in front of a
+    ``"valid"`` conv.
+    """
+    same = 2 * padding == kernel_size - 1
+    conv = keras.layers.Conv2D(out_channels, kernel_size, padding="same" if same else "valid")
+    layer = conv if same or not padding else keras.Sequential([keras.layers.ZeroPadding2D(padding), conv])
+    device = backend.device.upper()
+    with tf.device(device):
+        X = tf.constant(np.transpose(x, (0, 2, 3, 1)))  # NCHW -> NHWC, once
+        layer(X)  # builds the weights
+
+    def step() -> Any:
+        with tf.device(device):
+            with tf.GradientTape() as tape:
+                total = tf.reduce_sum(layer(X))
+            return backend.synchronize(tape.gradient(total, layer.trainable_weights))
+
+    return step
+
+
+def idiomatic_lenet_step(
+    backend: TensorFlowBackend, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+) -> Callable[[], float]:
+    """The book's TensorFlow LeNet: a Keras ``Sequential`` on NHWC images, Keras' loss and SGD.
+
+    The sigmoid activations are fused into the layers, as the book writes
+    them; the loss is ``SparseCategoricalCrossentropy`` and the optimizer
+    ``keras.optimizers.SGD``. Keras flattens ``(h, w, c)``, so the first dense
+    kernel has its rows reordered from the core's ``(c, h, w)``.
+    """
+    device = backend.device.upper()
+    with tf.device(device):
+        net = keras.Sequential([
+            keras.layers.Conv2D(filters=6, kernel_size=5, activation="sigmoid", padding="same"),
+            keras.layers.AvgPool2D(pool_size=2, strides=2),
+            keras.layers.Conv2D(filters=16, kernel_size=5, activation="sigmoid"),
+            keras.layers.AvgPool2D(pool_size=2, strides=2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(120, activation="sigmoid"),
+            keras.layers.Dense(84, activation="sigmoid"),
+            keras.layers.Dense(10),
+        ])  # fmt: skip
+        net.build((None, 28, 28, 1))
+        # Keras flattens NHWC as (h, w, c): the first dense kernel's rows are reordered from (c, h, w).
+        first_dense = np.asarray(weights["7.weight"]).reshape(120, 16, 5, 5).transpose(2, 3, 1, 0).reshape(400, 120)
+        kernels = [
+            np.transpose(weights["0.weight"], (2, 3, 1, 0)), np.transpose(weights["3.weight"], (2, 3, 1, 0)),
+            first_dense, np.transpose(weights["9.weight"]), np.transpose(weights["11.weight"]),
+        ]  # fmt: skip
+        biases = [weights[f"{index}.bias"] for index in (0, 3, 7, 9, 11)]
+        layers = [layer for layer in net.layers if layer.weights]
+        for layer, kernel, bias in zip(layers, kernels, biases, strict=True):
+            layer.set_weights([kernel, bias])
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        optimizer = keras.optimizers.SGD(learning_rate=lr)
+        X, y = tf.constant(np.transpose(X, (0, 2, 3, 1))), backend.labels(y)
+
+    def step() -> float:
+        with tf.device(device):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, net(X, training=True))
+            grads = tape.gradient(loss, net.trainable_variables)
+            optimizer.apply_gradients(zip(grads, net.trainable_variables, strict=True))
+            return float(loss)
+
+    return step
+
+
+def book_train_kernel(
+    backend: TensorFlowBackend, X: np.ndarray, Y: np.ndarray, kernel_size: Pair, lr: float, num_epochs: int
+) -> list[float]:
+    """The book's TensorFlow tab: Keras ``Conv2D``, ``GradientTape``, then the kernel reassigned.
+
+    It runs on the backend's device, so that it is timed where ``train_kernel`` runs.
+    """
+    with tf.device(backend.device.upper()):
+        conv2d = tf.keras.layers.Conv2D(1, kernel_size, use_bias=False, kernel_initializer="zeros")
+        X = tf.reshape(tf.constant(X), (1, *X.shape, 1))
+        Y = tf.reshape(tf.constant(Y), (1, *Y.shape, 1))
+        conv2d(X)  # builds the kernel
+        kernel = conv2d.weights[0]
+        losses = []
+        for _ in range(num_epochs):
+            with tf.GradientTape() as g:
+                Y_hat = conv2d(X)
+                l = tf.reduce_sum((Y_hat - Y) ** 2)  # noqa: E741 - the book's name
+            update = tf.multiply(lr, g.gradient(l, kernel))
+            kernel.assign(kernel - update)  # the book: get_weights(), subtract, set_weights()
+            losses.append(float(l))
+        return losses
