@@ -151,6 +151,14 @@ class Backend(abc.ABC):
         """
         return np.asarray(data, dtype=np.int64)
 
+    def one_hot(self, labels: Tensor, classes: int) -> Tensor:
+        """Float32 rows of ``classes`` zeros with a one at each label of ``labels`` (as :meth:`labels` makes them).
+
+        The training loop's targets: made where the labels are, so a step sends nothing back and forth.
+        The default goes through NumPy, which suits a framework without tensors of its own.
+        """
+        return self.tensor(np.eye(classes, dtype=np.float32)[np.asarray(self.to_numpy(labels))])
+
     def is_real(self, x: Tensor) -> bool:
         """Whether a native tensor holds real numbers (an int or float dtype, not bool or complex)."""
         return np.dtype(x.dtype).kind in "iuf"

@@ -141,7 +141,7 @@ def train_classifier(
     loss = SoftmaxCrossEntropy(backend)
     result = ClassifierResult([], [], [], [], 0.0, backend.name, model)
     steps_per_epoch = _steps(data, limit)
-    eye = np.eye(model_classes(model), dtype=np.float32)
+    classes = model_classes(model)
     seen, training_time = 0, 0.0
     progress = _progress(None if steps_per_epoch is None else steps_per_epoch * epochs, verbose, backend.name)
     # The model's backend is active throughout, so that the data's batches are its tensors.
@@ -153,12 +153,13 @@ def train_classifier(
             for index, (X, y) in enumerate(data.train_dataloader()):
                 if limit is not None and index >= limit:
                     break
-                labels = to_numpy(y)
-                Y = backend.tensor(eye[labels])
+                if not isinstance(y, backend.tensor_types):  # labels given as a list or NumPy: once, to the device
+                    y = backend.labels(np.asarray(to_numpy(y), dtype=np.int64))
+                Y = backend.one_hot(y, classes)  # on the labels' device: nothing comes back to NumPy
                 value, grads = backend.value_and_grad(model, X, Y, loss)
                 backend.sgd_update(model, grads, lr)
                 result.step_losses.append(value)
-                seen += len(labels)
+                seen += int(y.shape[0])
                 visited.append((X, y))
                 bar.update(1)
             training_time += time.perf_counter() - start

@@ -125,3 +125,27 @@ def test_train_classifiers_step_losses_are_the_mean_cross_entropy(backend):
 )
 def test_divergence_means_rising_twice_and_above_the_start(losses, diverging):
     assert _diverging(losses) is diverging
+
+
+def test_one_hot_targets_are_made_where_the_labels_are(backend):
+    labels = backend.labels(np.array([3, 0, 9, 3]))
+    targets = backend.one_hot(labels, 10)
+    assert isinstance(targets, backend.tensor_types)
+    assert cl.to_numpy(targets).dtype == np.float32
+    np.testing.assert_array_equal(cl.to_numpy(targets), np.eye(10, dtype=np.float32)[[3, 0, 9, 3]])
+
+
+def test_labels_given_as_numpy_still_train(backend):
+    model, _ = _linear_model(backend)
+    X = _images(4, 40)
+    batches = [(backend.tensor(X), np.array([0, 1, 2, 1]))]  # labels left in NumPy by the caller
+
+    class Given:
+        def train_dataloader(self):
+            return batches
+
+        def val_dataloader(self):
+            return batches
+
+    result = cl.train_classifier(model, Given(), 1, FROZEN, verbose=False)
+    assert len(result.step_losses) == 1 and np.isfinite(result.step_losses[0])

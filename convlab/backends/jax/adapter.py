@@ -227,6 +227,9 @@ class JaxBackend(Backend):
         # int32, JAX's default integer: without jax_enable_x64 an int64 array would be narrowed, with a warning.
         return jax.device_put(np.asarray(data, dtype=np.int32), self._place)
 
+    def one_hot(self, labels: Any, classes: int) -> Any:
+        return jax.nn.one_hot(labels, classes, dtype=jnp.float32)
+
     def is_real(self, x: Any) -> bool:
         # jnp.issubdtype knows bfloat16 is a float; NumPy sees it as an opaque ("V") dtype.
         return bool(jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.floating))

@@ -173,6 +173,9 @@ class MXNetBackend(Backend):
             return data.astype(np.float32, copy=False).as_in_ctx(self.context)
         return mnp.array(data, dtype=np.float32, ctx=self.context)  # without dtype, float64 would stay float64
 
+    def one_hot(self, labels: Any, classes: int) -> Any:
+        return npx.one_hot(labels, classes, dtype=np.float32)
+
     def labels(self, data: np.ndarray) -> Any:
         # int64, what mxnet.np's argmax returns: its == refuses to compare int64 with int32.
         return mnp.array(np.asarray(data, dtype=np.int64), dtype=np.int64, ctx=self.context)

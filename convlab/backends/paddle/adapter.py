@@ -130,6 +130,9 @@ class PaddleBackend(Backend):
     def labels(self, data: np.ndarray) -> Any:
         return paddle.to_tensor(np.asarray(data, dtype=np.int64), place=self.device_place)
 
+    def one_hot(self, labels: Any, classes: int) -> Any:
+        return F.one_hot(labels, classes).astype("float32")
+
     def tensor(self, data: Any) -> Any:
         # A float32 Paddle tensor on this device is returned as it is, so parameters keep their graph.
         if isinstance(data, paddle.Tensor):

@@ -251,6 +251,9 @@ class TensorFlowBackend(Backend):
     def labels(self, data: np.ndarray) -> Any:
         return tf.constant(np.asarray(data, dtype=np.int64))
 
+    def one_hot(self, labels: Any, classes: int) -> Any:
+        return tf.one_hot(labels, classes, dtype=tf.float32)
+
     def is_real(self, x: Any) -> bool:
         dtype = tf.as_dtype(x.dtype)
         return dtype.is_floating or dtype.is_integer

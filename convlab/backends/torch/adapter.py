@@ -114,6 +114,9 @@ class TorchBackend(Backend):
     def labels(self, data: np.ndarray) -> Any:
         return torch.from_numpy(np.asarray(data, dtype=np.int64)).to(self.device)
 
+    def one_hot(self, labels: Any, classes: int) -> Any:
+        return F.one_hot(labels, classes).to(torch.float32)
+
     def tensor(self, data: Any) -> Any:
         if isinstance(data, torch.Tensor):
             # The same tensor when nothing changes (float32, on this device), so parameters keep their graph.
