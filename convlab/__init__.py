@@ -44,11 +44,11 @@ from convlab.core.ops import (
     corr2d_multi_in,
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
-    pad,
     pool2d,
     receptive_field,
     tensor,
 )
+from convlab.core.padding import pad
 from convlab.core.registry import (
     available_backends,
     backend_info,

@@ -20,7 +20,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "convlab._checks": ("convlab.core.checks",),
     "convlab._convert": ("convlab.core.convert",),
     "convlab._registry": ("convlab.core.registry",),
-    "convlab.ops": ("convlab.core.ops",),
+    "convlab.ops": ("convlab.core.ops", "convlab.core.padding"),
     "convlab.gradcheck": ("convlab.core.gradcheck",),
     "convlab.layers": ("convlab.nn.handwritten", "convlab.nn.losses", "convlab.backends.base"),
     "convlab.training": ("convlab.train.kernel",),

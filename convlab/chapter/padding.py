@@ -21,7 +21,8 @@ from convlab.backends.base import Backend, Tensor
 from convlab.core.checks import check_choice, check_image, check_matrix, check_padding, check_stride
 from convlab.core.convert import as_native
 from convlab.core.memory import check_size
-from convlab.core.ops import METHODS, corr2d_on, pad_on
+from convlab.core.ops import METHODS, corr2d_on
+from convlab.core.padding import pad_on
 from convlab.core.registry import get_backend
 
 

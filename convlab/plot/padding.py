@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from convlab.core import ops
+from convlab.core import padding as padding_ops
 from convlab.core.checks import check_padding, check_positive, check_stride
 from convlab.core.convert import to_numpy
 from convlab.plot._style import (
@@ -51,12 +52,12 @@ class _PaddedCorrelation:
 def _padded_correlation(X: Any, K: Any, padding: Any, stride: Any, mode: str) -> _PaddedCorrelation:
     """``X`` padded and cross-correlated with ``K``, by :func:`convlab.pad` and :func:`convlab.corr2d` (active backend).
 
-    ``ops.pad`` and ``ops.corr2d`` are looked up at each call, so that the
+    ``padding_ops.pad`` and ``ops.corr2d`` are looked up at each call, so that the
     figures show whatever convlab computes now, never numbers of their own.
     """
     Xa, Ka = _array(X, "X"), _array(K, "K")
     X32, K32 = Xa.astype(np.float32), Ka.astype(np.float32)
-    padded = _array(to_numpy(ops.pad(X32, padding, mode)), "X")  # pad checks padding and mode
+    padded = _array(to_numpy(padding_ops.pad(X32, padding, mode)), "X")  # pad checks padding and mode
     padding, stride = check_padding(padding), check_stride(stride)
     if mode == "zeros":  # corr2d's own zero padding
         Y = ops.corr2d(X32, K32, padding=padding, stride=stride)

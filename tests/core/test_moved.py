@@ -40,5 +40,8 @@ def test_the_public_names_are_not_shadowed_by_old_paths():
 
 
 def test_an_unknown_name_of_an_old_path_is_an_attribute_error():
-    with pytest.raises(AttributeError, match=r"'convlab.ops' \(moved to convlab.core.ops\) has no attribute 'nope'"):
+    with pytest.raises(
+        AttributeError,
+        match=r"'convlab.ops' \(moved to convlab.core.ops, convlab.core.padding\) has no attribute 'nope'",
+    ):
         _ = importlib.import_module("convlab.ops").nope
