@@ -167,30 +167,12 @@ def _window(ax: Axes, top: int, left: int, height: int, width: int) -> tuple[Rec
     """Outline (and lightly shade) the cells ``[top:top+height, left:left+width]``; the shade and the outline."""
     from matplotlib.patches import Rectangle
 
+    corner = (left - 0.5, top - 0.5)
     shade = ax.add_patch(
-        Rectangle(
-            (left - 0.5, top - 0.5),
-            width,
-            height,
-            facecolor=_WINDOW_COLOR,
-            alpha=0.55,
-            edgecolor="none",
-            zorder=2,
-        )
+        Rectangle(corner, width, height, facecolor=_WINDOW_COLOR, alpha=0.55, edgecolor="none", zorder=2)
     )
-    outline = ax.add_patch(
-        Rectangle(
-            (left - 0.5, top - 0.5),
-            width,
-            height,
-            fill=False,
-            edgecolor=_WINDOW_EDGE,
-            linewidth=3,
-            zorder=3,
-            gid="window",
-            clip_on=False,
-        )
-    )
+    edge = {"edgecolor": _WINDOW_EDGE, "linewidth": 3, "zorder": 3, "gid": "window", "clip_on": False}
+    outline = ax.add_patch(Rectangle(corner, width, height, fill=False, **edge))
     return shade, outline
 
 

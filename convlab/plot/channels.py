@@ -8,17 +8,7 @@ import numpy as np
 
 from convlab.core import ops
 from convlab.core.convert import to_numpy
-from convlab.plot._style import (
-    _array,
-    _check_title,
-    _heatmap,
-    _plain_cells,
-    _products,
-    _pyplot,
-    _sign,
-    _window,
-    format_value,
-)
+from convlab.plot import _style as style
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,8 +22,8 @@ def _channel_correlations(Xa: np.ndarray, Ka: np.ndarray) -> tuple[np.ndarray, l
     Both on the active backend; ``corr2d_multi_in`` checks that the channels and sizes fit.
     """
     X32, K32 = Xa.astype(np.float32), Ka.astype(np.float32)
-    output = _array(to_numpy(ops.corr2d_multi_in(X32, K32)), "Y")
-    partials = [_array(to_numpy(ops.corr2d(x, k)), "Y") for x, k in zip(X32, K32, strict=True)]
+    output = style._array(to_numpy(ops.corr2d_multi_in(X32, K32)), "Y")
+    partials = [style._array(to_numpy(ops.corr2d(x, k)), "Y") for x, k in zip(X32, K32, strict=True)]
     return output, partials
 
 
@@ -77,17 +67,17 @@ def multi_channel_figure(X: Any, K: Any, title: str | None = None) -> Figure:
     '(0×0 + 1×1 + 3×2 + 4×3) + (1×1 + 2×2 + 4×3 + 5×4) = 56'
     >>> plot._pyplot().close(fig)
     """
-    _check_title(title)
-    Xa, Ka = _array(X, "X", ndim=3), _array(K, "K", ndim=3)
+    style._check_title(title)
+    Xa, Ka = style._array(X, "X", ndim=3), style._array(K, "K", ndim=3)
     output, partials = _channel_correlations(Xa, Ka)
 
-    plt = _pyplot()
+    plt = style._pyplot()
     c, (h, w), (k_h, k_w) = Xa.shape[0], Xa.shape[1:], Ka.shape[1:]
     widths = [w, 0.8, k_w, 0.8, output.shape[1], 0.9, output.shape[1]]
     cell = 0.5
     fig = plt.figure(figsize=(cell * sum(widths) + 0.8, c * (cell * h + 0.6) + 1.0), layout="constrained")
     grid = fig.add_gridspec(c, 7, width_ratios=widths)
-    plain = _plain_cells()
+    plain = style._plain_cells()
     for row in range(c):
         panels = (
             (0, f"input {row}", Xa[row], (k_h, k_w), f"input channel {row}"),
@@ -96,22 +86,22 @@ def multi_channel_figure(X: Any, K: Any, title: str | None = None) -> Figure:
         )
         for column, label, values, window, heading in panels:
             ax = fig.add_subplot(grid[row, column], label=label)
-            _heatmap(ax, values, cmap=plain, vmin=0, vmax=1, fontsize=12, indices=False)
-            _window(ax, 0, 0, *window)
+            style._heatmap(ax, values, cmap=plain, vmin=0, vmax=1, fontsize=12, indices=False)
+            style._window(ax, 0, 0, *window)
             ax.set_title(heading, fontsize=10)
         for column, sign in ((1, "⋆"), (3, "=")):
-            _sign(fig, grid[row, column], sign, label=f"sign {row} {column}", fontsize=24)
-    _sign(fig, grid[:, 5], "Σ →", label="sign sum", fontsize=22)
+            style._sign(fig, grid[row, column], sign, label=f"sign {row} {column}", fontsize=24)
+    style._sign(fig, grid[:, 5], "Σ →", label="sign sum", fontsize=22)
     out_ax = fig.add_subplot(grid[:, 6], label="output")
-    _heatmap(out_ax, output, cmap=plain, vmin=0, vmax=1, fontsize=12, indices=False)
-    _window(out_ax, 0, 0, 1, 1)
+    style._heatmap(out_ax, output, cmap=plain, vmin=0, vmax=1, fontsize=12, indices=False)
+    style._window(out_ax, 0, 0, 1, 1)
     out_ax.set_title("output", fontsize=10)
 
     if k_h * k_w <= 9 and c <= 3:
-        groups = [_products(Xa[r, :k_h, :k_w].ravel(), Ka[r].ravel()) for r in range(c)]
-        caption = " + ".join(f"({g})" for g in groups) + f" = {format_value(output[0, 0])}"
+        groups = [style._products(Xa[r, :k_h, :k_w].ravel(), Ka[r].ravel()) for r in range(c)]
+        caption = " + ".join(f"({g})" for g in groups) + f" = {style.format_value(output[0, 0])}"
     else:
-        caption = f"first output: the sum of {c} × {k_h * k_w} products = {format_value(output[0, 0])}"
+        caption = f"first output: the sum of {c} × {k_h * k_w} products = {style.format_value(output[0, 0])}"
     fig.supxlabel(caption, fontsize=11).set_gid("equation")
     if title:
         fig.suptitle(title, fontsize=12)

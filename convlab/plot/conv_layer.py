@@ -104,9 +104,8 @@ def correlation_figure(X: Any, K: Any, Y: Any = None, ax: Any = None) -> Figure:
 
     Examples
     --------
-    >>> import convlab as cl
-    >>> from convlab import plot
-    >>> fig = plot.correlation_figure(*cl.data.fig_correlation())
+    >>> from convlab import data, plot
+    >>> fig = plot.correlation_figure(*data.fig_correlation())
     >>> output = next(a for a in fig.axes if a.get_label() == "output")
     >>> [t.get_text() for t in output.texts if t.get_gid() == "cell"]
     ['19', '25', '37', '43']
@@ -173,12 +172,12 @@ def edge_map(X: Any, Y: Any, ax: Any = None, titles: Sequence[str] | None = None
     Examples
     --------
     >>> import convlab as cl
-    >>> from convlab import plot
+    >>> import convlab.plot
     >>> X = cl.data.edge_image()
-    >>> fig = plot.edge_map(X, cl.corr2d(X, cl.kernels.edge()))
+    >>> fig = convlab.plot.edge_map(X, cl.corr2d(X, cl.kernels.edge()))
     >>> [a.get_label() for a in fig.axes[:2]]
     ['input', 'output']
-    >>> plot._pyplot().close(fig)
+    >>> convlab.plot._pyplot().close(fig)
     """
     Xa, Ya = _array(X, "X"), _array(Y, "Y")
     if Ya.shape[0] > Xa.shape[0] or Ya.shape[1] > Xa.shape[1]:

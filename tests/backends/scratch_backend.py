@@ -69,28 +69,28 @@ class ScratchBackend(Backend):
     def tensor_types(self) -> tuple[type, ...]:
         return (np.ndarray, autograd.Tensor)
 
+    def to_numpy(self, x: Tensor) -> np.ndarray:
+        return np.asarray(x)
+
     def tensor(self, data: Any) -> Tensor:
         if isinstance(data, autograd.Tensor):  # inside a gradient computation: keep the graph
             return data
         return np.asarray(data, dtype=np.float32)
 
-    def to_numpy(self, x: Tensor) -> np.ndarray:
-        return np.asarray(x)
-
-    def conv2d(self, x: Tensor, w: Tensor, stride: Pair, padding: Padding, groups: int, bias: Tensor = None) -> Tensor:
-        return autograd.conv2d(x, w, stride, padding, groups, bias)
-
-    def pool2d(self, x: Tensor, window: Pair, stride: Pair, padding: Padding, mode: str) -> Tensor:
-        return autograd.pool2d(x, window, stride, padding, mode)
-
     def sigmoid(self, x: Tensor) -> Tensor:
         return autograd.sigmoid(x)
+
+    def log_softmax(self, x: Tensor, axis: int = -1) -> Tensor:
+        return autograd.log_softmax(x, axis)
 
     def relu(self, x: Tensor) -> Tensor:
         return autograd.relu(x)
 
-    def log_softmax(self, x: Tensor, axis: int = -1) -> Tensor:
-        return autograd.log_softmax(x, axis)
+    def pool2d(self, x: Tensor, window: Pair, stride: Pair, padding: Padding, mode: str) -> Tensor:
+        return autograd.pool2d(x, window, stride, padding, mode)
+
+    def conv2d(self, x: Tensor, w: Tensor, stride: Pair, padding: Padding, groups: int, bias: Tensor = None) -> Tensor:
+        return autograd.conv2d(x, w, stride, padding, groups, bias)
 
     def corr2d_loop(self, X: Tensor, K: Tensor) -> Tensor:
         # The book's loop; float() keeps each number and, like the book's array assignment, drops its graph.
