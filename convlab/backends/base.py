@@ -42,6 +42,8 @@ free of deep-learning frameworks.
 from __future__ import annotations
 
 import abc
+import contextlib
+import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,17 +100,42 @@ class LayerDef:
         raise NotImplementedError
 
 
-class Backend(abc.ABC):
-    """One framework behind convlab's API, on one device.
+DTYPES = ("float32", "float64")
+"""The float dtypes a backend may compute in; float32, the book's, is the default."""
 
-    The registry makes one instance per backend and device, from the
+
+_block: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("convlab_block", default=None)
+"""The backend of the innermost :func:`convlab.use_backend` block of this context; the registry sets it."""
+
+
+class Backend(abc.ABC):
+    """One framework behind convlab's API, on one device, in one float dtype.
+
+    The registry makes one instance per backend, device and dtype, from the
     backend's :class:`~convlab.backends.spec.BackendSpec`.
     """
 
-    def __init__(self, spec: BackendSpec, device: str | None = None) -> None:
+    dtypes: tuple[str, ...] = ("float32",)
+    """The float dtypes (of :data:`DTYPES`) this backend can compute in.
+
+    A backend lists ``"float64"`` once :meth:`tensor` and :meth:`module` make
+    tensors and parameters in :attr:`dtype`; the registry refuses the others,
+    so a backend that knows nothing of dtypes never computes in float32 while
+    claiming float64.
+    """
+
+    scoped_only: bool = False
+    """Whether this instance needs :meth:`scope` entered to work (JAX's float64 needs x64 mode).
+
+    :func:`convlab.set_backend` has no block to enter it in, so it refuses such an instance.
+    """
+
+    def __init__(self, spec: BackendSpec, device: str | None = None, dtype: str = "float32") -> None:
         self.spec = spec
         self.device = self.resolve_device(device)
         """Where this backend's tensors live, in the framework's words (``"cpu"``, ``"cuda:0"``)."""
+        self.dtype = np.dtype(dtype)
+        """The NumPy dtype of the floats this backend computes in: float32 (the default) or float64."""
 
     @property
     def name(self) -> str:
@@ -116,7 +143,36 @@ class Backend(abc.ABC):
         return self.spec.name
 
     def __repr__(self) -> str:
-        return f"<convlab backend {self.name!r} on {self.device!r}>"
+        precision = "" if self.dtype == np.float32 else f" in {self.dtype}"
+        return f"<convlab backend {self.name!r} on {self.device!r}{precision}>"
+
+    @staticmethod
+    def innermost_block() -> Backend | None:
+        """The backend of the innermost :func:`convlab.use_backend` block of this context (``None`` outside any).
+
+        An adapter whose framework converts a layer's input before convlab's
+        forward pass sees it (Keras) asks it which dtype a float64 block wants.
+        """
+        return _block.get()
+
+    @contextlib.contextmanager
+    def block(self) -> Any:
+        """Make this backend :meth:`innermost_block` and enter its :meth:`scope`, for the registry's ``with`` block."""
+        token = _block.set(self)
+        try:
+            with self.scope():
+                yield self
+        finally:
+            _block.reset(token)
+
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        """A context that :func:`convlab.use_backend` holds open for its block (default: none).
+
+        A framework whose dtype is a mode of the whole framework rather than
+        of its tensors (JAX's x64) switches it on here, for the block only,
+        so code elsewhere that expects float32 keeps it.
+        """
+        return contextlib.nullcontext()
 
     # -- core: facts -------------------------------------------------------
     @abc.abstractmethod
@@ -137,7 +193,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def tensor(self, data: np.ndarray | Tensor) -> Tensor:
-        """A float32 native tensor on :attr:`device` from a NumPy array or a native tensor."""
+        """A native tensor of :attr:`dtype` on :attr:`device` from a NumPy array or a native tensor.
+
+        A native tensor already of that dtype and device is returned as it is
+        (so parameters keep their graph); a cast keeps the gradient where the
+        framework tracks one.
+        """
 
     @abc.abstractmethod
     def to_numpy(self, x: Tensor) -> np.ndarray:
@@ -152,7 +213,7 @@ class Backend(abc.ABC):
         return np.asarray(data, dtype=np.int64)
 
     def one_hot(self, labels: Tensor, classes: int) -> Tensor:
-        """Float32 rows of ``classes`` zeros with a one at each label of ``labels`` (as :meth:`labels` makes them).
+        """Rows of ``classes`` zeros (in :attr:`dtype`) with a one at each label of ``labels`` (from :meth:`labels`).
 
         The training loop's targets: made where the labels are, so a step sends nothing back and forth.
         The default goes through NumPy, which suits a framework without tensors of its own.

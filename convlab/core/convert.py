@@ -42,7 +42,7 @@ def describe(x: Any) -> str:
 
 
 def as_native(x: Any, name: str, backend: Backend | None = None) -> Tensor:
-    """``x`` as a float32 native tensor of ``backend`` (default: the active one).
+    """``x`` as a native tensor of ``backend`` (default: the active one), in the backend's dtype.
 
     Accepts native tensors of that backend, NumPy arrays, Python scalars and
     (nested) lists. A tensor of another framework is a ``TypeError``: mixing
@@ -50,7 +50,9 @@ def as_native(x: Any, name: str, backend: Backend | None = None) -> Tensor:
     """
     backend = backend or get_backend()
     if isinstance(x, np.ndarray):  # every backend takes NumPy input; float32 needs no check
-        return backend.tensor(x if x.dtype == np.float32 else as_real_array(x, name))
+        # float64 data inside a float64 scope keeps its digits: it is not rounded through float32 first
+        dtype = getattr(backend, "dtype", np.float32)
+        return backend.tensor(x if x.dtype == np.float32 else as_real_array(x, name, dtype))
     if isinstance(x, backend.tensor_types):
         if not backend.is_real(x):
             raise TypeError(f"{name}: expected a tensor of real numbers (int or float dtype), got {describe(x)}")
@@ -62,11 +64,11 @@ def as_native(x: Any, name: str, backend: Backend | None = None) -> Tensor:
             f"got a {owner} tensor ({describe(x)}); convert it with convlab.to_numpy({name}) "
             f"or select its backend with convlab.use_backend({owner!r})"
         )
-    return backend.tensor(as_real_array(x, name))
+    return backend.tensor(as_real_array(x, name, getattr(backend, "dtype", np.float32)))
 
 
-def as_real_array(x: Any, name: str) -> np.ndarray:
-    """``x`` as a float32 NumPy array; non-numeric data is a ``TypeError``."""
+def as_real_array(x: Any, name: str, dtype: Any = np.float32) -> np.ndarray:
+    """``x`` as a NumPy array of ``dtype`` (float32 by default); non-numeric data is a ``TypeError``."""
     if owning_backend(x) is not None:  # a tensor of any backend: bring it to NumPy
         x = to_numpy(x)
     try:
@@ -78,4 +80,4 @@ def as_real_array(x: Any, name: str) -> np.ndarray:
             f"{name}: expected an array of real numbers (int or float dtype), got dtype {array.dtype} "
             f"from {type(x).__name__}"
         )
-    return array.astype(np.float32, copy=False)
+    return array.astype(dtype, copy=False)

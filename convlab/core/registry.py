@@ -10,7 +10,8 @@ its top, is imported the first time the backend is selected.
 The active backend is the innermost :func:`use_backend` block of the current
 context if any, otherwise the process default set by :func:`set_backend`,
 otherwise ``$CONVLAB_BACKEND``, otherwise ``"numpy"``. Each carries a device
-(``None``: the framework's default).
+(``None``: the framework's default) and a float dtype (``"float32"``, the
+book's, unless ``"float64"`` is asked for).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from convlab import backends as _backends_pkg
 from convlab._api import export
-from convlab.backends.base import Backend
+from convlab.backends.base import DTYPES, Backend
 from convlab.backends.spec import BackendSpec
 from convlab.errors import BackendImportError, BackendLoadOrderError, BackendNotInstalledError
 
@@ -36,8 +39,8 @@ ENV_VAR = "CONVLAB_BACKEND"
 DEFAULT = "numpy"
 ENTRY_POINT_GROUP = "convlab.backends"
 
-_Choice = tuple[str, "str | None"]
-"""``(backend name, device or None)``."""
+_Choice = tuple[str, "str | None", str]
+"""``(backend name, device or None, dtype)``."""
 
 _default_choice: _Choice | None = None
 _scoped_choice: contextvars.ContextVar[_Choice | None] = contextvars.ContextVar("convlab_backend", default=None)
@@ -125,6 +128,8 @@ def unregister_backend(name: str) -> None:
 
 
 def _forget(name: str) -> None:
+    global _env_choice
+    _env_choice = None  # $CONVLAB_BACKEND may name this backend, or an alias of it
     for choice in [choice for choice in _loaded if choice[0] == name]:
         del _loaded[choice]
     _owner_of_type.cache_clear()
@@ -234,22 +239,39 @@ def _findable(module: str) -> bool:
         return False
 
 
-def load_backend(name: str, device: str | None = None) -> Backend:
-    """The adapter for ``name`` on ``device``, importing its framework on first use.
+def check_dtype(dtype: object) -> str:
+    """``dtype`` as one of :data:`~convlab.backends.base.DTYPES` (``None``: ``"float32"``); else a ``ValueError``."""
+    if dtype is None:
+        return DTYPES[0]
+    try:
+        name = np.dtype(dtype).name  # also takes np.float64 and np.dtype("float64")
+    except TypeError:
+        name = None
+    if name not in DTYPES or isinstance(dtype, bool):
+        raise ValueError(f"dtype: expected one of {', '.join(map(repr, DTYPES))} (or None: 'float32'), got {dtype!r}")
+    return name
+
+
+def load_backend(name: str, device: str | None = None, dtype: str | None = None) -> Backend:
+    """The adapter for ``name`` on ``device`` computing in ``dtype``, importing its framework on first use.
 
     Raises
     ------
     ValueError
-        Unknown name, or a device the backend does not have.
+        Unknown name, a device the backend does not have, or a dtype it cannot compute in.
     BackendNotInstalledError
         The framework does not import here; the message gives the pip extra.
     BackendLoadOrderError
         The framework must be imported before one that is already loaded.
     """
-    key = (canonical_name(name), device)
+    if isinstance(dtype, str):  # the active backend's own key: get_backend() costs one lookup
+        found = _loaded.get((name, device, dtype))
+        if found is not None:
+            return found
+    key = (canonical_name(name), device, check_dtype(dtype))
     if key in _loaded:
         return _loaded[key]
-    with _loading:  # one adapter instance per backend and device: compiled-function caches hang on it
+    with _loading:  # one adapter instance per backend, device and dtype: compiled-function caches hang on it
         if key not in _loaded:
             spec = specs()[key[0]]
             if not spec.is_installed():
@@ -267,17 +289,39 @@ def load_backend(name: str, device: str | None = None) -> Backend:
                     f"backend {spec.name!r}: {spec.modules[0] if spec.modules else spec.name} is installed but "
                     f"importing it fails ({exc}); reinstall it with: {spec.hint}"
                 ) from exc
-            _loaded[key] = cls(spec, device)
+            if key[2] not in cls.dtypes:
+                raise ValueError(
+                    f"dtype: the {spec.name} backend cannot compute in {key[2]}; it computes in "
+                    f"{', '.join(cls.dtypes)} only"
+                )
+            # float32 keeps the two-argument call, so an adapter written before dtypes whose __init__ takes
+            # (spec, device) still loads
+            _loaded[key] = cls(spec, device) if key[2] == DTYPES[0] else cls(spec, device, key[2])
     return _loaded[key]
 
 
+_env_choice: tuple[str, _Choice] | None = None
+"""``($CONVLAB_BACKEND as read, its choice)``: layers ask for the active backend on every call (their dtype)."""
+
+
 def _default() -> _Choice:
+    global _env_choice
     if _default_choice is not None:
         return _default_choice
+    wanted = os.environ.get(ENV_VAR) or DEFAULT
+    if _env_choice is not None and _env_choice[0] == wanted:
+        return _env_choice[1]
     try:
-        return canonical_name(os.environ.get(ENV_VAR) or DEFAULT), None
+        choice = canonical_name(wanted), None, DTYPES[0]
     except ValueError as exc:
         raise ValueError(f"${ENV_VAR}: {exc}") from None
+    _env_choice = wanted, choice
+    return choice
+
+
+def active_choice() -> tuple[str, str | None, str]:
+    """``(name, device, dtype)`` of the active backend, as the block or default that chose it wrote them."""
+    return _scoped_choice.get() or _default()
 
 
 @export(pinned=True)
@@ -294,8 +338,8 @@ def get_backend() -> Backend:
 
 
 @export
-def set_backend(name: str, device: str | None = None) -> None:
-    """Make ``name`` the process-wide default backend.
+def set_backend(name: str, device: str | None = None, dtype: str | None = None) -> None:
+    """Make ``name`` (on ``device``, in ``dtype``) the process-wide default backend.
 
     The framework is imported now, so a missing framework fails here rather
     than at the first computation. A surrounding :func:`use_backend` block
@@ -308,25 +352,65 @@ def set_backend(name: str, device: str | None = None) -> None:
     device : str, optional
         Where tensors, layers and training live, in the framework's words
         (``"cuda"``, ``"gpu"``, ``"cpu"``); default: the framework's default.
+    dtype : {"float32", "float64"}, optional
+        The float dtype tensors and new layers get; default (``None``):
+        ``"float32"``, the book's. JAX computes in float64 only in x64 mode,
+        which this process-wide setting would have to switch on for every
+        JAX user in the process: it refuses, and
+        ``with cl.use_backend("jax", dtype="float64"):`` scopes it instead.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, device or dtype, a dtype the backend cannot compute
+        in, or one it can only compute in inside a :func:`use_backend` block.
 
     Examples
     --------
     >>> import convlab as cl
+    >>> cl.set_backend("numpy", dtype="float64")
+    >>> cl.tensor([1, 2]).dtype
+    dtype('float64')
     >>> cl.set_backend("numpy")
     >>> cl.get_backend().name
     'numpy'
     """
     global _default_choice
-    backend = load_backend(name, device)
-    _default_choice = (backend.name, device)
+    backend = load_backend(name, device, dtype)
+    if backend.scoped_only:
+        raise ValueError(
+            f"dtype: the {backend.name} backend computes in {backend.dtype} only inside a block, which switches the "
+            f"framework's mode for the block alone: use `with convlab.use_backend({backend.name!r}, "
+            f"dtype={backend.dtype.name!r}):` instead of set_backend"
+        )
+    _default_choice = (backend.name, device, backend.dtype.name)
 
 
 @export
 @contextlib.contextmanager
-def use_backend(name: str, device: str | None = None) -> Iterator[Backend]:
-    """Use backend ``name`` (on ``device``) inside a ``with`` block (per thread / async task).
+def use_backend(name: str, device: str | None = None, dtype: str | None = None) -> Iterator[Backend]:
+    """Use backend ``name`` (on ``device``, in ``dtype``) inside a ``with`` block (per thread / async task).
 
-    The previous backend is restored on exit, also when the block raises.
+    The previous backend, and its dtype, are restored on exit, also when the
+    block raises.
+
+    Parameters
+    ----------
+    name : str
+        A backend's name or alias; :func:`convlab.backend_names` lists them.
+    device : str, optional
+        As in :func:`set_backend`.
+    dtype : {"float32", "float64"}, optional
+        The float dtype of the block: ``cl.tensor`` and new layers are made
+        in it, and the layers of ``cl.nn`` made earlier on the same framework
+        and device compute in it too (their parameters cast, gradients kept).
+        Default (``None``): ``"float32"``, the book's. On JAX, float64 turns
+        on x64 mode for the block only.
+
+    Raises
+    ------
+    ValueError
+        An unknown name or device, or a dtype that is not one of those, or that the backend cannot compute in.
 
     Examples
     --------
@@ -334,11 +418,17 @@ def use_backend(name: str, device: str | None = None) -> Iterator[Backend]:
     >>> with cl.use_backend("numpy") as backend:
     ...     print(backend.name, backend.device)
     numpy cpu
+    >>> with cl.use_backend("numpy", dtype="float64"):
+    ...     print(cl.tensor([1.0]).dtype)
+    float64
+    >>> cl.tensor([1.0]).dtype
+    dtype('float32')
     """
-    backend = load_backend(name, device)
-    token = _scoped_choice.set((backend.name, device))
+    backend = load_backend(name, device, dtype)
+    token = _scoped_choice.set((backend.name, device, backend.dtype.name))
     try:
-        yield backend
+        with backend.block():
+            yield backend
     finally:
         _scoped_choice.reset(token)
 

@@ -17,6 +17,7 @@ from convlab.backends.base import Backend, LayerDef, Pair, Tensor
 from convlab.core.checks import check_choice, check_kernel_size
 from convlab.core.ops import METHODS, corr2d_on
 from convlab.core.registry import get_backend
+from convlab.nn.layers import in_active_precision
 
 INITS = ("normal", "zeros", "framework")
 
@@ -27,7 +28,8 @@ class HandWrittenConv2dDef(LayerDef):
 
     The forward pass uses the backend it is given, which is the one the layer
     was made on: a layer keeps computing with its own framework whatever
-    backend is active when it is called.
+    backend is active when it is called (in the dtype of a block of that
+    framework and device, :func:`convlab.nn.layers.in_active_precision`).
     """
 
     method: str = "vectorized"
@@ -43,6 +45,7 @@ class HandWrittenConv2dDef(LayerDef):
         X: Tensor,
         children: Sequence[Callable[[Tensor], Tensor]] = (),
     ) -> Tensor:
+        backend, params, X = in_active_precision(backend, params, X)
         Y = corr2d_on(backend, X, params["weight"], self.method)
         bias = params.get("bias")
         return Y if bias is None else Y + bias

@@ -19,6 +19,43 @@ from convlab.core.registry import get_backend
 Children = Sequence[Callable[[Tensor], Tensor]]
 
 
+def in_active_precision(
+    backend: Backend, params: Mapping[str, Tensor], X: Any
+) -> tuple[Backend, Mapping[str, Tensor], Any]:
+    """The backend, parameters and input a layer made on ``backend`` computes with now.
+
+    A layer computes with its own backend, whatever backend is active, except
+    in one case: inside a :func:`convlab.use_backend` block of the same
+    framework and device in another dtype (``cl.gradcheck``'s float64), it
+    computes in that block's dtype, with its parameters and a tensor input
+    cast there. The casts are the framework's own, so gradients still reach
+    the layer's parameters. Anywhere else nothing changes: same backend, same
+    tensors, same numbers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convlab as cl
+    >>> layer = cl.nn.Linear(2, 1, seed=0)
+    >>> X = np.ones((1, 2), dtype=np.float32)
+    >>> with cl.use_backend("numpy", dtype="float64"):
+    ...     print(layer(X).dtype)
+    float64
+    >>> layer(X).dtype
+    dtype('float32')
+    """
+    active = get_backend()
+    if (
+        active is backend
+        or active.dtype == backend.dtype
+        or active.name != backend.name
+        or active.device != backend.device
+    ):
+        return backend, params, X
+    cast = {name: active.tensor(value) for name, value in params.items()}
+    return active, cast, active.tensor(X) if isinstance(X, active.tensor_types) else X
+
+
 def _input_tensor(backend: Backend, X: Any, layer: str) -> Tensor:
     """``X`` as a tensor of the layer's backend: its own float tensors pass as they are, other data is converted.
 
@@ -46,6 +83,7 @@ class Conv2dDef(LayerDef):
     padding: Padding
 
     def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        backend, params, X = in_active_precision(backend, params, X)
         X = _input_tensor(backend, X, "Conv2d")
         _check_input("Conv2d", X, f"(N, {self.in_channels}, H, W), in_channels={self.in_channels}", 4, self.in_channels)
         top, bottom, left, right = self.padding
@@ -67,6 +105,7 @@ class Pool2dDef(LayerDef):
         return "MaxPool2d" if self.mode == "max" else "AvgPool2d"
 
     def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        backend, params, X = in_active_precision(backend, params, X)
         X = _input_tensor(backend, X, self.title)
         _check_input(self.title, X, "(N, C, H, W)", 4)
         top, bottom, left, right = self.padding
@@ -86,6 +125,7 @@ class LinearDef(LayerDef):
         return "Linear"
 
     def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        backend, params, X = in_active_precision(backend, params, X)
         X = _input_tensor(backend, X, "Linear")
         _check_input("Linear", X, f"(N, {self.in_features}), in_features={self.in_features}", 2, self.in_features)
         return backend.linear(X, params["weight"], params.get("bias"))
@@ -102,6 +142,7 @@ class ActivationDef(LayerDef):
         return {"sigmoid": "Sigmoid", "relu": "ReLU"}[self.function]
 
     def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        backend, params, X = in_active_precision(backend, params, X)
         X = _input_tensor(backend, X, self.title)
         return backend.sigmoid(X) if self.function == "sigmoid" else backend.relu(X)
 
@@ -115,6 +156,7 @@ class FlattenDef(LayerDef):
         return "Flatten"
 
     def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+        backend, params, X = in_active_precision(backend, params, X)
         X = _input_tensor(backend, X, "Flatten")
         if len(X.shape) < 2:
             raise ValueError(f"Flatten: expected an input of shape (N, ...) with at least 2 axes, got {describe(X)}")

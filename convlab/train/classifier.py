@@ -145,7 +145,7 @@ def train_classifier(
     seen, training_time = 0, 0.0
     progress = _progress(None if steps_per_epoch is None else steps_per_epoch * epochs, verbose, backend.name)
     # The model's backend is active throughout, so that the data's batches are its tensors.
-    with use_backend(backend.name, device=backend.device), progress as bar:
+    with use_backend(backend.name, device=backend.device, dtype=backend.dtype.name), progress as bar:
         for epoch in range(epochs):
             first = len(result.step_losses)
             visited: deque = deque(maxlen=TRAIN_ACC_BATCHES)

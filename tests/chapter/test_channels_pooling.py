@@ -535,7 +535,7 @@ def test_pooling_by_other_means_passes_gradcheck(backend):
         "softmax pool": lambda x: backend.sum(cl.softmax_pool2d(x, 2, 0.5, padding=1, stride=(1, 2)) ** 2),
     }
     for name, f in checks.items():
-        result = cl.gradcheck(f, distinct, eps=1e-2, atol=2e-2, rtol=2e-2, raise_exception=False)
+        result = cl.gradcheck(f, distinct, raise_exception=False)
         assert result.passed, f"{name}: {result.mismatches}"
 
 

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import jax
-import jax.experimental
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
+
+# Selecting this backend should print nothing the user did not ask for; CONVLAB_VERBOSE=1 (any value but "" or
+# "0") leaves the log level to the frameworks.
+_VERBOSE = os.environ.get("CONVLAB_VERBOSE", "") not in ("", "0")
+if not _VERBOSE:
+    # jaxlib shares TensorFlow's C++ logging (XLA): once it has loaded without this variable, a TensorFlow imported
+    # later in the process ignores it, and "failed call to cuInit" reaches stderr on a machine without a GPU. The
+    # value is the TensorFlow adapter's, whichever comes first; a user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402 - after the log level, which jaxlib reads as it loads
+import jax.experimental  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from flax import nnx  # noqa: E402
 
 SEED = 0
 """Seed of the ``nnx.Rngs`` behind ``init="framework"`` and behind unseeded ``cl.nn`` layers.
@@ -185,10 +196,15 @@ def _pool2d(x: Any, window: Pair, stride: Pair, padding: Padding, mode: str, cha
 
 
 class JaxBackend(Backend):
-    """JAX on one device (``"cpu"``, ``"gpu:1"``), with Flax NNX modules."""
+    """JAX on one device (``"cpu"``, ``"gpu:1"``), with Flax NNX modules; float64 in x64 mode, scoped."""
 
-    def __init__(self, spec: Any, device: str | None = None) -> None:
-        super().__init__(spec, device)
+    dtypes = ("float32", "float64")
+
+    def __init__(self, spec: Any, device: str | None = None, dtype: str = "float32") -> None:
+        super().__init__(spec, device, dtype)
+        # JAX keeps float64 only in x64 mode, a switch of the whole framework: the float64 instance turns it on
+        # for its use_backend blocks alone (scope), so JAX code elsewhere in the process keeps float32.
+        self.scoped_only = self.dtype == np.float64
         kind, _, index = self.device.partition(":")
         self._place = jax.devices(kind)[int(index or 0)]
         self._channels_last_pooling = self._place.platform == "cpu"  # measured there only (see pool2d)
@@ -196,6 +212,9 @@ class JaxBackend(Backend):
         self._vectorized = jax.jit(super().corr2d_vectorized)
         # One stream for every unseeded cl.nn layer, as an NNX model threads one Rngs through its layers.
         self._rngs = nnx.Rngs(SEED)
+
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        return _float64() if self.scoped_only else contextlib.nullcontext()
 
     # -- core --------------------------------------------------------------
     def version(self) -> str:
@@ -217,7 +236,7 @@ class JaxBackend(Backend):
 
     def tensor(self, data: Any) -> Any:
         # NumPy data goes straight to the device; jnp.asarray would stage it on the default device first.
-        array = data.astype(jnp.float32) if isinstance(data, jax.Array) else np.asarray(data, dtype=np.float32)
+        array = data.astype(self.dtype) if isinstance(data, jax.Array) else np.asarray(data, dtype=self.dtype)
         return jax.device_put(array, self._place)
 
     def to_numpy(self, x: Any) -> np.ndarray:
@@ -228,7 +247,7 @@ class JaxBackend(Backend):
         return jax.device_put(np.asarray(data, dtype=np.int32), self._place)
 
     def one_hot(self, labels: Any, classes: int) -> Any:
-        return jax.nn.one_hot(labels, classes, dtype=jnp.float32)
+        return jax.nn.one_hot(labels, classes, dtype=self.dtype)
 
     def is_real(self, x: Any) -> bool:
         # jnp.issubdtype knows bfloat16 is a float; NumPy sees it as an opaque ("V") dtype.
@@ -312,8 +331,9 @@ class JaxBackend(Backend):
         # Without a weight, nnx.Conv's default lecun_normal draws it from nnx.Rngs(SEED), as the book's NNX tab.
         with jax.default_device(self._place):  # the kernel is made, and stays, on this backend's device
             layer = BuiltinConv2d(
-                1, 1, kernel_size, use_bias=False, padding="VALID", precision="highest", rngs=nnx.Rngs(SEED)
-            )
+                1, 1, kernel_size, use_bias=False, padding="VALID", precision="highest", param_dtype=self.dtype,
+                rngs=nnx.Rngs(SEED),
+            )  # fmt: skip
         if weight is not None:
             layer.kernel[...] = self.tensor(weight).reshape(layer.kernel.shape)
         return layer

@@ -6,6 +6,7 @@ and Gluon's idiomatic code are in :mod:`convlab.backends.mxnet.reference`.
 
 from __future__ import annotations
 
+import os
 import textwrap
 import warnings
 from collections.abc import Callable, Mapping
@@ -16,10 +17,14 @@ import numpy as np
 from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
 from convlab.backends.mxnet.numpy_compat import add_numpy_names_for_mxnet
 
+# CONVLAB_VERBOSE=1 (any value but "" or "0") shows the warnings hidden here, which are MXNet's, not the user's.
+_VERBOSE = os.environ.get("CONVLAB_VERBOSE", "") not in ("", "0")
+
 add_numpy_names_for_mxnet(np)  # before import mxnet: makes MXNet 1.9.1 importable on today's NumPy
-with warnings.catch_warnings():  # mxnet's own deprecated uses: distutils, and NEP 32 on NumPy 1.x
-    warnings.filterwarnings("ignore", "distutils Version classes are deprecated", DeprecationWarning)
-    warnings.filterwarnings("ignore", "In accordance with NEP 32", DeprecationWarning)
+with warnings.catch_warnings():
+    if not _VERBOSE:  # mxnet's own deprecated uses: distutils, and NEP 32 on NumPy 1.x
+        warnings.filterwarnings("ignore", "distutils Version classes are deprecated", DeprecationWarning)
+        warnings.filterwarnings("ignore", "In accordance with NEP 32", DeprecationWarning)
     import mxnet as mx
     from mxnet import autograd, gluon, init, npx
     from mxnet import np as mnp
@@ -69,8 +74,10 @@ class Module(nn.Block):
         super().__init__()
         self.backend = backend
         self.definition = definition
+        # Gluon makes float32 parameters unless told: a float64 backend's layers get float64 ones.
+        precision = {} if backend.dtype == np.float32 else {"dtype": backend.dtype.type}
         for name, value in initial.items():
-            setattr(self, name, self.params.get(name, shape=value.shape, init=init.Constant(value)))
+            setattr(self, name, self.params.get(name, shape=value.shape, init=init.Constant(value), **precision))
         for index, child in enumerate(children):
             self.register_child(child, str(index))
         # Kept beside Gluon's registry so that a call does not rebuild it; Gluon sees these blocks as registered.
@@ -142,8 +149,10 @@ def _pad(x: Any, padding: Padding, value: float = 0.0) -> Any:
 class MXNetBackend(Backend):
     """MXNet's NumPy interface and Gluon, in one context."""
 
-    def __init__(self, spec: Any, device: str | None = None) -> None:
-        super().__init__(spec, device)
+    dtypes = ("float32", "float64")
+
+    def __init__(self, spec: Any, device: str | None = None, dtype: str = "float32") -> None:
+        super().__init__(spec, device, dtype)
         kind, _, index = self.device.partition(":")
         self.context = mx.Context(kind, int(index or 0))
         """The MXNet context of :attr:`device`, where tensors and parameters are made."""
@@ -170,11 +179,11 @@ class MXNetBackend(Backend):
         # mxnet.numpy.ndarray, float32, in the context of the device (mx.cpu(), mx.gpu(i)). Legacy mx.nd.NDArray
         # input is accepted as any other array, through NumPy (a copy).
         if isinstance(data, mnp.ndarray):  # the same array when nothing changes, so parameters keep their graph
-            return data.astype(np.float32, copy=False).as_in_ctx(self.context)
-        return mnp.array(data, dtype=np.float32, ctx=self.context)  # without dtype, float64 would stay float64
+            return data.astype(self.dtype, copy=False).as_in_ctx(self.context)
+        return mnp.array(data, dtype=self.dtype, ctx=self.context)  # without dtype, float64 would stay float64
 
     def one_hot(self, labels: Any, classes: int) -> Any:
-        return npx.one_hot(labels, classes, dtype=np.float32)
+        return npx.one_hot(labels, classes, dtype=self.dtype)
 
     def labels(self, data: np.ndarray) -> Any:
         # int64, what mxnet.np's argmax returns: its == refuses to compare int64 with int32.
@@ -300,6 +309,8 @@ class MXNetBackend(Backend):
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         _np_mode()
         layer = BuiltinConv2d(self, kernel_size)
+        if self.dtype != np.float32:
+            layer.cast(self.dtype.name)
         # Gluon's default initialiser, Uniform(0.07), kept without a weight, as the book's initialize() does.
         layer.initialize(ctx=self.context)
         if weight is not None:

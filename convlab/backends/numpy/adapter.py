@@ -45,7 +45,7 @@ class Module:
     ) -> None:
         self.definition = definition
         self.backend = backend
-        self.params = {name: np.array(value, dtype=np.float32) for name, value in initial.items()}
+        self.params = {name: np.array(value, dtype=backend.dtype) for name, value in initial.items()}
         self.children = children
 
     def named_parameters(self) -> dict[str, np.ndarray]:
@@ -105,10 +105,12 @@ class BuiltinConv2d(Module):
         return self.forward(self.params, X)
 
     def forward(self, params: Mapping[str, Any], X: Any) -> Any:
-        return autograd.corr2d(np.asarray(X, dtype=np.float32), params["weight"])
+        return autograd.corr2d(np.asarray(X, dtype=self.backend.dtype), params["weight"])
 
 
 class NumpyBackend(Backend):
+    dtypes = ("float32", "float64")
+
     def version(self) -> str:
         return np.__version__
 
@@ -119,7 +121,7 @@ class NumpyBackend(Backend):
     def tensor(self, data: Any) -> Any:
         if isinstance(data, Tensor):  # inside value_and_grad: keep the graph (and gradcheck's float64)
             return data
-        return np.asarray(data, dtype=np.float32)
+        return np.asarray(data, dtype=self.dtype)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
@@ -186,9 +188,9 @@ class NumpyBackend(Backend):
         h, w = K.shape
         W = X.shape[1]
         out_h, out_w = X.shape[0] - h + 1, W - w + 1
-        flat = np.ascontiguousarray(X, dtype=np.float32).ravel()
-        K = np.asarray(K, dtype=np.float32)
-        full = np.empty(out_h * W, np.float32)
+        flat = np.ascontiguousarray(X, dtype=self.dtype).ravel()
+        K = np.asarray(K, dtype=self.dtype)
+        full = np.empty(out_h * W, self.dtype)
         rows = max(1, min(out_h, _BLOCK // W))
 
         def band(first: int, stop: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,11 +17,21 @@ import numpy as np
 
 from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
 
+# Selecting this backend should print nothing the user did not ask for; CONVLAB_VERBOSE=1 (any value but "" or
+# "0") shows what is hidden here.
+_VERBOSE = os.environ.get("CONVLAB_VERBOSE", "") not in ("", "0")
+if not _VERBOSE:
+    # Paddle's C++ runtime logs through glog, read as it loads: 2 keeps its ERROR lines and hides INFO and WARNING
+    # ones, such as the GPU build's note of the device's compute capability and driver versions. A user's own
+    # setting wins.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+
 # Paddle warns at import that ccache, which only compiling C++ extensions uses, is missing: that one message is
 # silenced, so convlab's output stays clean. Imported after TensorFlow, Paddle crashes the process: the spec's
 # import_before makes the registry import Paddle first, or refuse Paddle once TensorFlow is loaded.
 with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+    if not _VERBOSE:
+        warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
     import paddle
     import paddle.nn.functional as F  # noqa: N812 - Paddle's own spelling
     from paddle import nn
@@ -58,10 +69,10 @@ class Module(nn.Layer):
         self.backend = backend
         self.definition = definition
         for name, value in initial.items():
-            value = np.asarray(value, dtype=np.float32)
+            value = np.asarray(value, dtype=backend.dtype)
             parameter = self.create_parameter(
                 list(value.shape),
-                dtype="float32",
+                dtype=backend.dtype.name,
                 default_initializer=nn.initializer.Assign(value),
                 device=backend.device_place,
             )
@@ -86,13 +97,20 @@ class BuiltinConv2d(nn.Conv2D):
 
     def forward(self, X: Any) -> Any:
         if not isinstance(X, paddle.Tensor):
-            X = paddle.to_tensor(np.asarray(X, dtype=np.float32), place=self.weight.place)
+            dtype = np.float64 if self.weight.dtype == paddle.float64 else np.float32
+            X = paddle.to_tensor(np.asarray(X, dtype=dtype), place=self.weight.place)
         height, width = X.shape
         Y = super().forward(X.reshape((1, 1, height, width)))
         return Y.reshape(Y.shape[2:])
 
 
 class PaddleBackend(Backend):
+    dtypes = ("float32", "float64")
+
+    def __init__(self, spec: Any, device: str | None = None, dtype: str = "float32") -> None:
+        super().__init__(spec, device, dtype)
+        self._dtype = getattr(paddle, self.dtype.name)  # paddle.float32 or paddle.float64
+
     # -- core ------------------------------------------------------------------
     def resolve_device(self, device: str | None) -> str:
         if device is None:
@@ -131,15 +149,15 @@ class PaddleBackend(Backend):
         return paddle.to_tensor(np.asarray(data, dtype=np.int64), place=self.device_place)
 
     def one_hot(self, labels: Any, classes: int) -> Any:
-        return F.one_hot(labels, classes).astype("float32")
+        return F.one_hot(labels, classes).astype(self.dtype.name)
 
     def tensor(self, data: Any) -> Any:
-        # A float32 Paddle tensor on this device is returned as it is, so parameters keep their graph.
+        # A Paddle tensor of this dtype on this device is returned as it is, so parameters keep their graph.
         if isinstance(data, paddle.Tensor):
-            if data.dtype != paddle.float32:
-                data = data.astype(paddle.float32)
+            if data.dtype != self._dtype:
+                data = data.astype(self._dtype)
             return data if data.place == self.device_place else data.to(self.device)
-        return paddle.to_tensor(np.asarray(data, dtype=np.float32), place=self.device_place)  # one fresh copy
+        return paddle.to_tensor(np.asarray(data, dtype=self.dtype), place=self.device_place)  # one fresh copy
 
     def is_real(self, x: Any) -> bool:
         return bool(paddle.is_floating_point(x) or paddle.is_integer(x))  # neither holds for bool and complex
@@ -249,8 +267,10 @@ class PaddleBackend(Backend):
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
         layer = BuiltinConv2d(kernel_size)
         layer.to(device=self.device_place)
+        if self.dtype != np.float32:
+            layer.to(dtype=self.dtype.name)
         if weight is not None:
-            layer.weight.set_value(np.asarray(weight, dtype=np.float32).reshape(layer.weight.shape))
+            layer.weight.set_value(np.asarray(weight, dtype=self.dtype).reshape(layer.weight.shape))
         return layer
 
     def book_initial_kernel(self, kernel_size: Pair) -> np.ndarray:

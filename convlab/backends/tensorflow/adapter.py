@@ -6,19 +6,66 @@ tabs and Keras' idiomatic code are in :mod:`convlab.backends.tensorflow.referenc
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable, Mapping
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow's C++ runtime loads
-
-import keras
 import numpy as np
-import tensorflow as tf
 
 from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
+
+# Selecting this backend should print nothing the user did not ask for. CONVLAB_VERBOSE=1 (any value but "" or
+# "0") turns off all of the hiding below, to see what TensorFlow has to say.
+_VERBOSE = os.environ.get("CONVLAB_VERBOSE", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def _stderr_held() -> Iterator[None]:
+    """Hold what is written to file descriptor 2 meanwhile; replay it only if the block raises.
+
+    TensorFlow's native libraries log while they load, before absl's logging is
+    initialised and so before TF_CPP_MIN_LOG_LEVEL applies: on a CPU, that
+    oneDNN is on and that no CUDA driver was found, once per library. Only the
+    descriptor catches these, and a failed import still shows all of it.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 to hold (a daemon)
+        saved = None
+    if saved is None:
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        os.dup2(held.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed and sys.stderr is not None:
+                held.seek(0)
+                sys.stderr.write(held.read().decode(errors="replace"))
+                sys.stderr.flush()
+
+
+if not _VERBOSE:
+    # Read once, when the C++ runtime loads; 3 also hides ERROR lines such as "failed call to cuInit" on a
+    # machine without a GPU, where TensorFlow then simply runs on the CPU. A user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+with contextlib.nullcontext() if _VERBOSE else _stderr_held():
+    import keras
+    import tensorflow as tf
 
 # tf.keras is Keras 3 since TF 2.16; its layers are what this backend's modules are.
 if keras.backend.backend() != "tensorflow":
@@ -56,7 +103,8 @@ class Module(keras.layers.Layer):
         initial: Mapping[str, np.ndarray],
         children: tuple[keras.layers.Layer, ...] = (),
     ) -> None:
-        super().__init__()
+        # A float64 backend's layers are float64 Keras layers: their weights and the inputs Keras converts.
+        super().__init__(dtype=None if backend.dtype == np.float32 else backend.dtype.name)
         self.definition = definition
         self.backend = backend
         for name, value in initial.items():
@@ -68,6 +116,16 @@ class Module(keras.layers.Layer):
         self.layers = tuple(children)  # a tuple attribute: Keras tracks each element as a sublayer
         self.built = True  # weights made here, not in build()
 
+    @property
+    def input_dtype(self) -> str:
+        # Keras casts a float input to this before call(). Inside a use_backend block of this framework and
+        # device in another dtype, convlab's core computes the layer in the block's dtype (convlab.nn.layers):
+        # the input keeps that dtype, so a float64 block's input is not rounded to float32 on the way in.
+        block = self.backend.innermost_block()
+        if block is not None and block.name == self.backend.name and block.device == self.backend.device:
+            return block.dtype.name
+        return super().input_dtype
+
     def call(self, X: Any) -> Any:
         return self.definition.forward(self.backend, self.own_weights, X, self.layers)
 
@@ -75,8 +133,8 @@ class Module(keras.layers.Layer):
 class BuiltinConv2d(keras.layers.Conv2D):
     """Keras' own ``Conv2D`` (one channel in and out, no bias) on 2-D inputs and outputs; its kernel is HWIO."""
 
-    def __init__(self, kernel_size: Pair) -> None:
-        super().__init__(1, kernel_size, use_bias=False)  # default init: glorot_uniform
+    def __init__(self, kernel_size: Pair, dtype: str | None = None) -> None:
+        super().__init__(1, kernel_size, use_bias=False, dtype=dtype)  # default init: glorot_uniform
         self.build((None, None, None, 1))
         self.input_spec = keras.InputSpec(ndim=2)  # one image, without its batch and channel axes
 
@@ -209,8 +267,11 @@ def _placed(method: Callable[..., Any], device: str) -> Callable[..., Any]:
 class TensorFlowBackend(Backend):
     """TensorFlow 2, eager, with Keras 3 layers."""
 
-    def __init__(self, spec: Any, device: str | None = None) -> None:
-        super().__init__(spec, device)
+    dtypes = ("float32", "float64")
+
+    def __init__(self, spec: Any, device: str | None = None, dtype: str = "float32") -> None:
+        super().__init__(spec, device, dtype)
+        self._dtype = tf.as_dtype(self.dtype)
         tf.get_logger().addFilter(_not_a_retracing_warning)
         self._on_cpu = self.device.partition(":")[0] == "cpu"
         if len(tf.config.list_logical_devices()) > 1:  # the bound methods, placed, shadow the class's (_PLACED)
@@ -242,17 +303,17 @@ class TensorFlowBackend(Backend):
         return self._types
 
     def tensor(self, data: Any) -> Any:
-        if isinstance(data, tf.Tensor) and data.dtype == tf.float32:
+        if isinstance(data, tf.Tensor) and data.dtype == self._dtype:
             return data
         # Reads a variable (a keras.Variable too) into a plain tensor, a read the tape records, so gradients
-        # flow; the cast is a no-op on float32.
-        return tf.cast(tf.convert_to_tensor(data), tf.float32)
+        # flow; the cast is a no-op on this backend's dtype.
+        return tf.cast(tf.convert_to_tensor(data), self._dtype)
 
     def labels(self, data: np.ndarray) -> Any:
         return tf.constant(np.asarray(data, dtype=np.int64))
 
     def one_hot(self, labels: Any, classes: int) -> Any:
-        return tf.one_hot(labels, classes, dtype=tf.float32)
+        return tf.one_hot(labels, classes, dtype=self._dtype)
 
     def is_real(self, x: Any) -> bool:
         dtype = tf.as_dtype(x.dtype)
@@ -371,9 +432,9 @@ class TensorFlowBackend(Backend):
         return initial
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
-        layer = BuiltinConv2d(kernel_size)
+        layer = BuiltinConv2d(kernel_size, None if self.dtype == np.float32 else self.dtype.name)
         if weight is not None:
-            layer.kernel.assign(np.asarray(weight, dtype=np.float32).reshape(layer.kernel.shape))  # HW -> HWIO
+            layer.kernel.assign(np.asarray(weight, dtype=self.dtype).reshape(layer.kernel.shape))  # HW -> HWIO
         return layer
 
     def book_initial_kernel(self, kernel_size: Pair) -> np.ndarray:

@@ -71,7 +71,7 @@ class BuiltinConv2d(nn.Conv2d):
 
     def forward(self, X: Any) -> Any:
         if not isinstance(X, torch.Tensor):
-            X = torch.as_tensor(X, dtype=torch.float32, device=self.weight.device)
+            X = torch.as_tensor(X, dtype=self.weight.dtype, device=self.weight.device)
         # reshape and view with literal sizes: squeeze((0, 1)) and shape slices cost more than the conv here
         height, width = X.shape
         Y = self._conv_forward(X.reshape(1, 1, height, width), self.weight, None)
@@ -90,6 +90,12 @@ def _pad(x: Any, padding: Padding, value: float = 0.0) -> Any:
 
 
 class TorchBackend(Backend):
+    dtypes = ("float32", "float64")
+
+    def __init__(self, spec: Any, device: str | None = None, dtype: str = "float32") -> None:
+        super().__init__(spec, device, dtype)
+        self._dtype = getattr(torch, self.dtype.name)  # torch.float32 or torch.float64
+
     # -- core ------------------------------------------------------------------
     def resolve_device(self, device: str | None) -> str:
         if device is None:
@@ -115,15 +121,15 @@ class TorchBackend(Backend):
         return torch.from_numpy(np.asarray(data, dtype=np.int64)).to(self.device)
 
     def one_hot(self, labels: Any, classes: int) -> Any:
-        return F.one_hot(labels, classes).to(torch.float32)
+        return F.one_hot(labels, classes).to(self._dtype)
 
     def tensor(self, data: Any) -> Any:
         if isinstance(data, torch.Tensor):
-            # The same tensor when nothing changes (float32, on this device), so parameters keep their graph.
-            return data.to(device=self.device, dtype=torch.float32)
+            # The same tensor when nothing changes (this dtype, on this device), so parameters keep their graph.
+            return data.to(device=self.device, dtype=self._dtype)
         # One fresh copy, as the book's d2l.tensor (torch.tensor) makes: a tensor never aliases the caller's
         # array, which torch could not do anyway for negative-stride (np.flip), read-only or byte-swapped arrays.
-        fresh = torch.from_numpy(np.array(data, dtype=np.float32, order="C"))
+        fresh = torch.from_numpy(np.array(data, dtype=self.dtype, order="C"))
         return fresh if self.device == "cpu" else fresh.to(self.device)
 
     def is_real(self, x: Any) -> bool:
@@ -221,7 +227,7 @@ class TorchBackend(Backend):
         return {name: p.detach().numpy() for name, p in layer.named_parameters()}
 
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> BuiltinConv2d:
-        layer = BuiltinConv2d(kernel_size).to(self.device)
+        layer = BuiltinConv2d(kernel_size).to(self.device, self._dtype)
         if weight is not None:
             with torch.no_grad():
                 layer.weight.copy_(self.tensor(weight).reshape(layer.weight.shape))
