@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import signal
+from scipy.special import expit, log_softmax
 
 BOOK_LOSSES = {2: 4.915, 4: 0.825, 6: 0.138, 8: 0.023, 10: 0.004}
 """Loss at iterations 2, 4, ..., 10 of the book's training run from a zero kernel."""
@@ -76,3 +77,15 @@ def pool2d_reference(x, window, stride, padding, mode):
                     patch = xp[n, c, i * stride[0] : i * stride[0] + kH, j * stride[1] : j * stride[1] + kW]
                     out[n, c, i, j] = patch.max() if mode == "max" else patch.sum() / (kH * kW)
     return out
+
+
+def lenet_loss_reference(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> float:
+    """The mean cross-entropy of d2l's sigmoid LeNet (average pooling), in float64."""
+    h = expit(conv2d_reference(X, params["0.weight"], (1, 1), (2, 2, 2, 2), 1) + params["0.bias"][:, None, None])
+    h = pool2d_reference(h, (2, 2), (2, 2), (0, 0, 0, 0), "avg")
+    h = expit(conv2d_reference(h, params["3.weight"], (1, 1), (0, 0, 0, 0), 1) + params["3.bias"][:, None, None])
+    h = pool2d_reference(h, (2, 2), (2, 2), (0, 0, 0, 0), "avg").reshape(len(X), -1)
+    h = expit(h @ params["7.weight"].T + params["7.bias"])
+    h = expit(h @ params["9.weight"].T + params["9.bias"])
+    logits = h @ params["11.weight"].T + params["11.bias"]
+    return float(-log_softmax(logits, axis=1)[np.arange(len(y)), y].mean())

@@ -73,9 +73,9 @@ def test_every_installed_backend_is_timed(run):
     for name in results["backends"]:
         for method in bench.METHODS:
             row = rows[(name, method, 8, 2)]
-            assert "error" in row or (row["median_s"] > 0 and row["samples"] >= 1 and row["number"] >= 1)
-    numpy_rows = [rows[("numpy", method, 8, 2)] for method in bench.METHODS]
-    assert all("error" not in row for row in numpy_rows)
+            # A built-in backend may not fail a workload: an error here is a failure, not a row to pass over.
+            assert "error" not in row, row
+            assert row["median_s"] > 0 and row["samples"] >= 1 and row["number"] >= 1
     (fastest,) = results["fastest"]
     assert fastest["size"] == 8 and fastest["kernel"] == 2 and fastest["backend"] in results["backends"]
 
@@ -84,10 +84,9 @@ def test_training_imports_and_memory_are_reported(run):
     results = run["results"]
     assert {row["backend"] for row in results["train"]} == set(results["backends"])
     for row in results["train"]:
-        if "error" not in row:
-            assert row["train_kernel_s"] >= 0 and row["reference_s"] >= 0
-            assert row["losses_agree"], f"{row['backend']}: the book-style loop and train_kernel disagree"
-    assert "error" not in next(row for row in results["train"] if row["backend"] == "numpy")
+        assert "error" not in row, row
+        assert row["train_kernel_s"] >= 0 and row["reference_s"] >= 0
+        assert row["losses_agree"], f"{row['backend']}: the book-style loop and train_kernel disagree"
     assert results["imports"]["numpy_s"] > 0 and results["imports"]["convlab_s"] > 0
     memory = results["memory"]["vectorized"]
     assert memory["output_bytes"] == 510 * 510 * 4 and memory["peak_extra_bytes"] >= memory["output_bytes"]

@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import pytest
+from reference import lenet_loss_reference
 
 import convlab as cl
 from convlab.backends.reference import reference_function
@@ -68,6 +69,12 @@ def test_first_steps_agree_across_backends(backend):
     ours, anchor = np.array(step_losses(backend.name)), np.array(step_losses("numpy"))
     assert len(ours) == STEPS
     np.testing.assert_allclose(ours, anchor, rtol=1e-4)
+    # NumPy against itself would prove nothing: every backend's first loss is also held to a float64 network that
+    # shares no code with convlab (tests/reference.py), on the same first batch.
+    with cl.use_backend("numpy"):
+        initial = {name: np.asarray(p, np.float64) for name, p in cl.parameters(cl.models.lenet(seed=0)).items()}
+        X, y = next(iter(fashion_mnist(batch_size=128, seed=0).train_dataloader()))
+    assert ours[0] == pytest.approx(lenet_loss_reference(initial, np.asarray(X, np.float64), np.asarray(y)), rel=1e-5)
     assert ours[0] == pytest.approx(np.log(10), rel=0.1)  # ten classes, near-uniform logits at the start
 
 
