@@ -27,7 +27,8 @@ import numpy as np
 
 import convlab as cl
 from convlab._text import table
-from convlab.core.registry import DEFAULT, backend_names, load_backend, use_backend
+from convlab.core.checks import check_output_file
+from convlab.core.registry import DEFAULT, backend_names, canonical_name, load_backend, use_backend
 from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
 from convlab.nn.losses import SquaredError
 
@@ -264,6 +265,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``convlab parity``: print the table; exit 1 if any check fails."""
+    for name in args.backends or ():
+        canonical_name(name)  # an unknown name is refused before any work, listing the known ones
+    check_output_file(args.json, "--json")
     rows = run_parity(args.backends)
     if args.json == "-":
         print(json.dumps([asdict(r) for r in rows], indent=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from convlab.bench.report import format_report, plot
 from convlab.bench.run import run_benchmark
 from convlab.bench.timing import STATS
 from convlab.bench.workloads import DEFAULT_KERNELS, DEFAULT_SIZES
+from convlab.core.checks import check_output_file
 from convlab.core.registry import backend_names, canonical_name
 
 QUICK = {"sizes": (8, 16), "kernels": (2, 3), "repeats": 1, "loop_max": 16, "import_repeats": 1, "memory_size": 512}
@@ -61,6 +63,10 @@ def main(args: argparse.Namespace) -> int:
     quick = QUICK if args.quick else {}
     try:
         names = [canonical_name(name) for name in _names(args.backends) or backend_names()]
+        check_output_file(args.json, "--json")
+        check_output_file(args.plot, "--plot")
+        if args.plot and importlib.util.find_spec("matplotlib") is None:
+            raise ValueError('--plot: needs matplotlib (pip install "convlab[plot]")')
     except ValueError as exc:
         print(f"convlab bench: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from convlab import __version__
+from convlab.core.checks import check_output_file, check_output_folder
 from convlab.core.registry import canonical_name, get_backend, use_backend
 from convlab.data import FashionMNIST
 from convlab.nn import models
@@ -64,15 +65,8 @@ def check_arguments(args: Any) -> None:
     if args.data is not None and not Path(args.data).is_dir():
         state = "is not a directory" if Path(args.data).exists() else "does not exist"
         raise ValueError(f"--data: expected the directory holding the Fashion-MNIST files, but {args.data} {state}")
-    check_output_directory(args.plot, "--plot")
-    if args.json is not None and not Path(args.json).resolve().parent.is_dir():
-        raise ValueError(f"--json: the folder of {args.json} does not exist")
-
-
-def check_output_directory(path: str | None, option: str) -> None:
-    """A folder to write into: it may not exist yet, but it may not be a file."""
-    if path is not None and Path(path).exists() and not Path(path).is_dir():
-        raise ValueError(f"{option}: expected a folder to write the files into, but {path} is a file")
+    check_output_folder(args.plot, "--plot")
+    check_output_file(args.json, "--json")
 
 
 def main(args: Any) -> int:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from convlab._text import table
+from convlab.core.checks import check_output_folder
 from convlab.core.registry import backend_info, backend_names, canonical_name, get_backend, load_backend
 from convlab.errors import BackendLoadOrderError, BackendNotInstalledError
 
@@ -29,10 +30,9 @@ def _info(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from convlab.cli.demo import run_demo
-    from convlab.cli.lenet import check_output_directory
 
     backend = canonical_name(args.backend) if args.backend else get_backend().name
-    check_output_directory(args.plot, "--plot")
+    check_output_folder(args.plot, "--plot")
     run_demo(backend)
     if args.plot:
         from convlab.plot import save_chapter_figures, save_teaching_figures

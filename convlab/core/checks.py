@@ -6,6 +6,8 @@ Every message names the argument, what was expected and what was received.
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 from typing import Any
 
 
@@ -126,3 +128,20 @@ def check_mirror_padding(hw: tuple[int, int], padding: tuple[int, int, int, int]
             f"padding: mode='reflect' adds at most height - 1 = {h - 1} rows and width - 1 = {w - 1} columns "
             f"on a side of an input of height {h} and width {w}, got (top, bottom, left, right) = {padding}"
         )
+
+
+def check_output_file(path: str | os.PathLike[str] | None, option: str) -> None:
+    """A file a command will write: its folder must exist and it may not be a folder (checked before any work)."""
+    if path is None or str(path) == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{option}: expected a file to write, but {path} is a folder")
+    if not target.resolve().parent.is_dir():
+        raise ValueError(f"{option}: the folder of {path} does not exist")
+
+
+def check_output_folder(path: str | os.PathLike[str] | None, option: str) -> None:
+    """A folder a command will write into: it may not exist yet, but it may not be a file."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"{option}: expected a folder to write the files into, but {path} is a file")

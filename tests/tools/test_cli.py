@@ -22,6 +22,11 @@ from convlab.cli import main
         (["lenet", "--plot", "{tmp}/a-file"], "--plot: expected a folder to write the files into"),
         (["demo", "--plot", "{tmp}/a-file"], "--plot: expected a folder to write the files into"),
         (["demo", "--backend", "theano"], "theano"),
+        (["parity", "--backends", "theano"], "theano"),
+        (["parity", "--json", "{tmp}/no/such/folder/parity.json"], "--json: the folder of"),
+        (["bench", "--json", "{tmp}/no/such/folder/bench.json"], "--json: the folder of"),
+        (["bench", "--plot", "{tmp}"], "--plot: expected a file to write, but"),
+        (["bench", "--backends", "theano"], "theano"),
     ],
 )
 def test_a_bad_option_is_refused_before_any_output(argv, message, tmp_path, capsys):
