@@ -158,12 +158,19 @@ def _shift_and_add(X: Any, K: Any) -> Any:
     return Y
 
 
-@functools.lru_cache(maxsize=128)
-def _shift_and_add_graph(k_shape: Pair, dtype: tf.DType) -> Any:
-    # Traced once per kernel shape, with a dynamic input shape. XLA fuses the k_h * k_w scaled slices into
-    # one pass over the output (no output-sized temporaries, still differentiable), as jax.jit does; it
-    # compiles once per image shape (~50 ms).
-    signature = [tf.TensorSpec([None, None], dtype), tf.TensorSpec(k_shape, dtype)]
+COMPILED_CACHE_SIZE = 256
+"""How many compiled functions (one per operation, settings and shapes) each cache keeps.
+
+A notebook that explores many shapes would otherwise keep every compilation; the least recently used
+one is dropped, and compiled again (~50 ms) if its shapes come back.
+"""
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _shift_and_add_graph(x_shape: Pair, k_shape: Pair, dtype: tf.DType) -> Any:
+    # XLA fuses the k_h * k_w scaled slices into one pass over the output (no output-sized temporaries,
+    # still differentiable), as jax.jit does. One function per shapes, so the cache bounds the compilations.
+    signature = [tf.TensorSpec(x_shape, dtype), tf.TensorSpec(k_shape, dtype)]
     return tf.function(_shift_and_add, input_signature=signature, jit_compile=True)
 
 
@@ -209,10 +216,10 @@ def _pool2d_nchw(config: tuple[Pair, Pair, Padding, str], x: Any) -> Any:
     return tf.reshape(y, (n, c, y.shape[1], y.shape[2]))
 
 
-@functools.lru_cache(maxsize=128)
-def _compiled(op: Callable[..., Any], config: tuple[Any, ...]) -> Any:
-    # One tf.function per op and settings; XLA compiles it once per shape, forward and backward.
-    return tf.function(lambda *tensors: op(config, *tensors), jit_compile=True)
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _compiled(op: Callable[..., Any], config: tuple[Any, ...], signature: tuple[tf.TensorSpec, ...]) -> Any:
+    # One tf.function per op, settings and input shapes, traced and compiled once (forward and backward).
+    return tf.function(lambda *tensors: op(config, *tensors), input_signature=signature, jit_compile=True)
 
 
 def _not_a_retracing_warning(record: logging.LogRecord) -> bool:
@@ -350,7 +357,8 @@ class TensorFlowBackend(Backend):
         """
         if not self._on_cpu:
             return op(config, *tensors)
-        return _compiled(op, config)(*tensors)
+        signature = tuple(tf.TensorSpec(t.shape, t.dtype) for t in tensors)
+        return _compiled(op, config, signature)(*tensors)
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         return tf.reshape(x, shape)
@@ -399,7 +407,7 @@ class TensorFlowBackend(Backend):
         return tf.convert_to_tensor(Y)
 
     def corr2d_vectorized(self, X: Any, K: Any) -> Any:
-        return _shift_and_add_graph(tuple(K.shape), K.dtype)(X, K)
+        return _shift_and_add_graph(tuple(X.shape), tuple(K.shape), K.dtype)(X, K)
 
     def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
         # Compiled by XLA, the shift-and-add beat oneDNN's conv at every size measured (`convlab bench`).

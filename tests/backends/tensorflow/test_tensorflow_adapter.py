@@ -193,3 +193,19 @@ def test_framework_conv2d_step_differentiates_the_sum(backend, padding):
     )
     assert d_kernel.shape == (3, 3, 3, 2)
     np.testing.assert_allclose(d_kernel, np.repeat(want[..., None], 2, axis=-1), rtol=1e-4, atol=1e-4)
+
+
+def test_compiled_functions_are_bounded(backend):
+    # One compilation per operation, settings and shapes, in caches of a fixed size: exploring many shapes
+    # (a notebook) drops the least recently used instead of growing without limit.
+    from convlab.backends.tensorflow import adapter
+
+    for cache in (adapter._compiled, adapter._shift_and_add_graph):
+        assert cache.cache_info().maxsize == adapter.COMPILED_CACHE_SIZE
+    before = adapter._compiled.cache_info()
+    for n in (41, 43, 47):  # shapes no other test uses
+        cl.pool2d(np.ones((n, 5), np.float32), 2)
+        cl.pool2d(np.ones((n, 5), np.float32), 2)  # the same shapes again: a hit, not a new compilation
+    after = adapter._compiled.cache_info()
+    assert after.misses - before.misses == 3 and after.hits - before.hits >= 3
+    assert after.currsize <= adapter.COMPILED_CACHE_SIZE
