@@ -13,7 +13,7 @@ from convlab.core.checks import check_output_file, check_output_folder
 from convlab.core.registry import canonical_name, get_backend, use_backend
 from convlab.data import FashionMNIST
 from convlab.nn import models
-from convlab.plot import training_curves
+from convlab.plot import _pyplot, training_curves
 from convlab.train.classifier import layer_summary, train_classifier
 
 
@@ -107,6 +107,8 @@ def main(args: Any) -> int:
     if args.plot:
         Path(args.plot).mkdir(parents=True, exist_ok=True)
         path = Path(args.plot) / f"lenet-{result.backend}.png"
-        training_curves(result).savefig(path)
+        figure = training_curves(result)
+        figure.savefig(path)
+        _pyplot().close(figure)  # pyplot keeps every figure it made until closed; a command leaves none open
         print(f"curves written to {path}")
     return 0

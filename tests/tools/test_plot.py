@@ -23,6 +23,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(autouse=True)
 def _close_figures():
+    # Before as well as after: in random order, a test of another module (a doctest, the CLI) may have left a
+    # figure open on this worker, and the checks that a function leaves nothing open must see only their own.
+    plt.close("all")
     yield
     plt.close("all")
 
