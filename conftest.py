@@ -6,17 +6,20 @@ import importlib.util
 
 
 def _adapters_without_their_framework() -> list[str]:
-    # An adapter module imports its framework at its top: where that framework is not
+    # An adapter module and a reference module import their framework at their top: where that framework is not
     # installed, there is nothing to collect (its backend's tests skip, saying so).
+    from convlab.backends.spec import module_installed
     from convlab.core.registry import specs
 
     ignored = []
     for spec in specs().values():
-        if all(importlib.util.find_spec(module) is not None for module in spec.modules):
+        if all(module_installed(module) for module in spec.modules):
             continue
-        origin = importlib.util.find_spec(spec.adapter.partition(":")[0]).origin
-        if origin:
-            ignored.append(origin)
+        # the reference module (the book's tabs, idiomatic code) imports the framework too
+        for module in (spec.adapter.partition(":")[0], spec.reference):
+            origin = importlib.util.find_spec(module).origin if module else None
+            if origin:
+                ignored.append(origin)
     return ignored
 
 

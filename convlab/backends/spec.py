@@ -16,6 +16,20 @@ from typing import Any
 from convlab._api import export
 
 
+def module_installed(name: str) -> bool:
+    """Whether ``name`` is an importable module or regular package, found without importing it.
+
+    A bare folder that only shares the name (a namespace package: no
+    ``__init__.py``, such as a student's ``jax/`` notebook folder, or a test
+    folder on ``sys.path``) is not a framework, so it does not count.
+    """
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    return found is not None and found.origin not in (None, "namespace")
+
+
 @export
 @dataclass(frozen=True)
 class BackendSpec:
@@ -86,16 +100,15 @@ class BackendSpec:
         """The command that installs this backend's framework."""
         if self.install_hint:
             return self.install_hint
-        return f'pip install "convlab[{self.extra}]"' if self.extra else "(built in)"
+        if self.extra:
+            return f'pip install "convlab[{self.extra}]"'
+        if self.modules:  # a third-party backend without a convlab extra: its framework's own distribution
+            return f"pip install {self.distribution or self.modules[0]}"
+        return "(built in)"
 
     def is_installed(self) -> bool:
         """Whether the framework's main module can be found, without importing it."""
-        if not self.modules:
-            return True
-        try:
-            return importlib.util.find_spec(self.modules[0]) is not None
-        except (ImportError, ValueError):
-            return False
+        return not self.modules or module_installed(self.modules[0])
 
     def version(self) -> str | None:
         """The installed framework's version from its package metadata, without importing it."""

@@ -32,7 +32,7 @@ import numpy as np
 from convlab import backends as _backends_pkg
 from convlab._api import export
 from convlab.backends.base import DTYPES, Backend
-from convlab.backends.spec import BackendSpec
+from convlab.backends.spec import BackendSpec, module_installed
 from convlab.errors import BackendImportError, BackendLoadOrderError, BackendNotInstalledError
 
 ENV_VAR = "CONVLAB_BACKEND"
@@ -203,7 +203,7 @@ def _check_import_order(spec: BackendSpec, visiting: frozenset[str] = frozenset(
             f"{spec.name!r} (or import {framework}) before {_backend_of_framework(late[0])!r}, or use a new process."
         )
     for earlier in dict.fromkeys(earlier for earlier, later in rules if later == framework):
-        if earlier in sys.modules or earlier in visiting or not _findable(earlier):
+        if earlier in sys.modules or earlier in visiting or not module_installed(earlier):
             continue
         if any(first == earlier and then in sys.modules for first, then in rules):
             continue  # too late for that framework already: it cannot be loaded in this process at all
@@ -228,15 +228,6 @@ def _import_framework(framework: str, visiting: frozenset[str]) -> None:
     except ImportError as exc:
         if (exc.name or "").partition(".")[0] == "convlab":
             raise  # a bug in convlab, not a framework that cannot be imported here
-
-
-def _findable(module: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def check_dtype(dtype: object) -> str:

@@ -93,6 +93,23 @@ def test_register_backend_refuses_clashing_names():
         cl.unregister_backend("torch")
 
 
+def test_a_folder_named_like_a_framework_is_not_an_installed_framework(tmp_path, monkeypatch):
+    # A student's notebook folder called jax/ (no __init__.py) is a namespace package to find_spec;
+    # counting it as installed turned "pip install convlab[jax]" into "installed but importing it fails"
+    (tmp_path / "folderframework").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = BackendSpec("foldered", "folderframework.adapter:Adapter", modules=("folderframework",))
+    assert not spec.is_installed()
+    cl.register_backend(spec)
+    try:
+        with pytest.raises(cl.BackendNotInstalledError, match=r"no module named 'folderframework'.*pip install"):
+            cl.set_backend("foldered")
+        (tmp_path / "folderframework" / "__init__.py").write_text("")
+        assert spec.is_installed()  # a regular package is a framework, as far as finding it goes
+    finally:
+        cl.unregister_backend("foldered")
+
+
 def test_entry_point_group_adds_a_backend(tmp_path):
     # A third-party distribution: its dist-info declares an entry point in the convlab.backends group.
     (tmp_path / "thirdparty_backend.py").write_text(

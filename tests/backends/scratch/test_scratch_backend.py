@@ -18,7 +18,8 @@ from scratch_backend import ScratchBackend
 
 from convlab.backends.base import Backend
 
-TESTS = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
 PYTEST_OPTIONS = ["-q", "-rs", "-p", "no:cacheprovider", "-p", "no:randomly"]
 SUITES = [
     "core/test_conformance.py",
@@ -36,7 +37,7 @@ def test_the_scratch_backend_implements_exactly_the_abstract_set():
 
 
 def test_the_scratch_backend_passes_the_shared_suites():
-    env = {**os.environ, "CONVLAB_TEST_EXTRA_BACKEND": "scratch_backend:BACKEND", "PYTHONPATH": str(TESTS / "backends")}
+    env = {**os.environ, "CONVLAB_TEST_EXTRA_BACKEND": "scratch_backend:BACKEND", "PYTHONPATH": str(HERE)}
     run = subprocess.run(
         [sys.executable, "-m", "pytest", *PYTEST_OPTIONS, "-k", "scratch", *SUITES],
         cwd=TESTS,

@@ -3,7 +3,7 @@
 It subclasses ``Backend`` itself, not another adapter, so it meets exactly
 the set a new framework's adapter must implement, and it computes with NumPy
 and convlab's array autograd (:mod:`convlab.backends.numpy.autograd`), which
-stands in for a framework's own. ``tests/backends/test_scratch_backend.py``
+stands in for a framework's own. ``tests/backends/scratch/test_scratch_backend.py``
 registers it at run time and runs the shared suites on it; the docs page
 "Adding a backend" walks through it.
 """
