@@ -37,6 +37,7 @@ from convlab.core.convert import to_numpy
 from convlab.core.gradcheck import GradcheckError, GradcheckResult, gradcheck
 from convlab.core.memory import memory_limit, set_memory_limit
 from convlab.core.ops import (
+    concat,
     conv2d,
     conv_output_shape,
     corr2d,
@@ -46,6 +47,7 @@ from convlab.core.ops import (
     corr2d_multi_in_out_1x1,
     pool2d,
     receptive_field,
+    relu,
     tensor,
 )
 from convlab.core.padding import pad
@@ -68,7 +70,7 @@ from convlab.errors import (
     DivergenceError,
     OutputTooLargeError,
 )
-from convlab.nn import models, parameters
+from convlab.nn import models, parameters, state
 from convlab.nn.handwritten import Conv2D
 from convlab.train.classifier import layer_summary, train_classifier
 from convlab.train.kernel import TrainResult, max_stable_lr, train_kernel

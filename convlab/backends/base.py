@@ -69,6 +69,28 @@ Loss = Callable[[Tensor, Tensor], Tensor]
 """``loss(Y_hat, Y)``: a scalar written by the core in terms of native tensor operators."""
 
 
+class LayerCall:
+    """What one call of a module hands its definition besides the parameters: the mode and the state.
+
+    ``training`` is the module's mode (:func:`convlab.nn.set_training`);
+    ``state`` its non-trainable tensors by name (batch norm's running
+    statistics, dropout's step counter), as the framework holds them. A
+    definition that changes its state puts the new values in ``updates``;
+    the module writes them back where the framework keeps them, outside
+    any gradient, once the definition returns.
+    """
+
+    __slots__ = ("state", "training", "updates")
+
+    def __init__(self, training: bool = False, state: Mapping[str, Tensor] | None = None) -> None:
+        self.training = training
+        self.state: Mapping[str, Tensor] = {} if state is None else state
+        self.updates: dict[str, Tensor] = {}
+
+    def __repr__(self) -> str:
+        return f"LayerCall(training={self.training}, state={sorted(self.state)})"
+
+
 @dataclass(frozen=True)
 class LayerDef:
     """What a layer is, independent of any framework: its parameters' roles and its forward pass.
@@ -91,13 +113,23 @@ class LayerDef:
         params: Mapping[str, Tensor],
         X: Tensor,
         children: Sequence[Callable[[Tensor], Tensor]] = (),
+        call: LayerCall | None = None,
     ) -> Tensor:
         """The layer's output for input ``X`` given its own parameters and its submodules.
 
         ``params`` are native tensors of ``backend``; ``children`` are the
-        submodules of a container, callable on a tensor (empty for a layer).
+        submodules of a container, callable on a tensor (empty for a layer);
+        ``call`` carries the module's mode and state (``None``: a layer
+        without either, such as a framework's own module, in training mode).
         """
         raise NotImplementedError
+
+    def child_names(self, count: int) -> tuple[str, ...]:
+        """The names ``count`` submodules are registered under: ``"0"``, ``"1"``, ... as ``nn.Sequential`` names them.
+
+        A block written with :class:`convlab.nn.Module` names them as its attributes (``"conv1"``).
+        """
+        return tuple(str(index) for index in range(count))
 
 
 DTYPES = ("float32", "float64")
@@ -279,12 +311,47 @@ class Backend(abc.ABC):
     def log_softmax(self, x: Tensor, axis: int = -1) -> Tensor:
         """``x - logsumexp(x)`` along ``axis``, computed stably."""
 
+    @abc.abstractmethod
+    def concat(self, tensors: Sequence[Tensor], axis: int) -> Tensor:
+        """The tensors joined along ``axis`` (the core has checked that the other dimensions agree)."""
+
+    def sqrt(self, x: Tensor) -> Tensor:
+        """The square root, elementwise."""
+        return x**0.5
+
+    def from_host(self, function: Callable[..., np.ndarray], shape: tuple[int, ...], *args: Tensor) -> Tensor:
+        """``function(*args)`` computed by NumPy on the host, as a tensor of :attr:`dtype` and ``shape``.
+
+        ``args`` are tensors of this backend, handed to ``function`` as NumPy
+        arrays. The core draws seeded dropout masks this way, so every
+        backend drops the same units. A framework that traces the forward
+        pass into a compiled function (``jax.jit``) overrides this with its
+        host callback, so the function runs at every call, not once while
+        tracing.
+        """
+        return self.tensor(function(*(np.asarray(self.to_numpy(a)) for a in args)))
+
+    def dropout_mask(self, shape: tuple[int, ...], p: float, counter: Tensor) -> Tensor:
+        """A mask of ``shape`` from the framework's own generator: 0 with probability ``p``, else ``1/(1-p)``.
+
+        ``counter`` counts the training calls of the dropout layer that asks
+        (a scalar tensor); a framework whose randomness is explicit (JAX)
+        derives its key from it, the others ignore it. The default draws from
+        a NumPy generator seeded by the operating system, for a framework
+        without a generator of its own.
+        """
+
+        def draw() -> np.ndarray:
+            return ((np.random.default_rng().random(shape) >= p) / (1.0 - p)).astype(self.dtype)
+
+        return self.from_host(draw, shape)
+
     def sum(self, x: Tensor, axis: int | None = None) -> Tensor:
         """Sum along ``axis`` (all elements when ``None``), as a native tensor."""
         return x.sum() if axis is None else x.sum(axis)
 
-    def mean(self, x: Tensor, axis: int | None = None) -> Tensor:
-        """Mean along ``axis`` (all elements when ``None``), as a native tensor."""
+    def mean(self, x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        """Mean along ``axis`` (an int or a tuple of them; all elements when ``None``), as a native tensor."""
         return x.mean() if axis is None else x.mean(axis)
 
     def argmax(self, x: Tensor, axis: int = -1) -> Tensor:
@@ -319,23 +386,57 @@ class Backend(abc.ABC):
 
     # -- modules and training ----------------------------------------------
     @abc.abstractmethod
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Any:
+    def module(
+        self,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[Any, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
+    ) -> Any:
         """A module of the framework (``nn.Module``, Keras ``Layer``, NNX ``Module``, Gluon ``Block``).
 
         It holds one trainable parameter per entry of ``initial`` (name ->
         initial value, in the core's layout), registered so that the
-        framework's own optimisers see it, and the modules ``children`` (made
-        by this backend's :meth:`module`) as its submodules, in order, so that
-        their parameters are the module's too. Calling it on ``X`` returns
-        ``definition.forward(self_backend, params, X, children)`` with
-        ``params`` its own parameters by name, as tensors that the framework's
-        autograd tracks, and ``children`` the submodules, callable. The module
-        keeps ``definition`` and ``backend`` (this backend) as attributes of those names.
+        framework's own optimisers see it; one non-trainable tensor per entry
+        of ``state``, as the framework keeps such tensors (a buffer, a
+        non-trainable weight, a batch statistic), so no optimiser touches it;
+        and the modules ``children`` (made by this backend's :meth:`module`)
+        as its submodules, in order, registered under
+        ``definition.child_names(len(children))``, so that their parameters
+        are the module's too. It has a ``training`` attribute, ``True`` when
+        made (PyTorch's default), which :meth:`set_training` changes.
+
+        Calling it on ``X`` returns ``definition.forward(self_backend, params,
+        X, children, call)`` with ``params`` its own parameters by name, as
+        tensors that the framework's autograd tracks, ``children`` the
+        submodules, callable, and ``call`` a :class:`LayerCall` of its mode and
+        state; the module then writes each of ``call.updates`` into its state,
+        outside any gradient. The module keeps ``definition`` and ``backend``
+        (this backend) as attributes of those names.
         """
 
     @abc.abstractmethod
     def submodules(self, module: Any) -> tuple[Any, ...]:
         """The ``children`` a module made by :meth:`module` holds, in order (empty for a layer)."""
+
+    @abc.abstractmethod
+    def state(self, module: Any) -> dict[str, Tensor]:
+        """The module's non-trainable state by name, live, named as :meth:`parameters` names parameters.
+
+        ``"running_mean"`` of a batch-norm layer; ``"1.running_var"`` of the
+        second submodule's. Empty for a module without state.
+        """
+
+    def set_training(self, module: Any, training: bool) -> None:
+        """Put ``module`` and its submodules in training (``True``) or evaluation mode.
+
+        The default sets each one's ``training`` attribute, which the module
+        passes to its definition; a framework with its own mode switch
+        (``nn.Module.train``) overrides this to use it.
+        """
+        module.training = training
+        for child in self.submodules(module):
+            self.set_training(child, training)
 
     @abc.abstractmethod
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:

@@ -413,3 +413,59 @@ def pool2d(X: Any, pool_size: Any, mode: str = "max", *, padding: Any = 0, strid
     channels = 1 if len(X.shape) == 2 else X.shape[0]
     Y = backend.pool2d(backend.reshape(X, (1, channels, *hw)), window, stride, padding, mode)
     return backend.reshape(Y, out if len(X.shape) == 2 else (channels, *out))
+
+
+# -- what a block's own forward pass needs (d2l 8) --------------------------------------------------
+
+
+@export(pinned=True)
+def relu(X: Any) -> Tensor:
+    """``max(X, 0)``, elementwise, on the active backend: for a block's own ``forward``.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> cl.relu([[-1.0, 2.0]])
+    array([[0., 2.]], dtype=float32)
+    """
+    backend = get_backend()
+    return backend.relu(as_native(X, "X", backend))
+
+
+@export(pinned=True)
+def concat(tensors: Sequence[Any], axis: int) -> Tensor:
+    """The tensors joined along ``axis``, on the active backend: GoogLeNet's and DenseNet's channel concatenation.
+
+    Parameters
+    ----------
+    tensors : sequence of array_like
+        At least one; all with the same number of dimensions, equal in every
+        dimension but ``axis``.
+    axis : int
+        The axis to join along (``1``: the channels of NCHW tensors);
+        negative counts from the end.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import convlab as cl
+    >>> cl.concat([np.zeros((1, 2, 3, 3)), np.ones((1, 5, 3, 3))], axis=1).shape
+    (1, 7, 3, 3)
+    """
+    if not isinstance(tensors, (list, tuple)) or not tensors:
+        raise TypeError(f"tensors: expected a non-empty list or tuple of tensors, got {tensors!r:.80}")
+    backend = get_backend()
+    natives = [as_native(t, f"tensors[{i}]", backend) for i, t in enumerate(tensors)]
+    shapes = [tuple(int(n) for n in t.shape) for t in natives]
+    ndim = len(shapes[0])
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+        raise ValueError(f"axis: expected an int in [{-ndim}, {ndim}) for {ndim}-D tensors, got {axis!r}")
+    axis = int(axis) % ndim
+    for index, shape in enumerate(shapes[1:], 1):
+        others, first = shape[:axis] + shape[axis + 1 :], shapes[0][:axis] + shapes[0][axis + 1 :]
+        if len(shape) != ndim or others != first:
+            raise ValueError(
+                f"tensors: every dimension but axis {axis} must agree, but tensors[0] has shape {shapes[0]} "
+                f"and tensors[{index}] has shape {shape}"
+            )
+    return backend.concat(natives, axis)

@@ -23,6 +23,39 @@ Examples
 (1, 2, 1, 1)
 """
 
-from convlab.nn.layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, parameters
+from convlab.nn.blocks import Module
+from convlab.nn.dropout import Dropout
+from convlab.nn.layers import (
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    parameters,
+)
+from convlab.nn.modes import is_training, set_training, state
+from convlab.nn.normalization import BatchNorm1d, BatchNorm2d
 
-__all__ = ["AvgPool2d", "Conv2d", "Flatten", "Linear", "MaxPool2d", "ReLU", "Sequential", "Sigmoid", "parameters"]
+__all__ = [
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
+    "Dropout",
+    "Flatten",
+    "Linear",
+    "MaxPool2d",
+    "Module",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "is_training",
+    "parameters",
+    "set_training",
+    "state",
+]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab.backends.base import Backend, LayerDef, Pair, Tensor
+from convlab.backends.base import Backend, LayerCall, LayerDef, Pair, Tensor
 from convlab.core.checks import check_choice, check_kernel_size
 from convlab.core.ops import METHODS, corr2d_on
 from convlab.core.registry import get_backend
@@ -44,6 +44,7 @@ class HandWrittenConv2dDef(LayerDef):
         params: Mapping[str, Tensor],
         X: Tensor,
         children: Sequence[Callable[[Tensor], Tensor]] = (),
+        call: LayerCall | None = None,
     ) -> Tensor:
         backend, params, X = in_active_precision(backend, params, X)
         Y = corr2d_on(backend, X, params["weight"], self.method)

@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab.backends.base import Backend, LayerDef, Padding, Pair, Tensor
+from convlab.backends.base import Backend, LayerCall, LayerDef, Padding, Pair, Tensor
 from convlab.core.checks import check_count, check_fits, check_kernel_size, check_padding, check_stride
 from convlab.core.convert import as_native, describe
 from convlab.core.memory import check_size
 from convlab.core.registry import get_backend
 
 Children = Sequence[Callable[[Tensor], Tensor]]
+Call = LayerCall | None
 
 
 def in_active_precision(
@@ -56,7 +57,7 @@ def in_active_precision(
     return active, cast, active.tensor(X) if isinstance(X, active.tensor_types) else X
 
 
-def _input_tensor(backend: Backend, X: Any, layer: str) -> Tensor:
+def input_tensor(backend: Backend, X: Any, layer: str) -> Tensor:
     """``X`` as a tensor of the layer's backend: its own float tensors pass as they are, other data is converted.
 
     NumPy's own float64 arrays pass too, as NumPy's autograd differentiates in them (``cl.gradcheck``).
@@ -82,9 +83,11 @@ class Conv2dDef(LayerDef):
     stride: Pair
     padding: Padding
 
-    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+    def forward(
+        self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = (), call: Call = None
+    ) -> Tensor:
         backend, params, X = in_active_precision(backend, params, X)
-        X = _input_tensor(backend, X, "Conv2d")
+        X = input_tensor(backend, X, "Conv2d")
         _check_input("Conv2d", X, f"(N, {self.in_channels}, H, W), in_channels={self.in_channels}", 4, self.in_channels)
         top, bottom, left, right = self.padding
         check_fits((X.shape[2] + top + bottom, X.shape[3] + left + right), self.kernel_size, "kernel_size", padded=True)
@@ -104,13 +107,54 @@ class Pool2dDef(LayerDef):
     def title(self) -> str:
         return "MaxPool2d" if self.mode == "max" else "AvgPool2d"
 
-    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+    def forward(
+        self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = (), call: Call = None
+    ) -> Tensor:
         backend, params, X = in_active_precision(backend, params, X)
-        X = _input_tensor(backend, X, self.title)
+        X = input_tensor(backend, X, self.title)
         _check_input(self.title, X, "(N, C, H, W)", 4)
         top, bottom, left, right = self.padding
         check_fits((X.shape[2] + top + bottom, X.shape[3] + left + right), self.kernel_size, "kernel_size", padded=True)
         return backend.pool2d(X, self.kernel_size, self.stride, self.padding, self.mode)
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's windows of adaptive pooling: output ``i`` pools ``[floor(i size/out), ceil((i + 1) size/out))``."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
+@dataclass(frozen=True)
+class AdaptiveAvgPool2dDef(LayerDef):
+    """Average pooling to a fixed ``(height, width)`` whatever the input's, with PyTorch's windows."""
+
+    output_size: Pair
+
+    @property
+    def title(self) -> str:
+        return "AdaptiveAvgPool2d"
+
+    def forward(
+        self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = (), call: Call = None
+    ) -> Tensor:
+        backend, params, X = in_active_precision(backend, params, X)
+        X = input_tensor(backend, X, self.title)
+        _check_input(self.title, X, "(N, C, H, W)", 4)
+        (height, width), (out_h, out_w) = X.shape[2:], self.output_size
+        if height % out_h == 0 and width % out_w == 0:  # equal windows: one pooling call
+            window = (height // out_h, width // out_w)
+            return backend.pool2d(X, window, window, (0, 0, 0, 0), "avg")
+        cell = (X.shape[0], X.shape[1], 1, 1)
+        rows = [
+            backend.concat(
+                [
+                    backend.reshape(backend.mean(X[:, :, top:bottom, left:right], (2, 3)), cell)
+                    for left, right in adaptive_windows(width, out_w)
+                ],
+                3,
+            )
+            for top, bottom in adaptive_windows(height, out_h)
+        ]
+        return backend.concat(rows, 2)
 
 
 @dataclass(frozen=True)
@@ -124,9 +168,11 @@ class LinearDef(LayerDef):
     def title(self) -> str:
         return "Linear"
 
-    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+    def forward(
+        self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = (), call: Call = None
+    ) -> Tensor:
         backend, params, X = in_active_precision(backend, params, X)
-        X = _input_tensor(backend, X, "Linear")
+        X = input_tensor(backend, X, "Linear")
         _check_input("Linear", X, f"(N, {self.in_features}), in_features={self.in_features}", 2, self.in_features)
         return backend.linear(X, params["weight"], params.get("bias"))
 
@@ -141,9 +187,11 @@ class ActivationDef(LayerDef):
     def title(self) -> str:
         return {"sigmoid": "Sigmoid", "relu": "ReLU"}[self.function]
 
-    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+    def forward(
+        self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = (), call: Call = None
+    ) -> Tensor:
         backend, params, X = in_active_precision(backend, params, X)
-        X = _input_tensor(backend, X, self.title)
+        X = input_tensor(backend, X, self.title)
         return backend.sigmoid(X) if self.function == "sigmoid" else backend.relu(X)
 
 
@@ -155,9 +203,11 @@ class FlattenDef(LayerDef):
     def title(self) -> str:
         return "Flatten"
 
-    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
+    def forward(
+        self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = (), call: Call = None
+    ) -> Tensor:
         backend, params, X = in_active_precision(backend, params, X)
-        X = _input_tensor(backend, X, "Flatten")
+        X = input_tensor(backend, X, "Flatten")
         if len(X.shape) < 2:
             raise ValueError(f"Flatten: expected an input of shape (N, ...) with at least 2 axes, got {describe(X)}")
         return backend.reshape(X, (X.shape[0], math.prod(X.shape[1:])))
@@ -171,10 +221,36 @@ class SequentialDef(LayerDef):
     def title(self) -> str:
         return "Sequential"
 
-    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = ()) -> Tensor:
-        for child in children:
-            X = child(X)
+    def forward(
+        self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Children = (), call: Call = None
+    ) -> Tensor:
+        for index, child in enumerate(children):
+            try:
+                X = child(X)
+            except LayerInputError as exc:  # from deeper down: add this level's index to its path
+                exc.path.insert(0, str(index))
+                raise
+            except ValueError as exc:  # a layer refused its input: say which layer, and what it got
+                raise LayerInputError([str(index)], _title(child), tuple(X.shape), str(exc)) from exc
         return X
+
+
+class LayerInputError(ValueError):
+    """A layer of a model refused its input; the message names the layer by its path, as ``cl.parameters`` does."""
+
+    def __init__(self, path: list[str], title: str, shape: tuple[int, ...], reason: str) -> None:
+        super().__init__(reason)
+        self.path, self.title, self.shape, self.reason = path, title, shape, reason
+
+    def __str__(self) -> str:
+        return f"layer {'.'.join(self.path)} ({self.title}), given an input of shape {self.shape}: {self.reason}"
+
+
+def _title(child: Any) -> str:
+    # NumPy's gradient pass hands its submodules as functools.partial(module.forward, params)
+    owner = getattr(getattr(child, "func", child), "__self__", child)
+    definition = getattr(owner, "definition", None)
+    return definition.title if isinstance(definition, LayerDef) else type(child).__name__
 
 
 def xavier_uniform(shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
@@ -306,6 +382,27 @@ def AvgPool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Any:  #
            [10.5, 12.5]], dtype=float32)
     """
     return _pool("avg", kernel_size, stride, padding)
+
+
+@export(pinned=True, namespace="nn")
+def AdaptiveAvgPool2d(output_size: Any) -> Any:  # noqa: N802 - the frameworks' name
+    """Average pooling to ``output_size`` whatever the input's height and width (PyTorch's windows).
+
+    ``AdaptiveAvgPool2d(1)`` is global average pooling, NiN's and ResNet's
+    head.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> import numpy as np
+    >>> X = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
+    >>> cl.to_numpy(cl.nn.AdaptiveAvgPool2d(1)(X))
+    array([[[[12.]]]], dtype=float32)
+    >>> cl.to_numpy(cl.nn.AdaptiveAvgPool2d(2)(X))[0, 0]  # windows rows/columns [0, 3) and [2, 5)
+    array([[ 6.,  8.],
+           [16., 18.]], dtype=float32)
+    """
+    return get_backend().module(AdaptiveAvgPool2dDef(check_kernel_size(output_size, "output_size")), {})
 
 
 @export(pinned=True, namespace="nn")

@@ -1,4 +1,4 @@
-"""The chapter's models, defined once with :mod:`convlab.nn`."""
+"""The chapters' models, defined once with :mod:`convlab.nn`: LeNet (§7.6) here, §8's in :mod:`convlab.nn.modern`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import numpy as np
 from convlab._api import export
 from convlab.core.checks import check_positive
 from convlab.nn import layers as nn
+from convlab.nn.modern import alexnet, bn_lenet, densenet, googlenet, nin, resnet18, vgg
+
+__all__ = ["alexnet", "bn_lenet", "densenet", "googlenet", "lenet", "nin", "resnet18", "vgg"]
 
 
 def _layer_seeds(seed: int | None, count: int) -> list[int | None]:

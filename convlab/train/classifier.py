@@ -16,6 +16,7 @@ from convlab.core.convert import to_numpy
 from convlab.core.registry import use_backend
 from convlab.nn.layers import module_backend
 from convlab.nn.losses import SoftmaxCrossEntropy
+from convlab.nn.modes import evaluating, set_training
 from convlab.train.records import ClassifierResult
 
 
@@ -62,9 +63,10 @@ def layer_summary(model: Any, input_shape: tuple[int, ...] = (1, 1, 28, 28), ver
     X = backend.tensor(np.zeros(shape, dtype=np.float32))
     layers = backend.submodules(model) or (model,)
     rows = []
-    for layer in layers:
-        X = backend.predict(layer, X)
-        rows.append((layer.definition.title, tuple(int(n) for n in X.shape)))
+    with evaluating(model):  # a batch of one: batch norm in training mode would have no variance
+        for layer in layers:
+            X = backend.predict(layer, X)
+            rows.append((layer.definition.title, tuple(int(n) for n in X.shape)))
     if verbose:
         width = max(len(name) for name, _ in rows) + len(" output shape:")
         for name, out in rows:
@@ -80,13 +82,14 @@ def accuracy(model: Any, batches: Iterable[tuple[Any, Any]], max_batches: int | 
     """The fraction of examples whose largest logit is the label, over ``batches`` (at most ``max_batches``)."""
     backend = module_backend(model, "model")
     correct = total = 0
-    for index, (X, y) in enumerate(batches):
-        if max_batches is not None and index >= max_batches:
-            break
-        predicted = to_numpy(backend.argmax(backend.predict(model, X), axis=1))
-        labels = to_numpy(y)
-        correct += int((predicted == labels).sum())
-        total += len(labels)
+    with evaluating(model):  # batch norm's running statistics, no dropout: what the model has learnt
+        for index, (X, y) in enumerate(batches):
+            if max_batches is not None and index >= max_batches:
+                break
+            predicted = to_numpy(backend.argmax(backend.predict(model, X), axis=1))
+            labels = to_numpy(y)
+            correct += int((predicted == labels).sum())
+            total += len(labels)
     return correct / total if total else float("nan")
 
 
@@ -147,6 +150,7 @@ def train_classifier(
     # The model's backend is active throughout, so that the data's batches are its tensors.
     with use_backend(backend.name, device=backend.device, dtype=backend.dtype.name), progress as bar:
         for epoch in range(epochs):
+            set_training(model, True)
             first = len(result.step_losses)
             visited: deque = deque(maxlen=TRAIN_ACC_BATCHES)
             start = time.perf_counter()
@@ -178,10 +182,23 @@ def train_classifier(
 def model_classes(model: Any) -> int:
     """The number of logits: the last layer's output features."""
     backend = module_backend(model, "model")
-    last = (backend.submodules(model) or (model,))[-1]
-    classes = getattr(last.definition, "out_features", None)
+
+    def last_width(module: Any) -> int | None:
+        # The last layer that sets a width: a Linear's out_features, or (NiN's head) a convolution's out_channels
+        # followed by pooling and flattening.
+        for child in reversed(backend.submodules(module)):
+            width = last_width(child)
+            if width is not None:
+                return width
+        definition = module.definition
+        return getattr(definition, "out_features", None) or getattr(definition, "out_channels", None)
+
+    classes = last_width(model)
     if classes is None:
-        raise ValueError(f"model: expected a model ending in a Linear layer, got one ending in {last.definition.title}")
+        raise ValueError(
+            f"model: expected a model ending in a Linear or Conv2d layer (its width is the number of classes), "
+            f"got a {model.definition.title} without either"
+        )
     return classes
 
 

@@ -68,11 +68,22 @@ OPERATIONS = {
     "nn.Flatten": lambda: cl.nn.Flatten()(_data(3, 2, 7, 5)),
     "nn.Sequential": lambda: cl.nn.Sequential(cl.nn.Conv2d(1, 2, 3, seed=6), cl.nn.ReLU())(_data(3, 1, 11, 13)),
     "models.lenet": lambda: cl.models.lenet(seed=7)(_data(3, 1, 28, 28)),
+    "relu": lambda: cl.relu(_data(3, 17)),
+    "concat": lambda: cl.concat([_data(2, 3, 7), _data(2, 5, 7)], axis=1),
+    "nn.AdaptiveAvgPool2d": lambda: [cl.nn.AdaptiveAvgPool2d(s)(_data(2, 3, 13, 11)) for s in (1, (3, 4))],
+    "nn.BatchNorm2d": lambda: cl.nn.BatchNorm2d(3)(_data(2, 3, 11, 13)),
+    "nn.BatchNorm1d": lambda: cl.nn.BatchNorm1d(7)(_data(5, 7)),
+    "nn.Dropout": lambda: [cl.nn.Dropout(0.3, seed=8)(_data(3, 19)), cl.nn.Dropout(0.0)(_data(3, 19))],
+    # a fresh model per call, in training mode: batch norm by the batch, seeded dropout from its first step
+    **{
+        f"models.{name}": (lambda name=name: getattr(cl.models, name)(seed=9)(_data(2, 1, 28, 28)))
+        for name in ("bn_lenet", "alexnet", "vgg", "nin", "googlenet", "resnet18", "densenet")
+    },
 }
 """One case per public name that computes on the active backend."""
 
-NOT_COMPUTING = {"get_backend", "autograd_exercise"}
-"""Pinned names that return no array to compare (a backend object; an outcome checked by the chapter's tests)."""
+NOT_COMPUTING = {"get_backend", "autograd_exercise", "nn.set_training", "nn.is_training"}
+"""Pinned names that return no array to compare (a backend object; an outcome checked by the chapter's tests; modes)."""
 
 
 def _bits(result) -> list[np.ndarray]:

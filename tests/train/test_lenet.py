@@ -167,7 +167,7 @@ def test_bad_arguments_name_themselves(backend):
         cl.train_classifier(net, data, lr=0)
     with pytest.raises(TypeError, match="max_batches: expected a positive int"):
         cl.train_classifier(net, data, max_batches=1.5)
-    with pytest.raises(ValueError, match="model: expected a model ending in a Linear layer"):
+    with pytest.raises(ValueError, match="model: expected a model ending in a Linear or Conv2d layer"):
         cl.train_classifier(cl.nn.Sequential(cl.nn.Flatten()), data)
     with pytest.raises(TypeError, match="seed: expected an int or None"):
         cl.models.lenet(seed="0")

@@ -8,6 +8,7 @@ Each choice is explained beside the code it concerns; the book's JAX tabs
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair
 
 # Selecting this backend should print nothing the user did not ask for; CONVLAB_VERBOSE=1 (any value but "" or
 # "0") leaves the log level to the frameworks.
@@ -39,6 +40,10 @@ JAX's randomness is explicit: the layers use a fixed seed, as the book's
 """
 
 
+_state_frozen: contextvars.ContextVar[bool] = contextvars.ContextVar("convlab_jax_state_frozen", default=False)
+"""Whether modules keep their state as it is: while :meth:`JaxBackend.grad` differentiates a function over them."""
+
+
 def _float64() -> contextlib.AbstractContextManager:
     """A context with float64 on; its name moved between JAX versions, and where neither exists, float32 stays."""
     enable_x64 = getattr(jax, "enable_x64", None)
@@ -48,13 +53,16 @@ def _float64() -> contextlib.AbstractContextManager:
 
 
 class Module(nnx.Module):
-    """A layer on Flax NNX: one ``nnx.Param`` attribute per parameter, submodules, the forward pass from the core.
+    """A layer on Flax NNX: ``nnx.Param`` parameters, ``nnx.BatchStat`` state, submodules, the core's forward pass.
 
     ``flax.nnx`` is Flax's current API: its modules hold their state and are
     called directly, unlike linen's ``apply(params, x)``. The submodules are
     held in an ``nnx.List`` named ``layers``, as ``nnx.Sequential`` holds its
     own, so ``nnx.state(module, nnx.Param)``, ``nnx.Optimizer`` and optax see
-    every nested parameter.
+    every nested parameter; a block's submodule is also read by its name
+    (``block.conv1``). The state (batch norm's running statistics, dropout's
+    step counter) is ``nnx.BatchStat``, as ``nnx.BatchNorm`` keeps its own:
+    an optimiser made ``wrt=nnx.Param`` never touches it.
 
     Parameters
     ----------
@@ -66,6 +74,8 @@ class Module(nnx.Module):
         Each parameter's name and initial value.
     children : tuple of Module
         Submodules, held in order in the ``nnx.List`` ``layers`` (as ``nnx.Sequential`` holds its own).
+    state : mapping of str to numpy.ndarray, optional
+        Each non-trainable tensor's name and initial value.
     """
 
     layers: Sequence[nnx.Module] = ()
@@ -77,33 +87,58 @@ class Module(nnx.Module):
         backend: JaxBackend,
         initial: Mapping[str, np.ndarray],
         children: tuple[nnx.Module, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        # None of these holds arrays, so NNX keeps them as static structure: jit compiles once per definition.
+        # None of these holds arrays, so NNX keeps them as static structure: jit compiles once per definition,
+        # and once more per mode (`training`, a bool) the module is called in.
         self.definition = definition
         self.backend = backend
+        self.training = True
         self.parameter_names = tuple(initial)
+        self.state_names = tuple(state or ())
+        self.child_names = definition.child_names(len(children))
         for name, value in initial.items():
             setattr(self, name, nnx.Param(backend.tensor(value)))
+        for name, value in (state or {}).items():
+            setattr(self, name, nnx.BatchStat(backend.tensor(value)))
         if children:
             self.layers = nnx.List(children)
 
+    def __getattr__(self, name: str) -> Any:
+        # Reached only when no attribute has the name: a submodule's, which `layers` holds (one node per submodule
+        # for NNX's graph, not two).
+        names = self.__dict__.get("child_names", ())
+        if name in names:
+            return self.layers[names.index(name)]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
     def __call__(self, X: Any) -> Any:
         params = {name: _value(getattr(self, name)) for name in self.parameter_names}
-        return self.definition.forward(self.backend, params, X, self.layers)
+        call = LayerCall(self.training, {name: _value(getattr(self, name)) for name in self.state_names})
+        Y = self.definition.forward(self.backend, params, X, self.layers, call)
+        if _state_frozen.get():
+            return Y
+        for name, value in call.updates.items():
+            variable = getattr(self, name)
+            # Outside the gradient, as nnx.BatchNorm's running statistics move; in the variable's dtype, which a
+            # float64 block's values would otherwise change. Under nnx.jit and nnx.value_and_grad NNX carries the
+            # new value out of the trace, as it does every variable but the differentiated parameters.
+            _assign(variable, jax.lax.stop_gradient(value).astype(_value(variable).dtype))
+        return Y
 
 
-def _value(param: nnx.Param) -> Any:
-    """The array a ``Module``'s parameter holds (a tracer under ``nnx.jit``), as ``param[...]`` reads it, faster.
+def _value(param: nnx.Variable) -> Any:
+    """The array a ``Module``'s variable holds (a tracer under ``nnx.jit``), as ``param[...]`` reads it, faster.
 
     ``param[...]`` copies the value's pytree and looks for read hooks on every read, tens of microseconds
-    per parameter on an eager call; a ``Module``'s parameters have no hooks, so their plain array is the
+    per parameter on an eager call; a ``Module``'s variables have no hooks, so their plain array is the
     value. Another value (an array reference, where NNX is set to hold them) is read the usual way.
     """
     raw = param.get_raw_value()
     return raw if isinstance(raw, jax.Array) else param[...]
 
 
-def _assign(param: nnx.Param, value: Any) -> None:
+def _assign(param: nnx.Variable, value: Any) -> None:
     """``param[...] = value`` for a new array of the parameter's shape and dtype, without its per-write checks.
 
     Setting ``param[...]`` copies the value's pytree and indexes the old array to compare shapes (one more
@@ -129,19 +164,21 @@ class BuiltinConv2d(nnx.Conv):
         return super().__call__(X[None, :, :, None])[0, :, :, 0]
 
 
-def _variables(module: Any, prefix: str = "") -> Iterator[tuple[str, tuple[str | int, ...], nnx.Param]]:
-    """Each parameter's dotted name, its path in the module's ``nnx.State`` and its ``nnx.Param``.
+def _variables(module: Any, state: bool = False, prefix: str = "") -> Iterator[tuple[str, tuple[str | int, ...], Any]]:
+    """Each parameter's (``state``: state tensor's) dotted name, its path in the module's ``nnx.State``, its variable.
 
-    The module's own parameters come first, then each submodule's, prefixed ``"i."``, as PyTorch orders and
-    names them: the ``i``-th submodule's ``weight`` is ``"i.weight"``, at the path ``("layers", i, "weight")``.
+    The module's own come first, then each submodule's, prefixed with the submodule's name, as PyTorch orders and
+    names them: the ``i``-th submodule's ``weight`` is ``"i.weight"`` in a sequence, ``"conv1.weight"`` in a
+    block whose attribute ``conv1`` holds it, at the path ``("layers", i, "weight")`` either way.
     """
     if isinstance(module, BuiltinConv2d):
-        yield f"{prefix}weight", ("kernel",), module.kernel
+        if not state:
+            yield f"{prefix}weight", ("kernel",), module.kernel
         return
-    for name in module.parameter_names:
+    for name in module.state_names if state else module.parameter_names:
         yield f"{prefix}{name}", (name,), getattr(module, name)
-    for index, child in enumerate(module.layers):
-        for name, path, variable in _variables(child, f"{prefix}{index}."):
+    for index, (child_name, child) in enumerate(zip(module.child_names, module.layers, strict=True)):
+        for name, path, variable in _variables(child, state, f"{prefix}{child_name}."):
             yield name, ("layers", index, *path), variable
 
 
@@ -279,6 +316,27 @@ class JaxBackend(Backend):
     def log_softmax(self, x: Any, axis: int = -1) -> Any:
         return jax.nn.log_softmax(x, axis=axis)
 
+    def concat(self, tensors: Sequence[Any], axis: int) -> Any:
+        return jnp.concatenate(tuple(tensors), axis=axis)
+
+    def sqrt(self, x: Any) -> Any:
+        return jnp.sqrt(x)
+
+    def from_host(self, function: Callable[..., np.ndarray], shape: tuple[int, ...], *args: Any) -> Any:
+        # A host callback: under nnx.jit the function runs at every call of the compiled step, on that call's
+        # args (dropout's step counter), where a plain NumPy call would run once, while tracing, and its mask
+        # would be baked into the compiled step as a constant.
+        def on_host(*arrays: np.ndarray) -> np.ndarray:
+            return np.asarray(function(*arrays), dtype=self.dtype)
+
+        return jax.pure_callback(on_host, jax.ShapeDtypeStruct(shape, self.dtype), *args)
+
+    def dropout_mask(self, shape: tuple[int, ...], p: float, counter: Any) -> Any:
+        # JAX's randomness is explicit: the key is SEED's with the layer's call count folded in, as an NNX model
+        # derives a fresh dropout key per step, so every step draws another mask, traced or not.
+        key = jax.random.fold_in(jax.random.key(SEED), counter.astype(jnp.uint32))
+        return jax.random.bernoulli(key, 1.0 - p, shape).astype(self.dtype) / (1.0 - p)
+
     # -- chapter -----------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         """The book's loop: JAX arrays are immutable, so ``Y = Y.at[i, j].set(...)`` makes a new array each time.
@@ -300,11 +358,20 @@ class JaxBackend(Backend):
         return "vectorized"
 
     # -- modules and training ----------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
-        return Module(definition, self, initial, children)
+    def module(
+        self,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[Any, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
+    ) -> Module:
+        return Module(definition, self, initial, children, state)
 
     def submodules(self, module: Any) -> tuple[Any, ...]:
         return tuple(module.layers) if isinstance(module, Module) else ()
+
+    def state(self, module: Any) -> dict[str, Any]:
+        return {name: variable[...] for name, _, variable in _variables(module, state=True)}
 
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         """A new ``nnx.Conv`` or ``nnx.Linear``'s values (``lecun_normal`` kernel, zero bias), in the core's layout.
@@ -356,7 +423,14 @@ class JaxBackend(Backend):
             _assign(variable, value)
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
-        with _float64():
-            arrays = [jax.device_put(np.asarray(x), self._place) for x in inputs]
-            value, grads = jax.value_and_grad(f, argnums=tuple(range(len(arrays))))(*arrays)
-            return float(value), [np.asarray(g) for g in grads]
+        # jax.value_and_grad traces f with the modules it closes over, which NNX sees only through nnx transforms:
+        # a new state would be a tracer of that trace, which NNX refuses to store (TraceContextError), so the
+        # modules keep their state; gradcheck, which calls this, needs none.
+        token = _state_frozen.set(True)
+        try:
+            with _float64():
+                arrays = [jax.device_put(np.asarray(x), self._place) for x in inputs]
+                value, grads = jax.value_and_grad(f, argnums=tuple(range(len(arrays))))(*arrays)
+                return float(value), [np.asarray(g) for g in grads]
+        finally:
+            _state_frozen.reset(token)

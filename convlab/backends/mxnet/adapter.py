@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair
 from convlab.backends.mxnet.numpy_compat import add_numpy_names_for_mxnet
 
 # CONVLAB_VERBOSE=1 (any value but "" or "0") shows the warnings hidden here, which are MXNet's, not the user's.
@@ -39,6 +39,16 @@ def _np_mode() -> None:
         npx.set_np()
 
 
+class _Value(init.Constant):
+    """``init.Constant`` that fills 0-d parameters too (dropout's step).
+
+    Gluon's own initialisers write ``arr[:]``, which a 0-d ``mxnet.np`` array refuses.
+    """
+
+    def _init_weight(self, _: Any, arr: Any) -> None:
+        arr[()] = self.value
+
+
 class Module(nn.Block):
     """A convlab layer as a Gluon ``Block``: core parameters and forward pass, Gluon's registration.
 
@@ -47,6 +57,9 @@ class Module(nn.Block):
     does, so ``gluon.Trainer(net.collect_params(), "sgd", ...)`` trains it. It
     is a ``Block``, not a ``HybridBlock``: the core's forward passes call
     ``mxnet.np`` on arrays, not symbols, so ``hybridize()`` leaves it eager.
+    Its mode is its own ``training`` attribute, not Gluon's process-wide
+    ``autograd.train_mode()``, so one model can hold modules in either mode,
+    as in PyTorch.
 
     Parameters
     ----------
@@ -59,9 +72,13 @@ class Module(nn.Block):
         attribute of that name (``layer.weight``), starting at that value once
         the layer is initialised.
     children : tuple of Module
-        Submodules, registered with ``register_child`` as ``"0"``, ``"1"``,
-        ... (as ``nn.Sequential`` names them), so that ``collect_params()``
-        holds their parameters too.
+        Submodules, registered with ``register_child`` under
+        ``definition.child_names`` (``"0"``, ``"1"``, ... as ``nn.Sequential``
+        names them; ``"conv1"`` in a block), so that ``collect_params()``
+        holds their parameters too, and reachable as attributes of those names.
+    state : mapping of str to numpy.ndarray, optional
+        One parameter per entry, as ``initial``, but made as ``nn.BatchNorm``
+        makes its ``running_mean``: ``grad_req="null"`` and not differentiable.
     """
 
     def __init__(
@@ -70,6 +87,7 @@ class Module(nn.Block):
         definition: LayerDef,
         initial: Mapping[str, np.ndarray],
         children: tuple[nn.Block, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.backend = backend
@@ -77,19 +95,43 @@ class Module(nn.Block):
         # Gluon makes float32 parameters unless told: a float64 backend's layers get float64 ones.
         precision = {} if backend.dtype == np.float32 else {"dtype": backend.dtype.type}
         for name, value in initial.items():
-            setattr(self, name, self.params.get(name, shape=value.shape, init=init.Constant(value), **precision))
-        for index, child in enumerate(children):
-            self.register_child(child, str(index))
-        # Kept beside Gluon's registry so that a call does not rebuild it; Gluon sees these blocks as registered.
+            setattr(self, name, self.params.get(name, shape=value.shape, init=_Value(value), **precision))
+        # As nn.BatchNorm's running statistics: without a gradient, so gluon.Trainer and backward() pass them by.
+        frozen = {"grad_req": "null", "differentiable": False}
+        for name, value in (state or {}).items():
+            setattr(self, name, self.params.get(name, shape=value.shape, init=_Value(value), **frozen, **precision))
+        for name, child in zip(definition.child_names(len(children)), children, strict=True):
+            self.register_child(child, name)
+        # Kept beside Gluon's registries so that a call does not rebuild them; Gluon sees these blocks as registered.
         self.layers = tuple(children)
+        self.training = True
+
+    def __getattr__(self, name: str) -> Any:
+        # Submodules as attributes ("conv1"), looked up only where no attribute has the name: setattr would
+        # register them just as well, but one named as a Block attribute ("params", "name") would then fail.
+        children = self.__dict__.get("_children", {})
+        if name in children:
+            return children[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def forward(self, X: Any) -> Any:
-        params = {name: p.data() for name, p in self._reg_params.items()}
-        return self.definition.forward(self.backend, params, X, self.layers)
+        # _reg_params is Gluon's own registry of this block's parameters: reading it costs less than collect_params().
+        params, state = {}, {}
+        for name, p in self._reg_params.items():
+            (params if p._differentiable else state)[name] = p.data()
+        call = LayerCall(self.training, state)
+        Y = self.definition.forward(self.backend, params, X, self.layers, call)
+        if call.updates:
+            # Paused, the copy is not recorded: under autograd.record() it would make the state an output of the
+            # graph, which the next in-place write refuses. copyto casts a float64 block's values.
+            with autograd.pause():
+                for name, value in call.updates.items():
+                    value.copyto(state[name])
+        return Y
 
     def __repr__(self) -> str:
         shapes = "".join(f", {name}={p.shape}" for name, p in self._reg_params.items())
-        nested = "".join("\n" + textwrap.indent(f"({i}): {child!r}", "  ") for i, child in enumerate(self.layers))
+        nested = "".join("\n" + textwrap.indent(f"({name}): {child!r}", "  ") for name, child in self._children.items())
         end = "\n)" if nested else ")"
         return f"{type(self).__name__}({self.definition}{shapes}{nested}{end}"
 
@@ -114,13 +156,16 @@ _FUSED_SGD_WEIGHTS = 60
 """The most weights one ``multi_sgd_update`` call takes: MXNet 1.9.1 crashes (segfault) on more."""
 
 
-def _gluon_parameters(module: nn.Block) -> dict[str, gluon.Parameter]:
-    """Every parameter of ``module``, named as ``save_parameters`` names them: ``"weight"``, ``"0.bias"``, ...
+def _gluon_parameters(module: nn.Block, trainable: bool = True) -> dict[str, gluon.Parameter]:
+    """The parameters of ``module``, named as ``save_parameters`` names them: ``"weight"``, ``"0.bias"``, ...
 
     These structural names are convlab's dotted ones; Gluon's own names carry
-    process-wide prefixes (``module3_weight``).
+    process-wide prefixes (``module3_weight``). ``trainable=False`` gives the
+    state instead: the parameters made ``differentiable=False``, as
+    ``nn.BatchNorm``'s running statistics are. ``grad_req="null"`` would not
+    tell them apart: it also freezes a trainable parameter.
     """
-    return module._collect_params_with_prefix()
+    return {name: p for name, p in module._collect_params_with_prefix().items() if p._differentiable == trainable}
 
 
 def _halves(padding: Padding) -> Pair | None:
@@ -261,6 +306,12 @@ class MXNetBackend(Backend):
         shifted = x - x.max(axis=axis, keepdims=True)
         return shifted - mnp.log(mnp.exp(shifted).sum(axis=axis, keepdims=True))
 
+    def concat(self, tensors: Any, axis: int) -> Any:
+        return mnp.concatenate(list(tensors), axis=axis)
+
+    def sqrt(self, x: Any) -> Any:
+        return mnp.sqrt(x)
+
     # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         """The book's MXNet tab: in-place item assignment into ``np.zeros``, made in ``X``'s context (so, GPU too).
@@ -283,9 +334,15 @@ class MXNetBackend(Backend):
         return "native"
 
     # -- modules and training ----------------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
+    def module(
+        self,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[Any, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
+    ) -> Module:
         _np_mode()
-        layer = Module(self, definition, initial, children)
+        layer = Module(self, definition, initial, children, state)
         # Its own parameters only: the children were initialised when they were made, and
         # layer.initialize() would warn once for each of their parameters.
         layer.params.initialize(ctx=self.context)
@@ -293,6 +350,14 @@ class MXNetBackend(Backend):
 
     def submodules(self, module: nn.Block) -> tuple[Any, ...]:
         return tuple(module._children.values())
+
+    def state(self, module: nn.Block) -> dict[str, Any]:
+        return {name: p.data() for name, p in _gluon_parameters(module, trainable=False).items()}
+
+    def dropout_mask(self, shape: tuple[int, ...], p: float, counter: Any) -> Any:
+        # MXNet's generator (mx.random.seed governs it), on the device: keep where U >= p, with probability 1 - p.
+        uniform = mnp.random.uniform(size=shape, dtype=self.dtype, ctx=self.context)
+        return (uniform >= p).astype(self.dtype) / (1.0 - p)
 
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         _np_mode()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair
 from convlab.backends.numpy import autograd
 from convlab.backends.numpy.autograd import Tensor
 
@@ -35,47 +35,71 @@ def _pool() -> ThreadPoolExecutor:
 
 
 class Module:
-    """A layer on NumPy: its parameters as float32 arrays, its submodules, its forward pass from the core.
+    """A layer on NumPy: its parameters and state as arrays, its submodules, its forward pass from the core.
 
-    Parameters are attributes too (``layer.weight``), as in the frameworks' modules.
+    Parameters, state and submodules are attributes too (``layer.weight``,
+    ``bn.running_mean``, ``block.conv1``), as in the frameworks' modules.
     """
 
     def __init__(
-        self, definition: LayerDef, backend: Backend, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()
+        self,
+        definition: LayerDef,
+        backend: Backend,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[Any, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         self.definition = definition
         self.backend = backend
         self.params = {name: np.array(value, dtype=backend.dtype) for name, value in initial.items()}
+        self.buffers = {name: np.array(value, dtype=backend.dtype) for name, value in (state or {}).items()}
         self.children = children
+        self.named_children = dict(zip(definition.child_names(len(children)), children, strict=True))
+        self.training = True
 
     def named_parameters(self) -> dict[str, np.ndarray]:
-        """Own parameters by name, then each submodule's, prefixed ``"i."``."""
+        """Own parameters by name, then each submodule's, prefixed with its name (``"0."``, ``"conv1."``)."""
         if not self.children:
             return self.params
         named = dict(self.params)
-        for index, child in enumerate(self.children):
-            named.update({f"{index}.{name}": value for name, value in child.named_parameters().items()})
+        for prefix, child in self.named_children.items():
+            named.update({f"{prefix}.{name}": value for name, value in child.named_parameters().items()})
+        return named
+
+    def named_state(self) -> dict[str, np.ndarray]:
+        """Own state by name, then each submodule's, named as :meth:`named_parameters` names parameters."""
+        named = dict(self.buffers)
+        for prefix, child in self.named_children.items():
+            named.update({f"{prefix}.{name}": value for name, value in child.named_state().items()})
         return named
 
     def __getattr__(self, name: str) -> Any:
-        params = self.__dict__.get("params", {})
-        if name in params:
-            return params[name]
+        for registry in ("params", "buffers", "named_children"):
+            found = self.__dict__.get(registry, {})
+            if name in found:
+                return found[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __call__(self, X: Any) -> Any:
-        return self.definition.forward(self.backend, self.params, X, self.children)
+        return self._run(self.params, X, self.children)
 
     def forward(self, params: Mapping[str, Any], X: Any) -> Any:
         """The output for ``X`` with ``params`` in place of :meth:`named_parameters` (Tensors while differentiating)."""
         if not self.children:
-            return self.definition.forward(self.backend, params, X)
+            return self._run(params, X, ())
         own = {name: params[name] for name in self.params}
         children = tuple(
-            functools.partial(child.forward, {name: params[f"{index}.{name}"] for name in child.named_parameters()})
-            for index, child in enumerate(self.children)
+            functools.partial(child.forward, {name: params[f"{prefix}.{name}"] for name in child.named_parameters()})
+            for prefix, child in self.named_children.items()
         )
-        return self.definition.forward(self.backend, own, X, children)
+        return self._run(own, X, children)
+
+    def _run(self, params: Mapping[str, Any], X: Any, children: tuple[Any, ...]) -> Any:
+        call = LayerCall(self.training, self.buffers)
+        Y = self.definition.forward(self.backend, params, X, children, call)
+        for name, value in call.updates.items():
+            self.buffers[name][...] = autograd.value_of(value)  # in place, outside the graph, as torch's buffers
+        return Y
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}={value.shape}" for name, value in self.params.items())
@@ -157,8 +181,11 @@ class NumpyBackend(Backend):
     def sum(self, x: Any, axis: int | None = None) -> Any:
         return autograd.sum(x, axis)
 
-    def mean(self, x: Any, axis: int | None = None) -> Any:
+    def mean(self, x: Any, axis: int | tuple[int, ...] | None = None) -> Any:
         return autograd.mean(x, axis)
+
+    def concat(self, tensors: Any, axis: int) -> Any:
+        return autograd.concat(tensors, axis)
 
     def argmax(self, x: Any, axis: int = -1) -> Any:
         return autograd.argmax(x, axis)
@@ -218,11 +245,20 @@ class NumpyBackend(Backend):
         return "native" if out * k_shape[0] * k_shape[1] <= 400_000 else "vectorized"
 
     # -- modules and training ----------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
-        return Module(definition, self, initial, children)
+    def module(
+        self,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[Any, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
+    ) -> Module:
+        return Module(definition, self, initial, children, state)
 
     def submodules(self, module: Module) -> tuple[Any, ...]:
         return module.children
+
+    def state(self, module: Module) -> dict[str, np.ndarray]:
+        return module.named_state()
 
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         # NumPy has no layers of its own: unseeded, as PyTorch's defaults (Kaiming-uniform with a = sqrt(5)),

@@ -629,6 +629,13 @@ def getitem(x: Any, index: Any) -> Any:
     return record(xv[index], (x,), rule)
 
 
+def concat(tensors: Sequence[Any], axis: int) -> Any:
+    """The tensors joined along ``axis``; each one's gradient is its slice of the output's."""
+    values = [value_of(t) for t in tensors]
+    edges = np.cumsum([np.shape(v)[axis] for v in values])[:-1]
+    return record(np.concatenate(values, axis), tuple(tensors), lambda g: tuple(np.split(g, edges, axis=axis)))
+
+
 def pad(x: Any, pad_width: Any) -> Any:
     """``x`` surrounded by zeros; ``pad_width`` is as for ``np.pad`` (an int, a pair, or a pair per axis)."""
     xv = value_of(x)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair
 
 # Selecting this backend should print nothing the user did not ask for; CONVLAB_VERBOSE=1 (any value but "" or
 # "0") shows what is hidden here.
@@ -55,7 +55,10 @@ class Module(nn.Layer):
     initial : mapping of str to numpy.ndarray
         One parameter per entry, made by ``create_parameter`` and registered under its name.
     children : tuple of Module
-        Sublayers, registered as ``"0"``, ``"1"``, ... (as ``nn.Sequential`` names them).
+        Sublayers, registered under ``definition.child_names`` (``"0"``, ``"1"``, ... as ``nn.Sequential`` names
+        them).
+    state : mapping of str to numpy.ndarray, optional
+        One buffer per entry (``register_buffer``), which ``parameters()`` does not list.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class Module(nn.Layer):
         definition: LayerDef,
         initial: Mapping[str, np.ndarray],
         children: tuple[nn.Layer, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.backend = backend
@@ -77,12 +81,25 @@ class Module(nn.Layer):
                 device=backend.device_place,
             )
             self.add_parameter(name, parameter)
-        for index, child in enumerate(children):
-            self.add_sublayer(str(index), child)
+        for name, value in (state or {}).items():
+            # A buffer rather than nn.BatchNorm2D's trainable=False parameter, which parameters() lists, so an
+            # optimiser made from it would be handed the running statistics. state_dict() saves a buffer too.
+            self.register_buffer(name, backend.tensor(value))
+        for name, child in zip(definition.child_names(len(children)), children, strict=True):
+            self.add_sublayer(name, child)
 
     def forward(self, X: Any) -> Any:
-        # _parameters and _sub_layers are nn.Layer's own registries: reading them costs less than named_parameters().
-        return self.definition.forward(self.backend, self._parameters, X, tuple(self._sub_layers.values()))
+        # _parameters, _buffers and _sub_layers are nn.Layer's own registries: reading them costs less than
+        # named_parameters().
+        call = LayerCall(self.training, self._buffers)
+        Y = self.definition.forward(self.backend, self._parameters, X, tuple(self._sub_layers.values()), call)
+        if call.updates:
+            with paddle.no_grad():  # state moves outside the graph, as nn.BatchNorm2D's running statistics do
+                for name, value in call.updates.items():
+                    buffer = self._buffers[name]
+                    # assign gives its output the value's dtype: a float64 block's statistics are cast back first.
+                    paddle.assign(value.astype(buffer.dtype), output=buffer)
+        return Y
 
     def extra_repr(self) -> str:
         shapes = ", ".join(f"{name}={tuple(p.shape)}" for name, p in self._parameters.items())
@@ -202,6 +219,12 @@ class PaddleBackend(Backend):
         # F.log_softmax on the CPU clips each term at -64 (log_softmax([1000, 0]) gives [0, -64]).
         return x - paddle.logsumexp(x, axis=axis, keepdim=True)
 
+    def concat(self, tensors: Any, axis: int) -> Any:
+        return paddle.concat(list(tensors), axis=axis)
+
+    def sqrt(self, x: Any) -> Any:
+        return paddle.sqrt(x)
+
     # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         """The d2l-zh Paddle tab: item assignment ``Y[i, j] = ...`` into ``paddle.zeros``.
@@ -247,11 +270,28 @@ class PaddleBackend(Backend):
         return "native" if unfolded <= 512 * 1024 else "vectorized"
 
     # -- modules and training ----------------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
-        return Module(self, definition, initial, children)
+    def module(
+        self,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[Any, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
+    ) -> Module:
+        return Module(self, definition, initial, children, state)
 
     def submodules(self, module: nn.Layer) -> tuple[Any, ...]:
         return tuple(module.children())
+
+    def state(self, module: nn.Layer) -> dict[str, Any]:
+        return dict(module.named_buffers())
+
+    def set_training(self, module: nn.Layer, training: bool) -> None:
+        module.train(training)  # Paddle's own switch: layer.eval() and cl.nn.set_training agree
+
+    def dropout_mask(self, shape: tuple[int, ...], p: float, counter: Any) -> Any:
+        # Paddle's generator (paddle.seed governs it), as nn.Dropout draws: keep where the uniform draw is >= p.
+        keep = paddle.rand(list(shape), dtype=self._dtype, device=self.device_place) >= p
+        return keep.astype(self._dtype) / (1.0 - p)
 
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         out_size, in_size, *kernel = shapes["weight"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair
 
 # Selecting this backend should print nothing the user did not ask for. CONVLAB_VERBOSE=1 (any value but "" or
 # "0") turns off all of the hiding below, to see what TensorFlow has to say.
@@ -73,15 +73,18 @@ if keras.backend.backend() != "tensorflow":
 
 
 class Module(keras.layers.Layer):
-    """A layer defined by the core, on Keras weights: one ``add_weight`` per parameter, sublayers in order.
+    """A layer defined by the core, on Keras weights: one ``add_weight`` per parameter and state, sublayers in order.
 
-    ``layer.trainable_weights`` is then what a Keras optimizer updates. Modules
-    nest the Keras way: the children are a tuple attribute, ``layers``, whose
-    elements Keras' tracker registers as sublayers, so ``trainable_weights``
-    of a ``cl.nn.Sequential`` lists every nested weight, once, and
-    ``keras.optimizers.SGD`` trains it. A call hands the definition the Keras
-    variables themselves and the sublayers, called through Keras'
-    ``__call__`` as ``keras.Sequential`` calls its layers.
+    ``layer.trainable_weights`` is then what a Keras optimizer updates; the
+    state (batch norm's running statistics, dropout's step) is non-trainable
+    weights, as Keras' ``BatchNormalization`` keeps its moving statistics, so
+    no optimizer sees it. Modules nest the Keras way: the children are a tuple
+    attribute, ``layers``, whose elements Keras' tracker registers as
+    sublayers, so ``trainable_weights`` of a ``cl.nn.Sequential`` lists every
+    nested weight, once, and ``keras.optimizers.SGD`` trains it. A call hands
+    the definition the Keras variables themselves, the sublayers, called
+    through Keras' ``__call__`` as ``keras.Sequential`` calls its layers, and
+    the layer's mode, ``training``.
 
     Parameters
     ----------
@@ -93,7 +96,11 @@ class Module(keras.layers.Layer):
         Each parameter's name and initial value; each becomes an attribute (``layer.weight``).
     children : tuple of Module
         Sublayers, kept in order as :attr:`layers`; Keras tracks each, so their
-        weights are among this layer's ``trainable_weights``.
+        weights are among this layer's ``trainable_weights``. Each is found by
+        its name too (``block.conv1``; ``getattr(net, "0")``).
+    state : mapping of str to numpy.ndarray, optional
+        Each state tensor's name and initial value; each becomes a
+        non-trainable weight and an attribute (``bn.running_mean``).
     """
 
     def __init__(
@@ -102,19 +109,39 @@ class Module(keras.layers.Layer):
         backend: TensorFlowBackend,
         initial: Mapping[str, np.ndarray],
         children: tuple[keras.layers.Layer, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         # A float64 backend's layers are float64 Keras layers: their weights and the inputs Keras converts.
         super().__init__(dtype=None if backend.dtype == np.float32 else backend.dtype.name)
         self.definition = definition
         self.backend = backend
+        state = state or {}
         for name, value in initial.items():
             weight = self.add_weight(name=name, shape=value.shape, initializer=keras.initializers.Constant(value))
             setattr(self, name, weight)
+        for name, value in state.items():
+            variable = self.add_weight(
+                name=name, shape=value.shape, initializer=keras.initializers.Constant(value), trainable=False
+            )
+            setattr(self, name, variable)
         # The Keras variables themselves, made once: TF ops read them where the forward pass uses
         # them, as Keras' own layers pass self.kernel, so a call builds no mapping of tensors.
         self.own_weights = {name: getattr(self, name) for name in initial}
-        self.layers = tuple(children)  # a tuple attribute: Keras tracks each element as a sublayer
+        self.own_state = {name: getattr(self, name) for name in state}
+        self.named_layers = dict(zip(definition.child_names(len(children)), children, strict=True))
+        self.layers = tuple(children)  # a tuple attribute: Keras tracks each element as a sublayer, once
+        # Keras' Layer has no mode of its own (its call takes a `training` argument): this attribute is
+        # convlab's, which Backend.set_training sets over the sublayers.
+        self.training = True
         self.built = True  # weights made here, not in build()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only once Keras' own attributes have missed: a block's attribute named as one of Keras' (name,
+        # output, trainable) cannot replace it, as setting the sublayer as an attribute would.
+        named_layers = self.__dict__.get("named_layers", {})
+        if name in named_layers:
+            return named_layers[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def input_dtype(self) -> str:
@@ -127,7 +154,15 @@ class Module(keras.layers.Layer):
         return super().input_dtype
 
     def call(self, X: Any) -> Any:
-        return self.definition.forward(self.backend, self.own_weights, X, self.layers)
+        call = LayerCall(self.training, self.own_state)
+        Y = self.definition.forward(self.backend, self.own_weights, X, self.layers, call)
+        for name, value in call.updates.items():
+            # assign has no gradient: the state moves outside the tape, as BatchNormalization's moving statistics
+            # do. The cast: a float64 block (convlab.nn.layers.in_active_precision) computes float64 values for
+            # a float32 layer's state.
+            variable = self.own_state[name]
+            variable.assign(tf.cast(value, variable.dtype))
+        return Y
 
 
 class BuiltinConv2d(keras.layers.Conv2D):
@@ -234,23 +269,25 @@ def _spatial(padding: Padding) -> list[list[int]]:
     return [[0, 0], [top, bottom], [left, right], [0, 0]]
 
 
-def _name_weights(module: Module, prefix: str, named: dict[str, Any], seen: set[int]) -> None:
-    """Add ``module``'s weights to ``named`` under dotted names, its ``i``-th sublayer's prefixed ``"i."``.
+def _name_variables(module: Module, registry: str, prefix: str, named: dict[str, Any], seen: set[int]) -> None:
+    """Add ``module``'s variables of ``registry`` (``"own_weights"``, ``"own_state"``) to ``named``, dotted.
 
-    A weight met again (a layer used twice) keeps its first name, as in
+    A sublayer's are prefixed with its name (``"0."``, ``"conv1."``). A
+    variable met again (a layer used twice) keeps its first name, as in
     ``trainable_weights``, which lists each variable once, and in PyTorch.
     """
-    for name, weight in module.own_weights.items():
-        if id(weight) not in seen:
-            seen.add(id(weight))
-            named[prefix + name] = weight
-    for index, child in enumerate(module.layers):
-        _name_weights(child, f"{prefix}{index}.", named, seen)
+    for name, variable in getattr(module, registry).items():
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            named[prefix + name] = variable
+    for child_name, child in module.named_layers.items():
+        _name_variables(child, registry, f"{prefix}{child_name}.", named, seen)
 
 
 _PLACED = (
     "tensor", "labels", "conv2d", "pool2d", "reshape", "flip", "matmul", "linear", "sigmoid", "relu", "log_softmax",
-    "sum", "mean", "argmax", "corr2d_loop", "corr2d_vectorized", "module", "builtin_conv2d", "value_and_grad", "grad",
+    "sum", "mean", "concat", "sqrt", "dropout_mask", "argmax", "corr2d_loop", "corr2d_vectorized", "module",
+    "builtin_conv2d", "value_and_grad", "grad",
 )  # fmt: skip
 """The methods that make tensors or run ops: placed with ``tf.device`` where TensorFlow has a choice.
 
@@ -385,8 +422,14 @@ class TensorFlowBackend(Backend):
     def sum(self, x: Any, axis: int | None = None) -> Any:
         return tf.reduce_sum(x, axis)
 
-    def mean(self, x: Any, axis: int | None = None) -> Any:
+    def mean(self, x: Any, axis: int | tuple[int, ...] | None = None) -> Any:
         return tf.reduce_mean(x, axis)
+
+    def concat(self, tensors: Any, axis: int) -> Any:
+        return tf.concat(list(tensors), axis)
+
+    def sqrt(self, x: Any) -> Any:
+        return tf.sqrt(x)
 
     def argmax(self, x: Any, axis: int = -1) -> Any:
         return tf.argmax(x, axis)
@@ -414,11 +457,27 @@ class TensorFlowBackend(Backend):
         return "vectorized"
 
     # -- modules and training ----------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
-        return Module(definition, self, initial, children)
+    def module(
+        self,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[Any, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
+    ) -> Module:
+        return Module(definition, self, initial, children, state)
 
     def submodules(self, module: Module) -> tuple[Any, ...]:
         return module.layers
+
+    def state(self, module: Module) -> dict[str, Any]:
+        named: dict[str, Any] = {}
+        _name_variables(module, "own_state", "", named, set())
+        return named
+
+    def dropout_mask(self, shape: tuple[int, ...], p: float, counter: Any) -> Any:
+        # TensorFlow's generator (tf.random.set_seed governs it), as tf.nn.dropout draws: keep where U >= p.
+        keep = tf.cast(tf.random.uniform(shape, dtype=self._dtype) >= p, self._dtype)
+        return keep / (1.0 - p)
 
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         # A new Keras layer of that shape, built, and its variables read: its own initialisers
@@ -450,11 +509,11 @@ class TensorFlowBackend(Backend):
         return tf.random_normal_initializer()(kernel_size).numpy()
 
     def parameters(self, module: Any) -> dict[str, Any]:
-        # Keras names variables by path (module_3/weight): the dotted names are built here (_name_weights).
+        # Keras names variables by path (module_3/weight): the dotted names are built here (_name_variables).
         if isinstance(module, BuiltinConv2d):
             return {"weight": module.kernel}
         named: dict[str, Any] = {}
-        _name_weights(module, "", named, set())
+        _name_variables(module, "own_weights", "", named, set())
         return named
 
     def value_and_grad(self, module: Any, X: Any, Y: Any, loss: Loss) -> tuple[float, dict[str, Any]]:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
-from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair
 
 
 class Module(nn.Module):
@@ -42,18 +42,28 @@ class Module(nn.Module):
         definition: LayerDef,
         initial: Mapping[str, np.ndarray],
         children: tuple[nn.Module, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.backend = backend
         self.definition = definition
         for name, value in initial.items():
             self.register_parameter(name, nn.Parameter(backend.tensor(value)))
-        for index, child in enumerate(children):
-            self.add_module(str(index), child)
+        for name, value in (state or {}).items():
+            self.register_buffer(name, backend.tensor(value))  # state_dict() saves it; optimisers never see it
+        for name, child in zip(definition.child_names(len(children)), children, strict=True):
+            self.add_module(name, child)
 
     def forward(self, X: Any) -> Any:
-        # _parameters and _modules are nn.Module's own registries: reading them costs less than named_parameters().
-        return self.definition.forward(self.backend, self._parameters, X, tuple(self._modules.values()))
+        # _parameters, _buffers and _modules are nn.Module's own registries: reading them costs less than
+        # named_parameters().
+        call = LayerCall(self.training, self._buffers)
+        Y = self.definition.forward(self.backend, self._parameters, X, tuple(self._modules.values()), call)
+        if call.updates:
+            with torch.no_grad():  # state moves outside the graph, as nn.BatchNorm2d's running statistics do
+                for name, value in call.updates.items():
+                    self._buffers[name].copy_(value)
+        return Y
 
     def extra_repr(self) -> str:
         shapes = ", ".join(f"{name}={tuple(p.shape)}" for name, p in self.named_parameters(recurse=False))
@@ -178,6 +188,15 @@ class TorchBackend(Backend):
     def log_softmax(self, x: Any, axis: int = -1) -> Any:
         return torch.log_softmax(x, dim=axis)
 
+    def concat(self, tensors: Any, axis: int) -> Any:
+        return torch.cat(tuple(tensors), dim=axis)
+
+    def mean(self, x: Any, axis: int | tuple[int, ...] | None = None) -> Any:
+        return x.mean() if axis is None else x.mean(dim=axis)
+
+    def sqrt(self, x: Any) -> Any:
+        return torch.sqrt(x)
+
     # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         """The book's PyTorch tab.
@@ -212,11 +231,28 @@ class TorchBackend(Backend):
         return "native" if x_shape[0] * x_shape[1] <= 128 * 128 else "vectorized"
 
     # -- modules and training ----------------------------------------------------
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Module:
-        return Module(self, definition, initial, children)
+    def module(
+        self,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[Any, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
+    ) -> Module:
+        return Module(self, definition, initial, children, state)
 
     def submodules(self, module: nn.Module) -> tuple[Any, ...]:
         return tuple(module.children())
+
+    def state(self, module: nn.Module) -> dict[str, Any]:
+        return dict(module.named_buffers())
+
+    def set_training(self, module: nn.Module, training: bool) -> None:
+        module.train(training)  # PyTorch's own switch: model.eval() and cl.nn.set_training agree
+
+    def dropout_mask(self, shape: tuple[int, ...], p: float, counter: Any) -> Any:
+        # torch's generator (torch.manual_seed governs it), as nn.Dropout draws: keep with probability 1 - p.
+        keep = torch.empty(shape, dtype=self._dtype, device=self.device).bernoulli_(1.0 - p)
+        return keep / (1.0 - p)
 
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         out_size, in_size, *kernel = shapes["weight"]

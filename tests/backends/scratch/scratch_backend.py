@@ -16,32 +16,45 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, LayerDef, Loss, Padding, Pair, Tensor
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair, Tensor
 from convlab.backends.numpy import autograd
 from convlab.backends.spec import BackendSpec
 
 
 class ScratchModule:
-    """A layer or a container: its own parameters as float32 arrays, its submodules, the core's forward pass."""
+    """A layer or a container: its parameters and state as arrays, its named submodules, the core's forward pass."""
 
     def __init__(
-        self, definition: LayerDef, backend: Backend, initial: Mapping[str, np.ndarray], children: Sequence[Any] = ()
+        self,
+        definition: LayerDef,
+        backend: Backend,
+        initial: Mapping[str, np.ndarray],
+        children: Sequence[Any] = (),
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         self.definition = definition
         self.backend = backend
         self.own = {name: np.array(value, dtype=np.float32) for name, value in initial.items()}
+        self.buffers = {name: np.array(value, dtype=np.float32) for name, value in (state or {}).items()}
         self.children = tuple(children)
+        self.names = definition.child_names(len(self.children))
+        self.training = True
 
     def __call__(self, X: Tensor) -> Tensor:
-        return self.definition.forward(self.backend, self.own, X, self.children)
+        call = LayerCall(self.training, self.buffers)
+        Y = self.definition.forward(self.backend, self.own, X, self.children, call)
+        for name, value in call.updates.items():
+            self.buffers[name][...] = autograd.value_of(value)  # outside the gradient
+        return Y
 
 
-def _slots(module: ScratchModule, prefix: str = "") -> Iterator[tuple[str, dict[str, Any], str]]:
-    """``(dotted name, the dict that holds it, its key)`` for every parameter, PyTorch's order and names."""
-    for name in module.own:
-        yield prefix + name, module.own, name
-    for index, child in enumerate(module.children):
-        yield from _slots(child, f"{prefix}{index}.")
+def _slots(module: ScratchModule, prefix: str = "", registry: str = "own") -> Iterator[tuple[str, dict[str, Any], str]]:
+    """``(dotted name, the dict that holds it, its key)`` for every parameter (or state), PyTorch's order and names."""
+    holder = getattr(module, registry)
+    for name in holder:
+        yield prefix + name, holder, name
+    for name, child in zip(module.names, module.children, strict=True):
+        yield from _slots(child, f"{prefix}{name}.", registry)
 
 
 @dataclass(frozen=True)
@@ -52,7 +65,14 @@ class ScratchConv2dDef(LayerDef):
     def title(self) -> str:
         return "Conv2D"
 
-    def forward(self, backend: Backend, params: Mapping[str, Tensor], X: Tensor, children: Sequence[Any] = ()) -> Any:
+    def forward(
+        self,
+        backend: Backend,
+        params: Mapping[str, Tensor],
+        X: Tensor,
+        children: Sequence[Any] = (),
+        call: LayerCall | None = None,
+    ) -> Any:
         weight = params["weight"]
         batched = backend.reshape(X, (1, 1, *X.shape))
         y = backend.conv2d(batched, backend.reshape(weight, (1, 1, *weight.shape)), (1, 1), (0, 0, 0, 0), 1)
@@ -98,11 +118,23 @@ class ScratchBackend(Backend):
         rows, cols = range(X.shape[0] - h + 1), range(X.shape[1] - w + 1)
         return np.array([[float((X[i : i + h, j : j + w] * K).sum()) for j in cols] for i in rows], dtype=np.float32)
 
-    def module(self, definition: LayerDef, initial: Mapping[str, np.ndarray], children: tuple[Any, ...] = ()) -> Any:
-        return ScratchModule(definition, self, initial, children)
+    def concat(self, tensors: Sequence[Tensor], axis: int) -> Tensor:
+        return autograd.concat(tensors, axis)
+
+    def module(
+        self,
+        definition: LayerDef,
+        initial: Mapping[str, np.ndarray],
+        children: tuple[Any, ...] = (),
+        state: Mapping[str, np.ndarray] | None = None,
+    ) -> Any:
+        return ScratchModule(definition, self, initial, children, state)
 
     def submodules(self, module: ScratchModule) -> tuple[Any, ...]:
         return module.children
+
+    def state(self, module: ScratchModule) -> dict[str, Tensor]:
+        return {name: holder[key] for name, holder, key in _slots(module, registry="buffers")}
 
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         # No layers of its own: what PyTorch's Kaiming-uniform (a = sqrt(5)) draws, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).

@@ -27,6 +27,9 @@ SUITES = [
     "core/test_gradcheck.py",
     "chapter/test_conv_layer.py",
     "nn/test_layers.py",
+    "nn/test_normalization.py",
+    "nn/test_dropout.py",
+    "nn/test_blocks.py",
     "train/test_lenet.py",
 ]
 
