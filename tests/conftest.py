@@ -12,7 +12,7 @@ import convlab as cl
 from convlab.core.registry import backend_names
 
 EXTRA_BACKEND = "CONVLAB_TEST_EXTRA_BACKEND"
-"""``module:attribute`` of a BackendSpec to register before collection (tests/backends/scratch/test_scratch_backend.py)."""
+"""``module:attribute`` of a BackendSpec to register before collection (tests/backends/scratch)."""
 
 if os.environ.get(EXTRA_BACKEND):
     _module, _, _attribute = os.environ[EXTRA_BACKEND].partition(":")
