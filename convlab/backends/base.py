@@ -323,7 +323,8 @@ class Backend(abc.ABC):
         """``function(*args)`` computed by NumPy on the host, as a tensor of :attr:`dtype` and ``shape``.
 
         ``args`` are tensors of this backend, handed to ``function`` as NumPy
-        arrays. The core draws seeded dropout masks this way, so every
+        arrays; its values must be exact in float32 (the core's are ones and
+        zeros). The core draws seeded dropout masks this way, so every
         backend drops the same units. A framework that traces the forward
         pass into a compiled function (``jax.jit``) overrides this with its
         host callback, so the function runs at every call, not once while

@@ -1,4 +1,9 @@
-"""``convlab lenet``: d2l §7.6's LeNet on Fashion-MNIST on one backend, its curves and its record."""
+"""``convlab train`` and ``convlab lenet``: a model of d2l §7.6 or §8 on Fashion-MNIST on one backend, its record.
+
+``convlab lenet`` is ``convlab train --model lenet`` (with LeNet's activation
+and pooling options); ``convlab train --model resnet18 --size mini`` trains
+§8's networks.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,24 @@ from convlab.core.checks import check_output_file, check_output_folder
 from convlab.core.registry import canonical_name, get_backend, use_backend
 from convlab.data import FashionMNIST
 from convlab.nn import models
+from convlab.nn.modern import INPUT_SIZE
 from convlab.plot import _pyplot, training_curves
 from convlab.train.classifier import layer_summary, train_classifier
 
+MODELS = ("lenet", "bn_lenet", "alexnet", "vgg", "nin", "googlenet", "resnet18", "densenet")
+"""What ``convlab train --model`` trains: the functions of :mod:`convlab.models` of those names."""
 
-def add_arguments(parser: Any) -> None:
-    """The options of ``convlab lenet``."""
+
+def add_arguments(parser: Any, choose_model: bool = False) -> None:
+    """The options of ``convlab lenet``; with ``choose_model``, of ``convlab train``: ``--model`` and ``--size`` too."""
+    if choose_model:
+        parser.add_argument("--model", choices=MODELS, required=True, help="the network to train")
+        parser.add_argument(
+            "--size",
+            choices=("mini", "book"),
+            default="mini",
+            help="a §8 network's size: 28x28 and fewer channels, or the book's (default: mini)",
+        )
     parser.add_argument("--backend", help="the backend to train on (default: $CONVLAB_BACKEND, else numpy)")
     parser.add_argument("--epochs", type=int, default=10, help="passes over the training set (default: 10)")
     parser.add_argument("--lr", type=float, default=0.1, help="learning rate (default: 0.1, the book's)")
@@ -37,14 +54,32 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
+def _model_name(args: Any) -> str:
+    return getattr(args, "model", "lenet")
+
+
 def _command(args: Any, backend: str) -> str:
-    """The ``convlab lenet`` command that repeats this run (where the output goes aside)."""
-    words = ["convlab", "lenet", "--backend", backend, "--epochs", str(args.epochs), "--lr", str(args.lr)]
+    """The command that repeats this run (where the output goes aside)."""
+    model = _model_name(args)
+    if model == "lenet" and not hasattr(args, "model"):
+        words = ["convlab", "lenet"]
+    else:
+        words = ["convlab", "train", "--model", model] + ([] if model == "lenet" else ["--size", args.size])
+    words += ["--backend", backend, "--epochs", str(args.epochs), "--lr", str(args.lr)]
     words += ["--batch-size", str(args.batch_size), "--seed", str(args.seed)]
-    words += ["--activation", args.activation, "--pooling", args.pooling]
+    if model == "lenet":
+        words += ["--activation", args.activation, "--pooling", args.pooling]
     if args.max_batches is not None:
         words += ["--max-batches", str(args.max_batches)]
     return " ".join(words)
+
+
+def _build(args: Any) -> tuple[Any, int]:
+    """The model the options name, and the height and width of the images it takes."""
+    model = _model_name(args)
+    if model == "lenet":
+        return models.lenet(seed=args.seed, activation=args.activation, pooling=args.pooling), 28
+    return getattr(models, model)(seed=args.seed, size=args.size), INPUT_SIZE[model][args.size]
 
 
 def check_arguments(args: Any) -> None:
@@ -70,13 +105,14 @@ def check_arguments(args: Any) -> None:
 
 
 def main(args: Any) -> int:
-    """``convlab lenet``: d2l §7.6's LeNet on Fashion-MNIST on one backend; returns the exit status."""
+    """``convlab train`` / ``convlab lenet``: one model on Fashion-MNIST on one backend; returns the exit status."""
     check_arguments(args)
     with use_backend(args.backend or get_backend().name) as backend:
-        data = FashionMNIST(batch_size=args.batch_size, root=args.data, seed=args.seed)
-        model = models.lenet(seed=args.seed, activation=args.activation, pooling=args.pooling)
+        model, side = _build(args)
+        resize = None if side == 28 else side
+        data = FashionMNIST(batch_size=args.batch_size, root=args.data, seed=args.seed, resize=resize)
         if not args.quiet:
-            layer_summary(model)
+            layer_summary(model, (1, 1, side, side))
         start = time.perf_counter()
         result = train_classifier(
             model, data, args.epochs, args.lr, max_batches=args.max_batches, verbose=not args.quiet
@@ -96,8 +132,9 @@ def main(args: Any) -> int:
             batch_size=args.batch_size,
             max_batches=args.max_batches,
             seed=args.seed,
-            activation=args.activation,
-            pooling=args.pooling,
+            model=_model_name(args),
+            **({"activation": args.activation, "pooling": args.pooling} if _model_name(args) == "lenet" else {}),
+            **({} if _model_name(args) == "lenet" else {"size": args.size}),
             framework_version=backend.version(),
             convlab_version=__version__,
             python=platform.python_version(),
@@ -106,7 +143,7 @@ def main(args: Any) -> int:
         print(f"results written to {args.json}")
     if args.plot:
         Path(args.plot).mkdir(parents=True, exist_ok=True)
-        path = Path(args.plot) / f"lenet-{result.backend}.png"
+        path = Path(args.plot) / f"{_model_name(args)}-{result.backend}.png"
         figure = training_curves(result)
         figure.savefig(path)
         _pyplot().close(figure)  # pyplot keeps every figure it made until closed; a command leaves none open

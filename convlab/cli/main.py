@@ -1,4 +1,4 @@
-"""The ``convlab`` command: ``demo``, ``info``, ``parity``, ``lenet``, ``bench``."""
+"""The ``convlab`` command: ``demo``, ``info``, ``parity``, ``lenet``, ``train``, ``bench``."""
 
 from __future__ import annotations
 
@@ -78,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lenet = commands.add_parser("lenet", help="train d2l 7.6's LeNet on Fashion-MNIST on one backend")
     lenet_command.add_arguments(lenet)
     lenet.set_defaults(run=lenet_command.main)
+    train = commands.add_parser("train", help="train a network of d2l 7.6 or 8 (--model) on Fashion-MNIST")
+    lenet_command.add_arguments(train, choose_model=True)
+    train.set_defaults(run=lenet_command.main)
 
     from convlab import bench
 

@@ -14,21 +14,22 @@ from convlab.core.registry import get_backend
 from convlab.nn.layers import Children, in_active_precision, input_tensor
 
 
-def seeded_dropout_mask(seed: int, p: float, shape: tuple[int, ...], step: np.ndarray) -> np.ndarray:
-    """The mask of call ``step`` of a dropout layer seeded ``seed``: zeros with probability ``p``, else ``1/(1-p)``.
+def seeded_keep_mask(seed: int, p: float, shape: tuple[int, ...], step: np.ndarray) -> np.ndarray:
+    """Which units call ``step`` of a dropout layer seeded ``seed`` keeps: 1 with probability ``1 - p``, else 0.
 
     A pure function of its arguments (NumPy's generator seeded with ``(seed,
-    step)``), so every backend, and every run, drops the same units on the
-    same step.
+    step)``, a unit kept where its uniform number is at least ``p``), so every
+    backend, and every run, drops the same units on the same step. The ones
+    and zeros are exact in any dtype; the layer scales the kept units.
 
     Examples
     --------
-    >>> seeded_dropout_mask(0, 0.5, (2, 4), np.float32(0))
-    array([[2., 0., 0., 0.],
-           [2., 2., 2., 2.]], dtype=float32)
+    >>> seeded_keep_mask(0, 0.5, (2, 4), np.float32(0))
+    array([[1., 0., 0., 0.],
+           [1., 1., 1., 1.]], dtype=float32)
     """
     rng = np.random.default_rng([seed, int(np.asarray(step))])
-    return ((rng.random(shape) >= p) / (1.0 - p)).astype(np.float32)
+    return (rng.random(shape) >= p).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class DropoutDef(LayerDef):
     """Inverted dropout: in training mode each element is zeroed with probability ``p``, the rest scaled by ``1/(1-p)``.
 
     The identity in evaluation mode. ``seed`` (an int) draws the masks with
-    :func:`seeded_dropout_mask`; ``None`` with the framework's own generator.
+    :func:`seeded_keep_mask`; ``None`` with the framework's own generator.
     """
 
     p: float
@@ -63,20 +64,20 @@ class DropoutDef(LayerDef):
         call.updates["step"] = step + 1
         if self.seed is None:
             return X * backend.dropout_mask(shape, self.p, step)
-        draw = _SeededMask(self.seed, self.p, shape)
-        return X * backend.from_host(draw, shape, step)
+        keep = backend.from_host(_SeededKeep(self.seed, self.p, shape), shape, step)
+        return X * keep * (1.0 / (1.0 - self.p))
 
 
 @dataclass(frozen=True)
-class _SeededMask:
-    """:func:`seeded_dropout_mask` with all but the step bound; compares by value, so a compiled step is reused."""
+class _SeededKeep:
+    """:func:`seeded_keep_mask` with all but the step bound; compares by value, so a compiled step is reused."""
 
     seed: int
     p: float
     shape: tuple[int, ...]
 
     def __call__(self, step: np.ndarray) -> np.ndarray:
-        return seeded_dropout_mask(self.seed, self.p, self.shape, step)
+        return seeded_keep_mask(self.seed, self.p, self.shape, step)
 
 
 @export(pinned=True, namespace="nn")

@@ -247,9 +247,7 @@ class LayerInputError(ValueError):
 
 
 def _title(child: Any) -> str:
-    # NumPy's gradient pass hands its submodules as functools.partial(module.forward, params)
-    owner = getattr(getattr(child, "func", child), "__self__", child)
-    definition = getattr(owner, "definition", None)
+    definition = getattr(child, "definition", None)  # NumPy's gradient pass hands bound modules: they have it too
     return definition.title if isinstance(definition, LayerDef) else type(child).__name__
 
 

@@ -96,7 +96,7 @@ def accuracy(model: Any, batches: Iterable[tuple[Any, Any]], max_batches: int | 
 def _progress(total: int | None, verbose: bool, backend: str) -> Any:
     from tqdm.auto import tqdm  # notebook-aware: a widget in Jupyter, text in a terminal
 
-    return tqdm(total=total, disable=not verbose, desc=f"LeNet on {backend}", unit="step", leave=False)
+    return tqdm(total=total, disable=not verbose, desc=f"training on {backend}", unit="step", leave=False)
 
 
 @export

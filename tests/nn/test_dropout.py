@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from convlab.nn.dropout import seeded_dropout_mask
+from convlab.nn.dropout import seeded_keep_mask
 
 
 def numpy_mask(seed, p, shape, step):
@@ -24,7 +24,7 @@ def test_seeded_masks_are_numpys_on_every_step_and_every_backend(backend):
 
 
 def test_the_seeded_mask_function_is_the_documented_one():
-    np.testing.assert_allclose(seeded_dropout_mask(5, 0.5, (3, 7), np.float32(4)), numpy_mask(5, 0.5, (3, 7), 4))
+    np.testing.assert_allclose(seeded_keep_mask(5, 0.5, (3, 7), np.float32(4)) * 2.0, numpy_mask(5, 0.5, (3, 7), 4))
 
 
 def test_evaluation_mode_is_the_identity_and_keeps_the_step(backend):

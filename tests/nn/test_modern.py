@@ -222,3 +222,31 @@ def test_wrong_inputs_are_refused_naming_the_layer():
         cl.models.alexnet(seed=0, size="book")(np.zeros((1, 1, 28, 28), dtype=np.float32))
     with pytest.raises(ValueError, match=r"size: expected one of"):
         cl.models.vgg(size="large")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_training_step_reaches_every_parameter_and_matches_numpy(backend, name):
+    # In float64, where each framework's rounding is far below what a wrong formula would change: float32
+    # gradients differ by up to 1e-3 between frameworks (XLA's convolutions round differently), float64 ones by
+    # 1e-14, or 2e-8 on Paddle, whose float64 batch norm and convolutions keep some float32 on the CPU.
+    from convlab.nn.losses import SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(4, 1, 28, 28)), rng.integers(0, 10, 4)
+    results = {}
+    for each in dict.fromkeys(["numpy", backend.name]):
+        with cl.use_backend(each, dtype="float64") as active:
+            net = getattr(cl.models, name)(seed=2)
+            loss, grads = active.value_and_grad(
+                net, active.tensor(X), active.one_hot(active.labels(y), 10), SoftmaxCrossEntropy(active)
+            )
+            results[each] = loss, {key: cl.to_numpy(g) for key, g in grads.items()}
+            names = sorted(cl.parameters(net))
+    loss, grads = results[backend.name]
+    reference_loss, reference_grads = results["numpy"]
+    assert loss == pytest.approx(reference_loss, rel=1e-9)
+    assert sorted(grads) == sorted(reference_grads) == names
+    largest = max(np.abs(g).max() for g in reference_grads.values())
+    for key, grad in grads.items():
+        assert np.all(np.isfinite(grad)), key
+        np.testing.assert_allclose(grad, reference_grads[key], rtol=0, atol=1e-7 * largest, err_msg=key)

@@ -250,3 +250,24 @@ def test_recorded_run_starts_with_the_losses_the_code_computes(backend):
         pytest.skip(f"no recorded run for {backend.name}: make one with convlab lenet --backend {backend.name} --json")
     recorded = runs[backend.name]
     np.testing.assert_allclose(recorded.step_losses[:STEPS], step_losses(backend.name), rtol=1e-5)
+
+
+def test_train_command_trains_a_section_8_model_and_says_how_to_repeat_it(tmp_path, capsys):
+    from convlab import cli
+
+    fashion_mnist()  # skips where the data is missing
+    path = tmp_path / "run.json"
+    argv = ["train", "--model", "resnet18", "--backend", "numpy", "--epochs", "1", "--max-batches", "2", "--quiet"]
+    assert cli.main([*argv, "--json", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("numpy: train loss")
+    run = cl.ClassifierResult.load(path)
+    assert len(run.step_losses) == 2 and run.metadata["model"] == "resnet18" and run.metadata["size"] == "mini"
+    repeat = run.metadata["command"].split()
+    assert repeat[:6] == ["convlab", "train", "--model", "resnet18", "--size", "mini"]
+
+
+def test_train_command_refuses_an_unknown_model():
+    from convlab import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--model", "lenet6"])

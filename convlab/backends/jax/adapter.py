@@ -326,10 +326,13 @@ class JaxBackend(Backend):
         # A host callback: under nnx.jit the function runs at every call of the compiled step, on that call's
         # args (dropout's step counter), where a plain NumPy call would run once, while tracing, and its mask
         # would be baked into the compiled step as a constant.
+        # The result travels as float32, cast after: the callback runs on a thread that does not see a float64
+        # block's x64 mode, where JAX would turn a float64 result into float32 and refuse it. The core's values
+        # (dropout's keep masks, ones and zeros) are exact in float32.
         def on_host(*arrays: np.ndarray) -> np.ndarray:
-            return np.asarray(function(*arrays), dtype=self.dtype)
+            return np.asarray(function(*arrays), dtype=np.float32)
 
-        return jax.pure_callback(on_host, jax.ShapeDtypeStruct(shape, self.dtype), *args)
+        return jax.pure_callback(on_host, jax.ShapeDtypeStruct(shape, jnp.float32), *args).astype(self.dtype)
 
     def dropout_mask(self, shape: tuple[int, ...], p: float, counter: Any) -> Any:
         # JAX's randomness is explicit: the key is SEED's with the layer's call count folded in, as an NNX model

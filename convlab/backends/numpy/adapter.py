@@ -89,7 +89,7 @@ class Module:
             return self._run(params, X, ())
         own = {name: params[name] for name in self.params}
         children = tuple(
-            functools.partial(child.forward, {name: params[f"{prefix}.{name}"] for name in child.named_parameters()})
+            Bound(child, {name: params[f"{prefix}.{name}"] for name in child.named_parameters()})
             for prefix, child in self.named_children.items()
         )
         return self._run(own, X, children)
@@ -104,6 +104,33 @@ class Module:
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}={value.shape}" for name, value in self.params.items())
         return f"Module({self.definition}, {shapes})"
+
+
+class Bound:
+    """A module with other parameters in place of its own (Tensors while differentiating), callable as the module.
+
+    Its submodules are bound too, so a block's ``forward`` that walks a
+    submodule's children (DenseNet's dense block) walks the bound ones.
+    """
+
+    __slots__ = ("module", "params")
+
+    def __init__(self, module: Module, params: Mapping[str, Any]) -> None:
+        self.module, self.params = module, params
+
+    @property
+    def definition(self) -> LayerDef:
+        return self.module.definition
+
+    @property
+    def children(self) -> tuple[Bound, ...]:
+        return tuple(
+            Bound(child, {name: self.params[f"{prefix}.{name}"] for name in child.named_parameters()})
+            for prefix, child in self.module.named_children.items()
+        )
+
+    def __call__(self, X: Any) -> Any:
+        return self.module.forward(self.params, X)
 
 
 @dataclass(frozen=True)
@@ -254,7 +281,7 @@ class NumpyBackend(Backend):
     ) -> Module:
         return Module(definition, self, initial, children, state)
 
-    def submodules(self, module: Module) -> tuple[Any, ...]:
+    def submodules(self, module: Module | Bound) -> tuple[Any, ...]:
         return module.children
 
     def state(self, module: Module) -> dict[str, np.ndarray]:
