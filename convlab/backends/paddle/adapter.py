@@ -7,6 +7,7 @@ and Paddle's idiomatic code are in :mod:`convlab.backends.paddle.reference`.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import warnings
@@ -29,12 +30,21 @@ if not _VERBOSE:
 # Paddle warns at import that ccache, which only compiling C++ extensions uses, is missing: that one message is
 # silenced, so convlab's output stays clean. Imported after TensorFlow, Paddle crashes the process: the spec's
 # import_before makes the registry import Paddle first, or refuse Paddle once TensorFlow is loaded.
+_root_logger = logging.getLogger()
+_root_before = (_root_logger.level, list(_root_logger.handlers))
 with warnings.catch_warnings():
     if not _VERBOSE:
         warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
     import paddle
     import paddle.nn.functional as F  # noqa: N812 - Paddle's own spelling
     from paddle import nn
+if not _VERBOSE:
+    # Paddle's import configures the process's root logger (level INFO, a handler on stderr), after which every
+    # library's INFO lines reach stderr: JAX's TPU probe, MXNet's notes on NumPy semantics. The root logger is the
+    # user's, so it is put back as it was.
+    _root_logger.setLevel(_root_before[0])
+    for _handler in [h for h in _root_logger.handlers if h not in _root_before[1]]:
+        _root_logger.removeHandler(_handler)
 
 
 _LOWEST = float(np.finfo(np.float32).min)

@@ -68,6 +68,28 @@ def test_selecting_paddle_prints_nothing(first):
     assert "ccache" not in result.stderr and "Warning" not in result.stderr, result.stderr[-3000:]
 
 
+def test_selecting_paddle_leaves_the_root_logger_so_later_frameworks_stay_quiet():
+    if not installed("paddle"):
+        pytest.skip("needs paddle")
+    others = [name for name in ("jax", "mxnet") if installed(name)]
+    result = run_python(
+        f"""
+        import logging
+        import convlab as cl
+        root = logging.getLogger()
+        before = (root.level, list(root.handlers))
+        cl.set_backend("paddle")
+        print((root.level, list(root.handlers)) == before)
+        for name in {others!r}:  # each logs INFO lines at import (JAX's TPU probe, MXNet's NumPy semantics)
+            cl.set_backend(name)
+            cl.nn.Dropout(0.5, seed=0)(cl.tensor([[1.0, 2.0]]))
+        """
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == "True\n"
+    assert "INFO" not in result.stderr, result.stderr[-3000:]
+
+
 def test_devices_are_paddles_names(paddle_backend):
     import paddle
 
