@@ -31,6 +31,7 @@ from convlab.chapter import kernels
 from convlab.chapter.channels import ConvCost, compose_kernels, conv_cost
 from convlab.chapter.conv_layer import autograd_exercise
 from convlab.chapter.disagreements import ShapeReportRow, format_shape_report, shape_report
+from convlab.chapter.modern_disagreements import ModernReportRow, format_modern_report, modern_report
 from convlab.chapter.padding import conv_transpose2d, insert_zeros
 from convlab.chapter.pooling import PoolCost, avg_pool2d_by_conv, max_pool2d_by_relu, pool_cost, softmax_pool2d
 from convlab.core.convert import to_numpy

@@ -25,6 +25,20 @@ describe:
   they pad. A pooling tab not listed pads as convlab does (``-inf``, on the
   sides the example says), so its results are convlab's.
 
+and, for chapter 8 (:func:`convlab.modern_report`):
+
+* ``BATCH_NORM_MOMENTUM``: the momentum, in convlab's (PyTorch's)
+  convention, the weight of the batch's statistics, that reproduces the
+  running mean of the framework's batch norm at its defaults (Keras' 0.99,
+  the old value's weight, is 0.01);
+* ``BATCH_NORM_RUNNING_VAR``: ``"unbiased"`` or ``"biased"``, which of the
+  batch's variances the framework's running variance averages (convlab's,
+  as PyTorch's, the unbiased one);
+* ``BOOK_STEM_POOL_PADDING``: the padding of the book's stem max pooling
+  (window 3, stride 2): ``(top, bottom, left, right)`` never picked by the
+  maximum, or ``"same"`` (TensorFlow's, which pads ``(0, 1)`` on an even
+  size and ``(1, 1)`` on an odd one).
+
 This module imports no framework; a reference module imports its own.
 """
 
@@ -32,7 +46,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
@@ -53,6 +67,18 @@ class BookTab:
     """The tab's call, as the book writes it."""
     note: str = ""
     """Why the tab's result can differ from convlab's (empty where it computes the same thing)."""
+
+
+@dataclass(frozen=True)
+class FrameworkRun:
+    """What a framework's own layer computes at the framework's defaults, by running it."""
+
+    outputs: Mapping[str, np.ndarray]
+    """What was measured, by name (``"running_mean"``, ``"training"``...), as NumPy arrays."""
+    code: str
+    """The layer as the framework's users make it, and how it was called."""
+    note: str = ""
+    """What the framework does (its conventions), as the run showed it."""
 
 
 BOOK_EXAMPLES = (
@@ -122,6 +148,54 @@ class ReferenceModule(Protocol):
             sets it beside them.
         """
 
+    def book_stem_pool(self, backend: Backend, X: np.ndarray) -> BookTab | None:
+        """The max pooling of d2l's stems (GoogLeNet, ResNet, DenseNet: window 3, stride 2) as the tab writes it.
+
+        PyTorch's tab writes ``nn.MaxPool2d(kernel_size=3, stride=2,
+        padding=1)``, TensorFlow's ``MaxPool2D(pool_size=3, strides=2,
+        padding='same')``; it runs on ``X`` (NCHW float32) in the framework's
+        layout.
+
+        Returns
+        -------
+        BookTab or None
+            The pooled ``X`` (NCHW) and the tab's call; ``None``: the book has
+            no such tab.
+        """
+
+    def framework_batch_norm(self, backend: Backend, batches: Sequence[np.ndarray]) -> FrameworkRun | None:
+        """The framework's own 2-D batch norm at its defaults, trained one step on each of ``batches``.
+
+        A step does to the layer what a training step does: a forward pass in
+        training mode, and the backward pass where the framework moves its
+        running statistics only then (Gluon).
+
+        Parameters
+        ----------
+        batches : sequence of numpy.ndarray
+            NCHW float32 batches with the same channels, converted to the
+            framework's default layout.
+
+        Returns
+        -------
+        FrameworkRun or None
+            Outputs ``running_mean`` and ``running_var``, each ``(steps, C)``:
+            the running statistics after each step; the note says the
+            framework's momentum and which variance it averages. ``None``: the
+            framework has no batch norm layer.
+        """
+
+    def framework_dropout(self, backend: Backend, X: np.ndarray, p: float) -> FrameworkRun | None:
+        """The framework's own dropout layer with drop probability ``p``, at its other defaults, on ``X`` (float32).
+
+        Returns
+        -------
+        FrameworkRun or None
+            Outputs ``training`` (one call in training mode) and
+            ``evaluation`` (one call in evaluation mode), shaped as ``X``.
+            ``None``: the framework has no dropout layer.
+        """
+
     def framework_conv2d_step(
         self, backend: Backend, in_channels: int, out_channels: int, kernel_size: int, padding: int, x: np.ndarray
     ) -> Callable[[], Any] | None:
@@ -159,7 +233,15 @@ class ReferenceModule(Protocol):
         """
 
 
-REFERENCE_FUNCTIONS = ("book_train_kernel", "book_tab", "framework_conv2d_step", "idiomatic_lenet_step")
+REFERENCE_FUNCTIONS = (
+    "book_train_kernel",
+    "book_tab",
+    "book_stem_pool",
+    "framework_batch_norm",
+    "framework_dropout",
+    "framework_conv2d_step",
+    "idiomatic_lenet_step",
+)
 """The names of :class:`ReferenceModule`'s functions, which :func:`reference_function` looks up."""
 
 

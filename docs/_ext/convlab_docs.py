@@ -481,10 +481,20 @@ API_GROUPS = [
         ["pool2d", "pool_cost", "PoolCost", "avg_pool2d_by_conv", "max_pool2d_by_relu", "softmax_pool2d"],
     ),
     ("The layer and training", ["Conv2D", "train_kernel", "TrainResult", "max_stable_lr"]),
-    ("Layers as framework modules", ["nn", "parameters"]),
-    ("LeNet (7.6)", ["models", "layer_summary", "train_classifier", "ClassifierResult"]),
+    ("Layers as framework modules", ["nn", "parameters", "state", "relu", "concat"]),
+    ("LeNet (7.6) and modern CNNs (8)", ["models", "layer_summary", "train_classifier", "ClassifierResult"]),
     ("Checking gradients", ["gradcheck", "GradcheckResult", "GradcheckError"]),
-    ("Where the book's tabs disagree", ["shape_report", "format_shape_report", "ShapeReportRow"]),
+    (
+        "Where the book's tabs disagree",
+        [
+            "shape_report",
+            "format_shape_report",
+            "ShapeReportRow",
+            "modern_report",
+            "format_modern_report",
+            "ModernReportRow",
+        ],
+    ),
     ("Exercises", ["autograd_exercise"]),
     (
         "Errors",

@@ -7,7 +7,7 @@ The book's JAX tabs are written for Flax linen, so this module alone imports
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -19,7 +19,7 @@ from flax import nnx
 
 from convlab.backends.base import Padding, Pair
 from convlab.backends.jax.adapter import SEED, JaxBackend
-from convlab.backends.reference import BookTab
+from convlab.backends.reference import BookTab, FrameworkRun
 
 AUTOGRAD_OUTCOME = ("gradient", "match the exact ones")
 """What :func:`convlab.autograd_exercise` reports: ``.at[i, j].set`` is a differentiable functional update."""
@@ -33,6 +33,60 @@ BOOK_TAB_ZERO_PADDING: dict[str, Padding] = {
     "max-pool (2, 3), padding (0, 1), stride (2, 3)": (0, 0, 1, 1),  # (0, 0) rows, (1, 1) columns
 }
 """The 7.5 tabs pad zeros with ``jnp.pad`` (none for the first), then ``nn.max_pool`` pools with ``'VALID'``."""
+
+
+BATCH_NORM_MOMENTUM = 0.01
+"""``nnx.BatchNorm``'s ``momentum=0.99`` (linen's too) is the old value's weight: convlab's (PyTorch's) 0.01."""
+
+BATCH_NORM_RUNNING_VAR = "biased"
+"""``nnx.BatchNorm`` averages the batch's biased variance (``mean(x**2) - mean(x)**2``) into ``var``."""
+
+BOOK_STEM_POOL_PADDING = "same"
+"""The stems' ``nn.max_pool(x, window_shape=(3, 3), strides=(2, 2), padding='same')``, as TensorFlow's ``'same'``."""
+
+_BOOK_STEM_POOL = "nn.max_pool(X, window_shape=(3, 3), strides=(2, 2), padding='same')"
+"""The stem pooling of d2l's JAX GoogLeNet, ResNet and DenseNet (``lambda x: ...`` in an ``nn.Sequential``)."""
+
+
+def book_stem_pool(backend: JaxBackend, X: np.ndarray) -> BookTab:
+    """The stem max pooling of d2l's JAX (Flax linen) tabs, on NHWC ``X``."""
+    with jax.default_device(backend._place):
+        scope = {"nn": nn, "X": jnp.asarray(np.transpose(X, (0, 2, 3, 1)))}
+        output = eval(_BOOK_STEM_POOL, scope)  # the quoted text is what runs
+    note = (
+        "'same' (lax's SAME) pads an odd size (1, 1) but an even one (0, 1), only below and to the right: "
+        "there its windows start a row and a column later than padding=1's, so the values differ"
+    )
+    return BookTab(np.asarray(output).transpose(0, 3, 1, 2), _BOOK_STEM_POOL, note)
+
+
+def framework_batch_norm(backend: JaxBackend, batches: Sequence[np.ndarray]) -> FrameworkRun:
+    """``nnx.BatchNorm(C)`` in training mode (its default, ``use_running_average=False``), on NHWC batches."""
+    code = f"nnx.BatchNorm({batches[0].shape[1]}, rngs=nnx.Rngs(0))"
+    means, variances = [], []
+    with jax.default_device(backend._place):
+        layer = eval(code, {"nnx": nnx})  # the quoted text is what runs
+        for X in batches:
+            layer(jnp.asarray(np.transpose(X, (0, 2, 3, 1))))
+            means.append(np.array(layer.mean[...]))
+            variances.append(np.array(layer.var[...]))
+    note = (
+        f"momentum={layer.momentum} is the old value's weight (ra = momentum ra + (1 - momentum) batch), "
+        f"convlab's {1 - layer.momentum:.2g}; var averages the batch's biased variance"
+    )
+    return FrameworkRun({"running_mean": np.stack(means), "running_var": np.stack(variances)}, code, note)
+
+
+def framework_dropout(backend: JaxBackend, X: np.ndarray, p: float) -> FrameworkRun:
+    """``nnx.Dropout(p)`` as made (``deterministic=False``), then after ``layer.eval()``."""
+    code = f"nnx.Dropout({p}, rngs=nnx.Rngs({SEED}))"
+    with jax.default_device(backend._place):
+        layer = eval(code, {"nnx": nnx})  # the quoted text is what runs
+        x = jnp.asarray(X)
+        training = np.asarray(layer(x))
+        layer.eval()
+        evaluation = np.asarray(layer(x))
+    return FrameworkRun({"training": training, "evaluation": evaluation}, f"{code}; then .eval()")
 
 
 _BOOK_TABS = {

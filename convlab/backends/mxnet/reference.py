@@ -5,7 +5,7 @@ See :mod:`convlab.backends.reference`; the core never imports this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from convlab.backends.mxnet.adapter import (
     nn,
     npx,
 )
-from convlab.backends.reference import BookTab
+from convlab.backends.reference import BookTab, FrameworkRun
 
 AUTOGRAD_OUTCOME = ("error", "Inplace operations")
 """What :func:`convlab.autograd_exercise` reports: MXNet refuses the loop's in-place assignment while recording."""
@@ -34,6 +34,70 @@ BOOK_TAB_SHAPES: dict[str, Pair] = {}
 
 BOOK_TAB_ZERO_PADDING: dict[str, Padding] = {}
 """No 7.5 tab pads zeros: Gluon's max pooling never picks its padding, so every tab gives convlab's values."""
+
+
+BATCH_NORM_MOMENTUM = 0.1
+"""Gluon's ``momentum=0.9`` is the old value's weight: convlab's (PyTorch's) 0.1."""
+
+BATCH_NORM_RUNNING_VAR = "biased"
+"""Gluon's ``BatchNorm`` averages the batch's biased variance into ``running_var``."""
+
+BOOK_STEM_POOL_PADDING: Padding = (1, 1, 1, 1)
+"""The stems' ``nn.MaxPool2D(pool_size=3, strides=2, padding=1)``: symmetric, never picked by the maximum."""
+
+
+def book_stem_pool(backend: MXNetBackend, X: np.ndarray) -> BookTab:
+    """The stem max pooling of d2l's MXNet GoogLeNet, ResNet and DenseNet tabs."""
+    code = "nn.MaxPool2D(pool_size=3, strides=2, padding=1)"
+    _np_mode()
+    layer = eval(code, {"nn": nn})  # the quoted text is what runs
+    output = layer(mnp.array(X, dtype=np.float32, ctx=backend.context))
+    return BookTab(output.asnumpy(), code)
+
+
+def framework_batch_norm(backend: MXNetBackend, batches: Sequence[np.ndarray]) -> FrameworkRun:
+    """Gluon's ``nn.BatchNorm()``, a training step per batch: the forward pass under ``autograd.record()``, backward.
+
+    Gluon moves the running statistics in the backward pass: after a forward
+    pass alone, recorded or not, they are still 0 and 1.
+    """
+    code = "nn.BatchNorm()"
+    _np_mode()
+    layer = eval(code, {"nn": nn})  # the quoted text is what runs
+    layer.initialize(ctx=backend.context)
+    means, variances = [], []
+    for X in batches:
+        x = mnp.array(X, dtype=np.float32, ctx=backend.context)
+        with autograd.record():
+            y = layer(x)
+        y.backward()
+        means.append(layer.running_mean.data().asnumpy().copy())
+        variances.append(layer.running_var.data().asnumpy().copy())
+    note = (
+        f"momentum={layer._kwargs['momentum']} is the old value's weight (running = momentum running + "
+        f"(1 - momentum) batch), convlab's {1 - layer._kwargs['momentum']:.2g}; running_var averages the batch's "
+        "biased variance; the statistics move in the backward pass, not the forward one"
+    )
+    return FrameworkRun(
+        {"running_mean": np.stack(means), "running_var": np.stack(variances)},
+        f"{code}; with autograd.record(): y = layer(X); y.backward()",
+        note,
+    )
+
+
+def framework_dropout(backend: MXNetBackend, X: np.ndarray, p: float) -> FrameworkRun:
+    """Gluon's ``nn.Dropout(p)`` under ``autograd.record()`` (training mode), then outside it (prediction mode)."""
+    code = f"nn.Dropout({p})"
+    _np_mode()
+    layer = eval(code, {"nn": nn})  # the quoted text is what runs
+    layer.initialize(ctx=backend.context)
+    x = mnp.array(X, dtype=np.float32, ctx=backend.context)
+    with autograd.record():
+        training = layer(x).asnumpy()
+    evaluation = layer(x).asnumpy()
+    return FrameworkRun(
+        {"training": training, "evaluation": evaluation}, f"{code}; inside autograd.record(), then outside it"
+    )
 
 
 def book_train_kernel(

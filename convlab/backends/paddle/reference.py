@@ -5,7 +5,8 @@ See :mod:`convlab.backends.reference`; the core never imports this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from convlab.backends.base import Padding, Pair
 
 # Paddle as the adapter imports it, under its warnings filter, whichever module is imported first.
 from convlab.backends.paddle.adapter import PaddleBackend, nn, paddle
-from convlab.backends.reference import BookTab
+from convlab.backends.reference import BookTab, FrameworkRun
 
 AUTOGRAD_OUTCOME = ("gradient", "match the exact ones")
 """What :func:`convlab.autograd_exercise` reports: Paddle records the loop's item assignment (``set_value``)."""
@@ -24,6 +25,61 @@ BOOK_TAB_SHAPES: dict[str, Pair] = {}
 
 BOOK_TAB_ZERO_PADDING: dict[str, Padding] = {}
 """No 7.5 tab pads zeros: ``nn.MaxPool2D``'s padding never wins the maximum, as convlab's ``-inf``."""
+
+
+BATCH_NORM_MOMENTUM = 0.1
+"""Paddle's ``momentum=0.9`` is the old value's weight: convlab's (PyTorch's) 0.1."""
+
+BATCH_NORM_RUNNING_VAR = "biased"
+"""``nn.BatchNorm2D`` averages the batch's biased variance into its running variance (``_variance``)."""
+
+BOOK_STEM_POOL_PADDING: Padding = (1, 1, 1, 1)
+"""The stems' ``nn.MaxPool2D(kernel_size=3, stride=2, padding=1)``: symmetric, never picked by the maximum."""
+
+
+def book_stem_pool(backend: PaddleBackend, X: np.ndarray) -> BookTab:
+    """The stem max pooling of the d2l-zh Paddle GoogLeNet, ResNet and DenseNet tabs."""
+    code = "nn.MaxPool2D(kernel_size=3, stride=2, padding=1)"
+    layer = eval(code, {"nn": nn})  # the quoted text is what runs
+    with paddle.no_grad():
+        output = layer(paddle.to_tensor(np.asarray(X, dtype=np.float32), place=backend.device_place))
+    return BookTab(output.numpy(), code)
+
+
+def framework_batch_norm(backend: PaddleBackend, batches: Sequence[np.ndarray]) -> FrameworkRun:
+    """``nn.BatchNorm2D(C)`` in training mode (``layer.train()``, its default), one forward pass per batch."""
+    code = f"nn.BatchNorm2D({batches[0].shape[1]})"
+    layer = eval(code, {"nn": nn})  # the quoted text is what runs
+    layer.to(device=backend.device_place)
+    layer.train()
+    means, variances = [], []
+    with warnings.catch_warnings():  # "When training, we now always track global mean and variance."
+        warnings.simplefilter("ignore", UserWarning)
+        for X in batches:
+            with paddle.no_grad():
+                layer(paddle.to_tensor(np.asarray(X, dtype=np.float32), place=backend.device_place))
+            means.append(layer._mean.numpy().copy())
+            variances.append(layer._variance.numpy().copy())
+    note = (
+        f"momentum={layer._momentum} is the old value's weight (running = momentum running + (1 - momentum) "
+        f"batch), convlab's {1 - layer._momentum:.2g}; the running variance averages the batch's biased variance"
+    )
+    return FrameworkRun({"running_mean": np.stack(means), "running_var": np.stack(variances)}, code, note)
+
+
+def framework_dropout(backend: PaddleBackend, X: np.ndarray, p: float) -> FrameworkRun:
+    """``nn.Dropout(p)`` (``mode="upscale_in_train"``, its default) after ``layer.train()``, then ``layer.eval()``."""
+    code = f"nn.Dropout({p})"
+    layer = eval(code, {"nn": nn})  # the quoted text is what runs
+    x = paddle.to_tensor(np.asarray(X, dtype=np.float32), place=backend.device_place)
+    with paddle.no_grad():
+        layer.train()
+        training = layer(x).numpy()
+        layer.eval()
+        evaluation = layer(x).numpy()
+    return FrameworkRun(
+        {"training": training, "evaluation": evaluation}, f"{code}  # mode={layer.mode!r}; .train(), then .eval()"
+    )
 
 
 def book_tab(backend: PaddleBackend, example: str, X: np.ndarray) -> BookTab:

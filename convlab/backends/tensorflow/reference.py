@@ -6,13 +6,13 @@ idiomatic code is Keras as its users write it, on NHWC input converted once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from convlab.backends.base import Padding, Pair
-from convlab.backends.reference import BookTab
+from convlab.backends.reference import BookTab, FrameworkRun
 
 # TensorFlow and Keras as the adapter imports them (its logging level set first, Keras' backend checked),
 # whichever module is imported first.
@@ -30,6 +30,60 @@ BOOK_TAB_ZERO_PADDING: dict[str, Padding] = {
     "max-pool (2, 3), padding (0, 1), stride (2, 3)": (0, 0, 1, 1),  # [0, 0] rows, [1, 1] columns
 }
 """The 7.5 tabs pad zeros with ``tf.pad`` (none for the first), then pool with ``padding="valid"``."""
+
+
+BATCH_NORM_MOMENTUM = 0.01
+"""Keras' ``momentum=0.99`` is the old value's weight: convlab's (PyTorch's) 0.01."""
+
+BATCH_NORM_RUNNING_VAR = "biased"
+"""``BatchNormalization`` averages the batch's biased variance into ``moving_variance``."""
+
+BOOK_STEM_POOL_PADDING = "same"
+"""The stems' ``MaxPool2D(pool_size=3, strides=2, padding='same')``: (0, 1) on an even size, (1, 1) on an odd one."""
+
+
+def book_stem_pool(backend: TensorFlowBackend, X: np.ndarray) -> BookTab:
+    """The stem max pooling of d2l's TensorFlow GoogLeNet, ResNet and DenseNet tabs, on NHWC ``X``."""
+    code = "tf.keras.layers.MaxPool2D(pool_size=3, strides=2, padding='same')(X)"
+    with tf.device(backend.device.upper()):
+        nhwc = tf.constant(np.ascontiguousarray(np.transpose(X, (0, 2, 3, 1))))
+        output = eval(code, {"tf": tf, "X": nhwc})  # the quoted text is what runs
+    note = (
+        "'same' pads an odd size (1, 1) but an even one (0, 1), only below and to the right: there its windows "
+        "start a row and a column later than padding=1's, so the shapes agree and the values do not"
+    )
+    return BookTab(np.transpose(output.numpy(), (0, 3, 1, 2)), code, note)
+
+
+def framework_batch_norm(backend: TensorFlowBackend, batches: Sequence[np.ndarray]) -> FrameworkRun:
+    """``keras.layers.BatchNormalization()`` on NHWC batches, each called with ``training=True``."""
+    code = "keras.layers.BatchNormalization()"
+    means, variances = [], []
+    with tf.device(backend.device.upper()):
+        layer = eval(code, {"keras": keras})  # the quoted text is what runs
+        for X in batches:
+            layer(tf.constant(np.ascontiguousarray(np.transpose(X, (0, 2, 3, 1)))), training=True)
+            means.append(layer.moving_mean.numpy().copy())
+            variances.append(layer.moving_variance.numpy().copy())
+    note = (
+        f"momentum={layer.momentum} is the old value's weight (moving = momentum moving + (1 - momentum) batch), "
+        f"convlab's {1 - layer.momentum:.2g}; moving_variance averages the batch's biased variance"
+    )
+    return FrameworkRun(
+        {"running_mean": np.stack(means), "running_var": np.stack(variances)}, f"{code}(X, training=True)", note
+    )
+
+
+def framework_dropout(backend: TensorFlowBackend, X: np.ndarray, p: float) -> FrameworkRun:
+    """``keras.layers.Dropout(p)`` called with ``training=True``, then ``training=False``."""
+    code = f"keras.layers.Dropout({p})"
+    with tf.device(backend.device.upper()):
+        layer = eval(code, {"keras": keras})  # the quoted text is what runs
+        x = tf.constant(X)
+        training = layer(x, training=True).numpy()
+        evaluation = layer(x, training=False).numpy()
+    note = "a call without training=True (outside fit) is the identity, as in evaluation"
+    return FrameworkRun({"training": training, "evaluation": evaluation}, f"{code}(X, training=True / False)", note)
 
 
 def book_tab(backend: TensorFlowBackend, example: str, X: np.ndarray) -> BookTab:

@@ -5,7 +5,7 @@ See :mod:`convlab.backends.reference`; the core never imports this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
 from convlab.backends.base import Padding, Pair
-from convlab.backends.reference import BookTab
+from convlab.backends.reference import BookTab, FrameworkRun
 from convlab.backends.torch.adapter import TorchBackend
 
 AUTOGRAD_OUTCOME = ("gradient", "match the exact ones")
@@ -25,6 +25,53 @@ BOOK_TAB_SHAPES: dict[str, Pair] = {}
 
 BOOK_TAB_ZERO_PADDING: dict[str, Padding] = {}
 """No 7.5 tab pads zeros: ``nn.MaxPool2d``'s padding never wins the maximum, as convlab's ``-inf``."""
+
+
+BATCH_NORM_MOMENTUM = 0.1
+"""``nn.BatchNorm2d``'s ``momentum=0.1`` is the batch's weight, as in convlab (which takes PyTorch's convention)."""
+
+BATCH_NORM_RUNNING_VAR = "unbiased"
+"""``nn.BatchNorm2d`` normalises by the biased variance and averages the unbiased one into ``running_var``."""
+
+BOOK_STEM_POOL_PADDING: Padding = (1, 1, 1, 1)
+"""The stems' ``nn.MaxPool2d(kernel_size=3, stride=2, padding=1)``: one row and column on every side, never picked."""
+
+
+def book_stem_pool(backend: TorchBackend, X: np.ndarray) -> BookTab:
+    """The stem max pooling of d2l's PyTorch GoogLeNet, ResNet and DenseNet tabs."""
+    code = "nn.MaxPool2d(kernel_size=3, stride=2, padding=1)"
+    layer = eval(code, {"nn": nn})  # the quoted text is what runs
+    with torch.no_grad():
+        output = layer(backend.tensor(X))
+    return BookTab(output.cpu().numpy(), code)
+
+
+def framework_batch_norm(backend: TorchBackend, batches: Sequence[np.ndarray]) -> FrameworkRun:
+    """``nn.BatchNorm2d(C)`` in training mode (its default), one forward pass per batch."""
+    code = f"nn.BatchNorm2d({batches[0].shape[1]})"
+    layer = eval(code, {"nn": nn}).to(backend.device)  # the quoted text is what runs
+    means, variances = [], []
+    with torch.no_grad():
+        for X in batches:
+            layer(backend.tensor(X))
+            means.append(layer.running_mean.cpu().numpy().copy())
+            variances.append(layer.running_var.cpu().numpy().copy())
+    note = (
+        f"momentum={layer.momentum} is the batch's weight (running = (1 - momentum) running + momentum batch); "
+        "running_var averages the batch's unbiased variance"
+    )
+    return FrameworkRun({"running_mean": np.stack(means), "running_var": np.stack(variances)}, code, note)
+
+
+def framework_dropout(backend: TorchBackend, X: np.ndarray, p: float) -> FrameworkRun:
+    """``nn.Dropout(p)`` in training mode (``layer.train()``), then in evaluation mode (``layer.eval()``)."""
+    code = f"nn.Dropout({p})"
+    layer = eval(code, {"nn": nn})  # the quoted text is what runs
+    x = backend.tensor(X)
+    with torch.no_grad():
+        training = layer.train()(x).cpu().numpy()
+        evaluation = layer.eval()(x).cpu().numpy()
+    return FrameworkRun({"training": training, "evaluation": evaluation}, f"{code}; .train(), then .eval()")
 
 
 def book_tab(backend: TorchBackend, example: str, X: np.ndarray) -> BookTab | None:
