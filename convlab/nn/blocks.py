@@ -20,7 +20,7 @@ from convlab._api import export
 from convlab.backends.base import Backend, LayerCall, LayerDef, Tensor
 from convlab.core.convert import describe
 from convlab.core.registry import get_backend, use_backend
-from convlab.nn.layers import Children, in_active_precision
+from convlab.nn.layers import Children, in_active_precision, input_tensor
 
 
 def _is_layer(value: Any) -> bool:
@@ -58,6 +58,7 @@ class BlockDef(LayerDef):
         call: LayerCall | None = None,
     ) -> Tensor:
         backend, params, X = in_active_precision(backend, params, X)
+        X = input_tensor(backend, X, self.title)  # forward may use X itself (Residual's Y + X): a tensor, not data
         # A fresh instance whose submodules are the ones this call was handed: under a compiler that traces
         # the module (nnx.jit), those are the traced copies, not the ones made in __init__.
         bound = object.__new__(self.block)

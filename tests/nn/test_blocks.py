@@ -150,3 +150,16 @@ def test_concat_and_blocks_refuse_bad_input_by_name():
 
     with pytest.raises(TypeError, match=r"NoForward: a cl\.nn\.Module subclass must define forward"):
         NoForward()
+
+
+def test_a_block_called_on_numpy_data_gets_a_tensor_of_its_backend(backend):
+    class AddInput(cl.nn.Module):
+        def __init__(self):
+            self.conv = cl.nn.Conv2d(2, 2, 1, seed=0)
+
+        def forward(self, X):
+            assert isinstance(X, cl.get_backend().tensor_types)
+            return self.conv(X) + X
+
+    X = np.ones((1, 2, 3, 3), dtype=np.float32)
+    assert tuple(AddInput()(X).shape) == (1, 2, 3, 3)

@@ -205,8 +205,8 @@ def test_saved_run_reads_back_and_bad_files_are_refused(tmp_path):
     (tmp_path / "uneven.json").write_text(json.dumps(uneven))
     with pytest.raises(ValueError, match="per-epoch lists of different lengths"):
         cl.ClassifierResult.load(tmp_path / "uneven.json")
-    with pytest.raises(ValueError, match=r"experiment: expected one of \['lenet', 'lenet-relu-max'\], got 'alexnet'"):
-        cl.recorded_runs("alexnet")
+    with pytest.raises(ValueError, match=r"experiment: expected one of \[.*'lenet', 'lenet-relu-max'.*\], got 'x'"):
+        cl.recorded_runs("x")
 
 
 def test_lenet_command_saves_a_run_that_says_how_to_repeat_it(tmp_path, capsys):
