@@ -140,6 +140,8 @@ class AdaptiveAvgPool2dDef(LayerDef):
         X = input_tensor(backend, X, self.title)
         _check_input(self.title, X, "(N, C, H, W)", 4)
         (height, width), (out_h, out_w) = X.shape[2:], self.output_size
+        if (out_h, out_w) == (1, 1):  # global pooling: a mean, whose float64 gradient is exact on every framework
+            return backend.reshape(backend.mean(X, (2, 3)), (X.shape[0], X.shape[1], 1, 1))
         if height % out_h == 0 and width % out_w == 0:  # equal windows: one pooling call
             window = (height // out_h, width // out_w)
             return backend.pool2d(X, window, window, (0, 0, 0, 0), "avg")

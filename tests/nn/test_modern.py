@@ -227,8 +227,8 @@ def test_wrong_inputs_are_refused_naming_the_layer():
 @pytest.mark.parametrize("name", MODELS)
 def test_one_training_step_reaches_every_parameter_and_matches_numpy(backend, name):
     # In float64, where each framework's rounding is far below what a wrong formula would change: float32
-    # gradients differ by up to 1e-3 between frameworks (XLA's convolutions round differently), float64 ones by
-    # 1e-14, or 2e-8 on Paddle, whose float64 batch norm and convolutions keep some float32 on the CPU.
+    # gradients differ by up to 1e-3 between frameworks (their kernels round differently), float64 ones by
+    # 1e-14, or about 1e-8 on Paddle (its float64 average pooling's gradient scales by a float32 1/(k_h k_w)).
     from convlab.nn.losses import SoftmaxCrossEntropy
 
     rng = np.random.default_rng(5)

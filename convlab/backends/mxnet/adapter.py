@@ -417,6 +417,12 @@ class MXNetBackend(Backend):
 
     def sgd_update(self, module: nn.Block, grads: Mapping[str, Any], lr: float) -> None:
         params = _gluon_parameters(module)
+        if self.dtype != np.float32:
+            # multi_sgd_update takes its learning rates as float32 (0.1 becomes 0.10000000149): a float64 step
+            # would not be the float64 update every other backend makes, so it is the book's two operations.
+            for name, grad in grads.items():
+                params[name].data()[:] -= lr * grad
+            return
         # The book's param.data()[:] -= lr * grad, computed by multi_sgd_update, the fused kernel that
         # gluon.Trainer's SGD calls: one operator for _FUSED_SGD_WEIGHTS parameters at a time, where -= and *
         # dispatch two per parameter.
