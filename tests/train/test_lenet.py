@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import pytest
+from fashion_data import fashion_mnist
 from reference import lenet_loss_reference
 
 import convlab as cl
@@ -37,13 +38,6 @@ BOOK_ROWS = [
     ("Linear", (1, 10)),
 ]
 """d2l §7.6's layer_summary of LeNet (its PyTorch tab), row by row."""
-
-
-def fashion_mnist(**kwargs):
-    try:
-        return cl.data.FashionMNIST(**kwargs)
-    except cl.DataNotFoundError as exc:  # CI and scripts/dev.sh install it; say so where it is missing
-        pytest.skip(f"Fashion-MNIST is not installed here: {exc}")
 
 
 @functools.cache
@@ -142,7 +136,9 @@ def test_result_and_progress(backend, capsys):
     assert capsys.readouterr().out == ""
     cl.train_classifier(result.model, data, num_epochs=1, max_batches=1, verbose=True)
     printed = capsys.readouterr()
-    assert printed.out.startswith("epoch 1: train loss") and "LeNet on" in printed.err  # the line, and the bar
+    assert (
+        printed.out.startswith("epoch 1: train loss") and f"training on {backend.name}" in printed.err
+    )  # the line, and the bar
 
 
 def test_relu_lenet_learns_quickly(backend):

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from fashion_data import fashion_mnist
 
 import convlab as cl
 from convlab.nn.losses import SoftmaxCrossEntropy
@@ -77,13 +78,6 @@ needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reas
 
 def dtype_of(model: str) -> str:
     return "float32" if model in FLOAT32 else "float64"
-
-
-def fashion_mnist(**kwargs):
-    try:
-        return cl.data.FashionMNIST(**kwargs)
-    except cl.DataNotFoundError as exc:  # CI and scripts/dev.sh install it; say so where it is missing
-        pytest.skip(f"Fashion-MNIST is not installed here: {exc}")
 
 
 @functools.cache

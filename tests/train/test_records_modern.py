@@ -6,6 +6,7 @@ import functools
 
 import numpy as np
 import pytest
+from fashion_data import fashion_mnist
 
 import convlab as cl
 from convlab.train.records import RECORDS
@@ -15,13 +16,6 @@ STEPS = 50
 
 BN_LENET_SETTINGS = {"epochs": 10, "lr": 0.1, "batch_size": 128, "seed": 0, "max_batches": None, "size": "book"}
 """d2l §8.5's: ``BNLeNet(lr=0.1)``, ``FashionMNIST(batch_size=128)``, ``Trainer(max_epochs=10)``."""
-
-
-def fashion_mnist(**kwargs):
-    try:
-        return cl.data.FashionMNIST(**kwargs)
-    except cl.DataNotFoundError as exc:
-        pytest.skip(f"Fashion-MNIST is not installed here: {exc}")
 
 
 def experiments() -> list[str]:
