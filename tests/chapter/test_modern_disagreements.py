@@ -194,6 +194,8 @@ def test_numpy_provides_none_and_a_missing_framework_is_not_installed():
 
 def test_the_report_prints_the_momenta_and_the_reasons():
     text = format_modern_report(report())
-    assert "convlab momentum" in text and STEM_POOL in text and DROPOUT in text
+    assert STEM_POOL in text and DROPOUT in text
+    ran = any(row.momentum for row in rows_of(BATCH_NORM))
+    assert ("convlab momentum" in text) == ran  # the momenta's table, where some framework's batch norm ran
     if any(name != "torch" for name in rows_of(BATCH_NORM)[0].runs):
         assert "What each framework does:" in text and "old value's weight" in text

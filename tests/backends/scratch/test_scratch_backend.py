@@ -53,7 +53,12 @@ def test_the_scratch_backend_passes_the_shared_suites():
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
     assert run.returncode == 0, f"{summary}\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
     assert " passed" in summary, summary
-    # Only what a backend may leave out skips: a reference module's idiomatic step, and a recorded full run.
+    # Only what a backend may leave out skips: a reference module's idiomatic step, and a recorded full run; and,
+    # where PyTorch is not installed (the NumPy-only sessions), the comparisons with PyTorch's own layers.
     skips = [line for line in run.stdout.splitlines() if line.startswith("SKIPPED")]
-    allowed = ("reference module provides no idiomatic LeNet step", "no recorded run for scratch")
+    allowed = (
+        "reference module provides no idiomatic LeNet step",
+        "no recorded run for scratch",
+        "torch is not installed",
+    )
     assert all(any(reason in line for reason in allowed) for line in skips), "\n".join(skips)
