@@ -59,6 +59,25 @@ def check_positive(value: Any, name: str, *, integer: bool = False) -> Any:
     return value
 
 
+def check_fraction(value: Any, name: str, *, what: str = "a number", below_one: bool = False) -> float:
+    """A real number in ``[0, 1]`` (``below_one``: ``[0, 1)``), as a float; the message calls it ``what``."""
+    interval = "[0, 1)" if below_one else "[0, 1]"
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name}: expected {what} in {interval}, got {value!r}")
+    if not (0.0 <= value < 1.0 if below_one else 0.0 <= value <= 1.0):
+        raise ValueError(f"{name}: expected {what} in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """An int seed (NumPy's and Python's ints alike) as an int, or ``None``; ``TypeError`` naming ``name`` else."""
+    if seed is None:
+        return None
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+        raise TypeError(f"{name}: expected an int or None, got {seed!r}")
+    return int(seed)
+
+
 def check_count(value: Any, name: str) -> int:
     """``value`` as a positive int (a count of channels, features, examples); ``ValueError`` naming ``name``."""
     return int(check_positive(value, name, integer=True))

@@ -10,6 +10,7 @@ import numpy as np
 
 from convlab._api import export
 from convlab.backends.base import Backend, LayerCall, LayerDef, Tensor
+from convlab.core.checks import check_fraction, check_seed
 from convlab.core.registry import get_backend
 from convlab.nn.layers import Children, in_active_precision, input_tensor
 
@@ -109,13 +110,7 @@ def Dropout(p: float = 0.5, seed: int | None = None) -> Any:  # noqa: N802 - the
     >>> cl.to_numpy(cl.nn.set_training(drop, False)(np.ones((1, 2), dtype=np.float32)))
     array([[1., 1.]], dtype=float32)
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise TypeError(f"p: expected a probability in [0, 1), got {p!r}")
-    if not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"p: expected a probability in [0, 1), got {p!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed: expected an int or None, got {seed!r}")
-    definition = DropoutDef(float(p), None if seed is None else int(seed))
+    definition = DropoutDef(check_fraction(p, "p", what="a probability", below_one=True), check_seed(seed))
     # An unseeded layer's counter starts anywhere below 2**20 (exact in float32 for 15 million steps more), so a
     # framework that derives its keys from the counter (JAX) gives two such layers different masks.
     start = int(np.random.default_rng().integers(2**20)) if seed is None else 0

@@ -11,7 +11,7 @@ import numpy as np
 
 from convlab._api import export
 from convlab.backends.base import Backend, LayerCall, LayerDef, Padding, Pair, Tensor
-from convlab.core.checks import check_count, check_fits, check_kernel_size, check_padding, check_stride
+from convlab.core.checks import check_count, check_fits, check_kernel_size, check_padding, check_seed, check_stride
 from convlab.core.convert import as_native, describe
 from convlab.core.memory import check_size
 from convlab.core.registry import get_backend
@@ -273,9 +273,7 @@ def _initial(
     if seed is None:
         values = backend.framework_initial(kind, shapes)
         return {name: np.asarray(values[name], dtype=np.float32).reshape(shape) for name, shape in shapes.items()}
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed: expected an int or None, got {seed!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     initial = {"weight": xavier_uniform(shapes["weight"], fan_in, fan_out, rng)}
     if "bias" in shapes:
         initial["bias"] = np.zeros(shapes["bias"], dtype=np.float32)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab.core.checks import check_positive
+from convlab.core.checks import check_positive, check_seed
 from convlab.nn import layers as nn
 from convlab.nn.modern import alexnet, bn_lenet, densenet, googlenet, nin, resnet18, vgg
 
@@ -16,11 +16,10 @@ __all__ = ["alexnet", "bn_lenet", "densenet", "googlenet", "lenet", "nin", "resn
 
 def _layer_seeds(seed: int | None, count: int) -> list[int | None]:
     """One independent seed per weighted layer from ``seed`` (``None`` keeps every framework's initialiser)."""
+    seed = check_seed(seed)
     if seed is None:
         return [None] * count
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed: expected an int or None, got {seed!r}")
-    return [int(state) for state in np.random.SeedSequence(int(seed)).generate_state(count)]
+    return [int(state) for state in np.random.SeedSequence(seed).generate_state(count)]
 
 
 @export(pinned=True, namespace="models")

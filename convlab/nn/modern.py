@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from convlab._api import export
-from convlab.core.checks import check_choice, check_positive
+from convlab.core.checks import check_choice, check_positive, check_seed
 from convlab.core.ops import concat, relu
 from convlab.core.registry import get_backend
 from convlab.nn import layers as nn
@@ -40,9 +40,8 @@ class Seeds:
     """One independent seed per layer, in the order the layers are made, from one model seed (``None``: none)."""
 
     def __init__(self, seed: int | None) -> None:
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)):
-            raise TypeError(f"seed: expected an int or None, got {seed!r}")
-        self._sequence = None if seed is None else np.random.SeedSequence(int(seed))
+        seed = check_seed(seed)
+        self._sequence = None if seed is None else np.random.SeedSequence(seed)
 
     def __call__(self) -> int | None:
         if self._sequence is None:

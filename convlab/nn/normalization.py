@@ -11,7 +11,7 @@ import numpy as np
 
 from convlab._api import export
 from convlab.backends.base import Backend, LayerCall, LayerDef, Tensor
-from convlab.core.checks import check_count
+from convlab.core.checks import check_count, check_fraction, check_positive
 from convlab.core.convert import describe
 from convlab.core.registry import get_backend
 from convlab.nn.layers import Children, in_active_precision, input_tensor
@@ -87,20 +87,11 @@ class BatchNormDef(LayerDef):
         return centered * scale + backend.reshape(params["bias"], per_channel)
 
 
-def _check_fraction(value: Any, name: str, low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a number, got {value!r}")
-    value = float(value)
-    if not (0.0 < value if low_open else 0.0 <= value) or not value <= 1.0:
-        raise ValueError(f"{name}: expected a number in {'(0, 1]' if low_open else '[0, 1]'}, got {value!r}")
-    return value
-
-
 def _batch_norm(num_features: int, eps: float, momentum: float, spatial: bool) -> Any:
     channels = check_count(num_features, "num_features")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or not eps > 0:
-        raise ValueError(f"eps: expected a positive number, got {eps!r}")
-    definition = BatchNormDef(channels, float(eps), _check_fraction(momentum, "momentum"), spatial)
+    definition = BatchNormDef(
+        channels, float(check_positive(eps, "eps")), check_fraction(momentum, "momentum"), spatial
+    )
     initial = {"weight": np.ones(channels, np.float32), "bias": np.zeros(channels, np.float32)}
     state = {"running_mean": np.zeros(channels, np.float32), "running_var": np.ones(channels, np.float32)}
     return get_backend().module(definition, initial, (), state)
