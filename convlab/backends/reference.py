@@ -232,6 +232,31 @@ class ReferenceModule(Protocol):
             ``convlab bench`` times ``train_classifier``'s step against it.
         """
 
+    def idiomatic_modern_step(
+        self, backend: Backend, model: str, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+    ) -> Callable[[], float] | None:
+        """One SGD step of one of d2l §8's networks written the framework's own idiomatic way.
+
+        ``model`` names a function of :mod:`convlab.models`: ``"bn_lenet"``
+        (the book's size, 28x28) or a mini network (``"alexnet"``, ``"vgg"``,
+        ``"nin"``, ``"googlenet"``, ``"resnet18"``, ``"densenet"`` at
+        ``size="mini"``). The network is built from the framework's own layers
+        and blocks as the book's tab for that framework writes them, in
+        training mode (batch norm on the batch's statistics, the framework's
+        own dropout), and starts from ``weights`` (``cl.parameters`` of the
+        convlab model: dotted names, the core's layouts). ``X`` (NCHW
+        float32) and ``y`` (int labels) are converted once, to the
+        framework's default layout.
+
+        Returns
+        -------
+        callable or None
+            A call trains one step on that batch (mean softmax cross-entropy,
+            plain SGD at ``lr``) and returns its loss, as a float; ``None``:
+            the framework has no idiomatic copy of ``model``. ``convlab
+            bench`` times ``train_classifier``'s step against it.
+        """
+
 
 REFERENCE_FUNCTIONS = (
     "book_train_kernel",
@@ -241,6 +266,7 @@ REFERENCE_FUNCTIONS = (
     "framework_dropout",
     "framework_conv2d_step",
     "idiomatic_lenet_step",
+    "idiomatic_modern_step",
 )
 """The names of :class:`ReferenceModule`'s functions, which :func:`reference_function` looks up."""
 

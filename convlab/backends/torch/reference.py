@@ -16,6 +16,7 @@ from torch import nn
 from convlab.backends.base import Padding, Pair
 from convlab.backends.reference import BookTab, FrameworkRun
 from convlab.backends.torch.adapter import TorchBackend
+from convlab.backends.torch.networks import NETWORKS
 
 AUTOGRAD_OUTCOME = ("gradient", "match the exact ones")
 """What :func:`convlab.autograd_exercise` reports: autograd records the loop's item assignment (``CopySlices``)."""
@@ -115,7 +116,15 @@ def idiomatic_lenet_step(
         nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
         nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
         nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10),
-    ).to(backend.device)  # fmt: skip
+    )  # fmt: skip
+    return _sgd_step(backend, net, weights, lr, X, y)
+
+
+def _sgd_step(
+    backend: TorchBackend, net: nn.Module, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+) -> Callable[[], float]:
+    """The book's training step of ``net`` from ``weights``: ``F.cross_entropy``, ``torch.optim.SGD``."""
+    net = net.to(backend.device)
     with torch.no_grad():
         for name, param in net.named_parameters():
             param.copy_(torch.from_numpy(np.asarray(weights[name])))
@@ -130,6 +139,15 @@ def idiomatic_lenet_step(
         return loss.item()
 
     return step
+
+
+def idiomatic_modern_step(
+    backend: TorchBackend, model: str, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+) -> Callable[[], float] | None:
+    """The book's PyTorch network (:mod:`convlab.backends.torch.networks`), ``F.cross_entropy``, ``torch.optim.SGD``."""
+    if model not in NETWORKS:
+        return None
+    return _sgd_step(backend, NETWORKS[model](lambda p, index: nn.Dropout(p)).train(), weights, lr, X, y)
 
 
 def book_train_kernel(
