@@ -49,6 +49,20 @@ class _Value(init.Constant):
         arr[()] = self.value
 
 
+class _StateParameter(gluon.Parameter):
+    """A state tensor's Gluon parameter whose value ``load_parameters`` can set where it is 0-d (dropout's step).
+
+    Gluon's ``set_data`` writes ``arr[:]``, which a 0-d ``mxnet.np`` array refuses.
+    """
+
+    def set_data(self, data: Any) -> None:
+        if self._data is None or data.ndim:
+            super().set_data(data)
+            return
+        for arr in self._check_and_get(self._data, list):
+            arr[()] = data
+
+
 class Module(nn.Block):
     """A convlab layer as a Gluon ``Block``: core parameters and forward pass, Gluon's registration.
 
@@ -99,7 +113,9 @@ class Module(nn.Block):
         # As nn.BatchNorm's running statistics: without a gradient, so gluon.Trainer and backward() pass them by.
         frozen = {"grad_req": "null", "differentiable": False}
         for name, value in (state or {}).items():
-            setattr(self, name, self.params.get(name, shape=value.shape, init=_Value(value), **frozen, **precision))
+            parameter = self.params.get(name, shape=value.shape, init=_Value(value), **frozen, **precision)
+            parameter.__class__ = _StateParameter  # made by Gluon's own registry, which takes no class
+            setattr(self, name, parameter)
         for name, child in zip(definition.child_names(len(children)), children, strict=True):
             self.register_child(child, name)
         # Kept beside Gluon's registries so that a call does not rebuild them; Gluon sees these blocks as registered.

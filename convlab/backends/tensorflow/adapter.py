@@ -84,7 +84,8 @@ class Module(keras.layers.Layer):
     nested weight, once, and ``keras.optimizers.SGD`` trains it. A call hands
     the definition the Keras variables themselves, the sublayers, called
     through Keras' ``__call__`` as ``keras.Sequential`` calls its layers, and
-    the layer's mode, ``training``.
+    the layer's mode: ``training``, or Keras' own ``training`` argument where
+    a call gives one (``layer(x, training=False)``), as Keras' layers take it.
 
     Parameters
     ----------
@@ -153,8 +154,10 @@ class Module(keras.layers.Layer):
             return block.dtype.name
         return super().input_dtype
 
-    def call(self, X: Any) -> Any:
-        call = LayerCall(self.training, self.own_state)
+    def call(self, X: Any, training: bool | None = None) -> Any:
+        # Keras' own argument wins where given (`layer(x, training=False)`, or from an enclosing call, which
+        # Keras hands down to the sublayers); otherwise the mode set_training chose.
+        call = LayerCall(self.training if training is None else bool(training), self.own_state)
         Y = self.definition.forward(self.backend, self.own_weights, X, self.layers, call)
         for name, value in call.updates.items():
             # assign has no gradient: the state moves outside the tape, as BatchNormalization's moving statistics

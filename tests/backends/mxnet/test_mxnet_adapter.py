@@ -276,3 +276,19 @@ def test_idiomatic_lenet_step_follows_convlabs_steps_from_the_same_weights(backe
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     assert theirs[0] == pytest.approx(-log_p[np.arange(16), y].mean(), rel=1e-5)
+
+
+def test_save_and_load_parameters_keep_the_state_too(backend, tmp_path):
+    # Gluon's own checkpoint: running statistics and dropout's 0-d step (which Gluon's set_data cannot write) load.
+    net = cl.models.alexnet(seed=0)
+    X = np.random.default_rng(2).random((4, 1, 28, 28), dtype=np.float32)
+    net(X)
+    net(X)
+    net.save_parameters(str(tmp_path / "alexnet.params"))
+    other = cl.models.alexnet(seed=1)
+    other.load_parameters(str(tmp_path / "alexnet.params"))
+    for mine, theirs in ((cl.parameters(net), cl.parameters(other)), (cl.state(net), cl.state(other))):
+        assert sorted(mine) == sorted(theirs)
+        for name, value in mine.items():
+            np.testing.assert_array_equal(cl.to_numpy(theirs[name]), cl.to_numpy(value), err_msg=name)
+    assert {name: float(cl.to_numpy(value)) for name, value in cl.state(other).items()} == {"16.step": 2, "19.step": 2}

@@ -209,3 +209,19 @@ def test_compiled_functions_are_bounded(backend):
     after = adapter._compiled.cache_info()
     assert after.misses - before.misses == 3 and after.hits - before.hits >= 3
     assert after.currsize <= adapter.COMPILED_CACHE_SIZE
+
+
+def test_keras_training_argument_sets_the_mode_of_a_call(backend):
+    # Keras users pick the mode per call, layer(x, training=False); Keras hands it down to the sublayers.
+    net = cl.models.bn_lenet(seed=0)
+    X = np.random.default_rng(6).random((4, 1, 28, 28), dtype=np.float32)
+    before = {name: cl.to_numpy(value).copy() for name, value in cl.state(net).items()}
+    evaluated = cl.to_numpy(cl.nn.set_training(net, False)(X))
+    cl.nn.set_training(net, True)
+    np.testing.assert_array_equal(cl.to_numpy(net(X, training=False)), evaluated)
+    for name, value in cl.state(net).items():  # evaluation moved no running statistic
+        np.testing.assert_array_equal(cl.to_numpy(value), before[name])
+    trained = cl.to_numpy(net(X, training=True))
+    assert not np.allclose(trained, evaluated)  # the batch's statistics, not the running ones
+    cl.nn.set_training(net, False)
+    np.testing.assert_allclose(cl.to_numpy(net(X, training=True)), trained, rtol=1e-5)  # the argument wins
