@@ -14,6 +14,9 @@ DETERMINISTIC = ["bn_lenet", "googlenet", "resnet18", "densenet"]
 WITH_DROPOUT = ["alexnet", "vgg", "nin"]
 """The networks whose idiomatic copies drop units with the framework's own generator, unlike convlab's seeded layers."""
 STEPS = 3
+LR = 0.01
+"""Small steps: where float32 rounding flips a ReLU near zero (ResNet's and DenseNet's do on Paddle), the losses part
+by about the step size; at lr 0.1 that is 1e-4 by the third step, at 0.01 ten times less."""
 
 
 def idiomatic_step(backend, model, X, y, lr):
@@ -36,16 +39,16 @@ def batch(size=8):
 @pytest.mark.parametrize("model", DETERMINISTIC)
 def test_an_idiomatic_network_takes_convlabs_steps(backend, model):
     X, y = batch()
-    net, step = idiomatic_step(backend, model, X, y, 0.1)
+    net, step = idiomatic_step(backend, model, X, y, LR)
     loss = SoftmaxCrossEntropy(backend)
     images, one_hot = backend.tensor(X), backend.tensor(np.eye(10, dtype=np.float32)[y])
     ours = []
     for _ in range(STEPS):
         value, grads = backend.value_and_grad(net, images, one_hot, loss)
-        backend.sgd_update(net, grads, 0.1)
+        backend.sgd_update(net, grads, LR)
         ours.append(float(value))
     theirs = [step() for _ in range(STEPS)]
-    assert ours[0] - ours[-1] > 1e-3  # the steps change the network, so equal losses check the updates too
+    assert ours[0] - ours[-1] > 5e-3  # the steps change the network, so equal losses check the updates too
     np.testing.assert_allclose(theirs, ours, rtol=1e-4)
 
 

@@ -19,6 +19,7 @@ from flax import nnx
 
 from convlab.backends.base import Padding, Pair
 from convlab.backends.jax.adapter import SEED, JaxBackend
+from convlab.backends.jax.networks import FLATTENED_FEATURES, NETWORKS
 from convlab.backends.reference import BookTab, FrameworkRun
 
 AUTOGRAD_OUTCOME = ("gradient", "match the exact ones")
@@ -129,7 +130,7 @@ def _sum_of_outputs_and_grads(layer: nnx.Module, X: Any) -> tuple[Any, Any]:
 
 
 @nnx.jit
-def _lenet_train_step(model: nnx.Module, optimizer: nnx.Optimizer, X: Any, y: Any) -> Any:
+def _train_step(model: nnx.Module, optimizer: nnx.Optimizer, X: Any, y: Any) -> Any:
     def loss_fn(model: nnx.Module) -> Any:
         return optax.softmax_cross_entropy_with_integer_labels(model(X), y).mean()
 
@@ -138,8 +139,27 @@ def _lenet_train_step(model: nnx.Module, optimizer: nnx.Optimizer, X: Any, y: An
     return loss
 
 
-def _nnx_lenet_weights(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The core's LeNet weights (OIHW, ``(out, in)``, NCHW flatten order) in NNX's layouts, by the same names."""
+def _nnx_weights(
+    weights: Mapping[str, np.ndarray], flattened: Mapping[str, tuple[int, int, int]]
+) -> dict[str, np.ndarray]:
+    """The core's weights (OIHW, ``(out, in)``, NCHW flatten order) in NNX's layouts, by the same names.
+
+    Parameters
+    ----------
+    weights : mapping of str to numpy.ndarray
+        ``cl.parameters`` of a convlab network, as NumPy arrays.
+    flattened : mapping of str to tuple of int
+        The dense layers' weights that see a flattened feature map of more
+        than one pixel, with that map's ``(C, H, W)``: an NHWC network
+        flattens it in (height, width, channel) order, where the core's
+        NCHW flatten gives (channel, height, width), so their rows are
+        permuted to match and the network computes the same function.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        HWIO conv kernels, ``(in, out)`` dense kernels, 1-D values as they are.
+    """
     converted = {}
     for name, value in weights.items():
         value = np.asarray(value, dtype=np.float32)
@@ -147,10 +167,58 @@ def _nnx_lenet_weights(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarra
             value = value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
         elif value.ndim == 2:
             value = value.T  # (out, in) -> (in, out)
-            if name == "7.weight":  # rows in (channel, height, width) order -> (height, width, channel)
-                value = value.reshape(16, 5, 5, -1).transpose(1, 2, 0, 3).reshape(16 * 5 * 5, -1)
+            if name in flattened:  # rows in (channel, height, width) order -> (height, width, channel)
+                channels, height, width = flattened[name]
+                value = value.reshape(channels, height, width, -1).transpose(1, 2, 0, 3).reshape(value.shape)
         converted[name] = value
     return converted
+
+
+def _load_weights(backend: JaxBackend, model: nnx.Module, weights: Mapping[str, np.ndarray]) -> None:
+    """Set ``model``'s parameters to ``weights``, already in NNX's layouts, by convlab's dotted names.
+
+    A number picks a layer of an ``nnx.Sequential``, any other part an
+    attribute (``"3.0.conv1.weight"`` is ``model.layers[3].layers[0].conv1``'s
+    weight); a ``weight`` is a conv or dense layer's ``kernel`` and a batch
+    norm's ``scale``.
+    """
+    for name, value in weights.items():
+        *path, kind = name.split(".")
+        layer = model
+        for part in path:
+            layer = layer.layers[int(part)] if part.isdigit() else getattr(layer, part)
+        if kind == "weight":
+            kind = "scale" if isinstance(layer, nnx.BatchNorm) else "kernel"
+        variable = getattr(layer, kind)
+        if variable.shape != value.shape:  # a wrong architecture would otherwise surface as a later shape error
+            raise ValueError(f"{name}: NNX's {kind} has shape {variable.shape}, convlab's weight {value.shape}")
+        variable[...] = backend.tensor(value)
+
+
+def _sgd_step(
+    backend: JaxBackend,
+    model: nnx.Module,
+    weights: Mapping[str, np.ndarray],
+    lr: float,
+    X: np.ndarray,
+    y: np.ndarray,
+) -> Callable[[], float]:
+    """An NNX user's training step of ``model`` from ``weights`` (NNX's layouts): ``nnx.Optimizer``, ``nnx.jit``.
+
+    ``X`` (NCHW) is made NHWC, NNX's layout, once; a call of the closure takes
+    one ``optax.sgd`` step on the mean softmax cross-entropy and returns the
+    loss.
+    """
+    _load_weights(backend, model, weights)
+    # wrt=nnx.Param: batch norm's running statistics (nnx.BatchStat) are state the forward pass moves, not trained
+    optimizer = nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)
+    X = jax.device_put(np.ascontiguousarray(np.transpose(X, (0, 2, 3, 1)), dtype=np.float32), backend._place)
+    y = backend.labels(y)
+
+    def step() -> float:
+        return float(_train_step(model, optimizer, X, y))
+
+    return step
 
 
 def book_tab(backend: JaxBackend, example: str, X: np.ndarray) -> BookTab:
@@ -206,17 +274,25 @@ def idiomatic_lenet_step(
             nnx.Linear(120, 84, rngs=rngs), nnx.sigmoid,
             nnx.Linear(84, 10, rngs=rngs),
         )  # fmt: skip
-    for name, value in _nnx_lenet_weights(weights).items():
-        index, _, kind = name.partition(".")
-        getattr(model.layers[int(index)], "kernel" if kind == "weight" else kind)[...] = backend.tensor(value)
-    optimizer = nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)
-    X = jax.device_put(np.ascontiguousarray(np.transpose(X, (0, 2, 3, 1)), dtype=np.float32), backend._place)
-    y = backend.labels(y)
+    return _sgd_step(backend, model, _nnx_weights(weights, {"7.weight": (16, 5, 5)}), lr, X, y)
 
-    def step() -> float:
-        return float(_lenet_train_step(model, optimizer, X, y))
 
-    return step
+def idiomatic_modern_step(
+    backend: JaxBackend, model: str, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+) -> Callable[[], float] | None:
+    """d2l §8's network as an NNX user writes it (:mod:`convlab.backends.jax.networks`), trained as the LeNet.
+
+    The network is NHWC, in training mode as NNX makes it (batch norm on
+    the batch's statistics, ``nnx.Dropout`` drawing from the network's
+    ``nnx.Rngs``); ``None`` for a ``model`` it has no copy of.
+    """
+    if model not in NETWORKS:
+        return None
+    with jax.default_device(backend._place):
+        network = NETWORKS[model](nnx.Rngs(SEED))
+    network.train()  # NNX makes layers in training mode already: this states it, as PyTorch's .train()
+    converted = _nnx_weights(weights, FLATTENED_FEATURES.get(model, {}))
+    return _sgd_step(backend, network, converted, lr, X, y)
 
 
 def book_train_kernel(

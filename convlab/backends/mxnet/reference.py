@@ -5,12 +5,14 @@ See :mod:`convlab.backends.reference`; the core never imports this module.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from convlab.backends.base import Padding, Pair
+from convlab.backends.mxnet import networks
 
 # MXNet as the adapter imports it (after making it importable on today's NumPy), whichever module comes first.
 from convlab.backends.mxnet.adapter import (
@@ -195,16 +197,79 @@ def idiomatic_lenet_step(
         nn.Dense(84, activation="sigmoid"),
         nn.Dense(10),
     )
-    net.initialize(ctx=backend.context)
-    X, y = mnp.array(X, dtype=np.float32, ctx=backend.context), backend.labels(y)
-    net(X)  # Gluon infers the input sizes on the first call; only then can the weights be set
     # Gluon folds each activation into its layer and flattens inside Dense, so its layers 0, 2, 4, 5
     # and 6 are the core's 0, 3, 7, 9 and 11; the layouts (OIHW, (out, in)) are the same.
     core_index = {"0": "0", "2": "3", "4": "7", "5": "9", "6": "11"}
-    for name, param in _gluon_parameters(net).items():
+
+    def core_name(name: str) -> str:
         index, _, kind = name.partition(".")
-        param.set_data(mnp.array(weights[f"{core_index[index]}.{kind}"], dtype=np.float32, ctx=backend.context))
-    net.hybridize(static_alloc=True, static_shape=True)
+        return f"{core_index[index]}.{kind}"
+
+    return _gluon_sgd_step(backend, net, weights, core_name, lr, X, y, hybridize=True)
+
+
+def idiomatic_modern_step(
+    backend: MXNetBackend, model: str, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+) -> Callable[[], float] | None:
+    """d2l's MXNet network (:mod:`convlab.backends.mxnet.networks`), ``gluon.Trainer``, ``SoftmaxCrossEntropyLoss``.
+
+    The network is eager, as the book's tabs write it (``nn.Sequential`` and
+    ``nn.Block`` subclasses, which ``hybridize()`` leaves eager) and as
+    convlab's ``Module`` is. Its batch norm normalises by the batch's
+    statistics and its dropout drops, because the forward pass runs under
+    ``autograd.record()`` (Gluon's training mode).
+    """
+    net = networks.build(model)
+    if net is None:
+        return None
+    return _gluon_sgd_step(backend, net, weights, functools.partial(networks.core_name, model), lr, X, y)
+
+
+def _gluon_sgd_step(
+    backend: MXNetBackend,
+    net: nn.Block,
+    weights: Mapping[str, np.ndarray],
+    core_name: Callable[[str], str],
+    lr: float,
+    X: np.ndarray,
+    y: np.ndarray,
+    hybridize: bool = False,
+) -> Callable[[], float]:
+    """The book's training step of ``net`` from ``weights``: ``autograd.record()``, ``gluon.Trainer``'s SGD.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.nn.Block
+        The network, uninitialised (Gluon infers its input sizes here, on ``X``).
+    weights : mapping of str to numpy.ndarray
+        Convlab's parameters, by convlab's names; Gluon's layouts (OIHW, ``(out, in)``) are the core's.
+    core_name : callable
+        Convlab's name of the parameter with Gluon's structural name (``"8.weight"``).
+    hybridize : bool
+        Hybridize with ``static_alloc`` and ``static_shape`` once the weights are set (a ``HybridBlock`` only).
+
+    Returns
+    -------
+    callable
+        A call trains one step on ``(X, y)`` and returns the batch's mean loss.
+
+    Raises
+    ------
+    ValueError
+        If ``weights`` and the network's parameters do not correspond one to one, with equal shapes.
+    """
+    net.initialize(ctx=backend.context)
+    X, y = mnp.array(X, dtype=np.float32, ctx=backend.context), backend.labels(y)
+    net(X)  # Gluon infers the input sizes on the first call; only then can the weights be set
+    params = {core_name(name): param for name, param in _gluon_parameters(net).items()}
+    if params.keys() != weights.keys():  # a mistranslated name would leave a layer at Gluon's random weights
+        raise ValueError(f"Gluon's parameters {sorted(params)} are not convlab's {sorted(weights)}")
+    for name, param in params.items():
+        if param.shape != weights[name].shape:  # set_data would broadcast a mismatched value, not refuse it
+            raise ValueError(f"{name}: Gluon's shape {param.shape}, convlab's {weights[name].shape}")
+        param.set_data(mnp.array(weights[name], dtype=np.float32, ctx=backend.context))
+    if hybridize:
+        net.hybridize(static_alloc=True, static_shape=True)  # what Gluon's guides advise for speed
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": lr})
     loss = gluon.loss.SoftmaxCrossEntropyLoss()
     batch_size = X.shape[0]

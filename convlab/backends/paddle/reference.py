@@ -14,7 +14,8 @@ import numpy as np
 from convlab.backends.base import Padding, Pair
 
 # Paddle as the adapter imports it, under its warnings filter, whichever module is imported first.
-from convlab.backends.paddle.adapter import PaddleBackend, nn, paddle
+from convlab.backends.paddle.adapter import F, PaddleBackend, nn, paddle
+from convlab.backends.paddle.networks import NETWORKS
 from convlab.backends.reference import BookTab, FrameworkRun
 
 AUTOGRAD_OUTCOME = ("gradient", "match the exact ones")
@@ -121,26 +122,76 @@ def framework_conv2d_step(
 def idiomatic_lenet_step(
     backend: PaddleBackend, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
 ) -> Callable[[], float]:
-    """The d2l-zh Paddle LeNet: ``nn.Sequential``, ``nn.CrossEntropyLoss``, ``paddle.optimizer.SGD``."""
+    """The d2l-zh Paddle LeNet: ``nn.Sequential``, ``F.cross_entropy``, ``paddle.optimizer.SGD``."""
     net = nn.Sequential(
         nn.Conv2D(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2D(kernel_size=2, stride=2),
         nn.Conv2D(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2D(kernel_size=2, stride=2),
         nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10),
     )  # fmt: skip
+    return _sgd_step(backend, net, weights, lr, X, y)
+
+
+def idiomatic_modern_step(
+    backend: PaddleBackend, model: str, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+) -> Callable[[], float] | None:
+    """A d2l-zh Paddle network (:mod:`~convlab.backends.paddle.networks`), ``F.cross_entropy``, ``optimizer.SGD``.
+
+    The network is in training mode (``net.train()``): batch norm on the
+    batch's statistics, ``nn.Dropout`` drawing from Paddle's generator.
+    ``None`` for a ``model`` the module has no copy of.
+    """
+    if model not in NETWORKS:
+        return None
+    net = NETWORKS[model](lambda p, index: nn.Dropout(p))
+    net.train()
+    return _sgd_step(backend, net, weights, lr, X, y)
+
+
+def _sgd_step(
+    backend: PaddleBackend, net: nn.Layer, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
+) -> Callable[[], float]:
+    """The d2l-zh training step of ``net`` from ``weights``: ``F.cross_entropy``, ``paddle.optimizer.SGD``.
+
+    Parameters
+    ----------
+    backend : PaddleBackend
+        The backend whose device and dtype the network, ``X`` and ``y`` take.
+    net : paddle.nn.Layer
+        The network, with its sublayers named as convlab's (``nn.Sequential`` numbers them as ``cl.nn`` does).
+    weights : mapping of str to numpy.ndarray
+        Every parameter of ``net`` by its dotted name, in the core's layouts.
+    lr : float
+        The learning rate.
+    X, y : numpy.ndarray
+        The batch (NCHW) and its int labels, converted once.
+
+    Returns
+    -------
+    callable
+        A call trains one step and returns its loss, as a float.
+    """
     net.to(device=backend.device_place)
-    for name, param in net.named_parameters():  # the core's names: Paddle numbers sublayers as cl.nn does
-        value = np.asarray(weights[name], dtype=np.float32)
-        param.set_value(value.T if value.ndim == 2 else value)  # linear weights: the core's (out, in) as (in, out)
+    if backend.dtype != np.float32:
+        net.to(dtype=backend.dtype.name)  # the batch comes in the backend's dtype
+    for name, param in net.named_parameters():
+        if not param.trainable:
+            # Batch norm's running statistics (``_mean``, ``_variance``): Paddle makes them parameters, convlab
+            # buffers; both start at zeros and ones, and a training step reads the batch's statistics only.
+            continue
+        value = np.asarray(weights[name], dtype=backend.dtype)
+        # Only linear weights are 2-D: the core's (out, in) is Paddle's (in, out). Convolutions are OIHW in both.
+        param.set_value(value.T if value.ndim == 2 else value)
     optimizer = paddle.optimizer.SGD(learning_rate=lr, parameters=net.parameters())
-    loss = nn.CrossEntropyLoss()
     X, y = backend.tensor(X), backend.labels(y)
 
     def step() -> float:
-        optimizer.clear_grad()
-        l = loss(net(X), y)  # noqa: E741 - the book's name
-        l.backward()
+        with warnings.catch_warnings():  # "When training, we now always track global mean and variance.", each call
+            warnings.simplefilter("ignore", UserWarning)
+            loss = F.cross_entropy(net(X), y)  # the mean over the batch, from the logits
+        loss.backward()
         optimizer.step()
-        return l.item()
+        optimizer.clear_grad()
+        return loss.item()
 
     return step
 
