@@ -10,6 +10,9 @@
   the same step written the framework's idiomatic way (its reference
   module's ``idiomatic_lenet_step``,
   :meth:`ReferenceModule.idiomatic_lenet_step <convlab.backends.reference.ReferenceModule.idiomatic_lenet_step>`);
+* :func:`time_modern_steps`: the same for d2l §8's networks (BN-LeNet and
+  the mini AlexNet, VGG, NiN, GoogLeNet, ResNet-18 and DenseNet), against
+  each framework's idiomatic copy (``idiomatic_modern_step``);
 * :func:`time_data_loading`: a Fashion-MNIST batch from
   :class:`convlab.data.FashionMNIST` against one training step.
 """
@@ -130,26 +133,75 @@ def time_lenet_steps(backends: dict[str, Backend], repeats: int, stat: str, prog
     where the reference module provides no idiomatic step,
     ``"not_provided": ["idiomatic"]`` replaces ``idiomatic_s``.
     """
-    rng = np.random.default_rng(0)
-    X = rng.random((LENET_BATCH, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, LENET_BATCH)
-    Y = np.eye(10, dtype=np.float32)[y]
     rows = []
     for backend_name, backend in backends.items():
         progress(f"{backend_name} LeNet step vs the framework's idiomatic step, batch {LENET_BATCH}")
         with use_backend(backend_name):
             net = models.lenet(seed=0)
-        weights = {name: np.asarray(backend.to_numpy(value)) for name, value in backend.parameters(net).items()}
-        loss = SoftmaxCrossEntropy(backend)
-        fns = {"convlab": functools.partial(_step, backend, net, backend.tensor(X), backend.tensor(Y), loss, 0.1)}
-        row: dict[str, Any] = {"backend": backend_name}
-        own = _baseline(backend, "idiomatic_lenet_step", weights, 0.1, X, y)
-        if own is None:
-            row["not_provided"] = ["idiomatic"]
-        else:
-            fns["idiomatic"] = own
-        rows.append(_row(row, measure_side_by_side(fns, repeats), stat, progress))
+        row = _step_row(backend, net, {"backend": backend_name}, "idiomatic_lenet_step", (), repeats, stat, progress)
+        rows.append(row)
     return rows
+
+
+MODERN_MODELS = ("bn_lenet", "alexnet", "vgg", "nin", "googlenet", "resnet18", "densenet")
+"""d2l §8's networks :func:`time_modern_steps` times: BN-LeNet at the book's size, the others at ``size="mini"``."""
+
+
+def time_modern_steps(
+    backends: dict[str, Backend],
+    repeats: int,
+    stat: str,
+    progress: Progress,
+    model_names: tuple[str, ...] = MODERN_MODELS,
+) -> list[dict[str, Any]]:
+    """One row per §8 network and backend: seconds per training step at batch 128, convlab's and the idiomatic one.
+
+    convlab's step is ``train_classifier``'s (the framework's autograd and
+    SGD update, training mode: batch norm on the batch, dropout on); the
+    idiomatic one is the reference module's ``idiomatic_modern_step``, the
+    same network written with the framework's own layers and optimiser
+    (:meth:`ReferenceModule.idiomatic_modern_step <convlab.backends.reference.ReferenceModule.idiomatic_modern_step>`).
+
+    Each row is ``{"model", "backend", "convlab_s", "idiomatic_s"}``, or
+    ``"error"``; ``"not_provided": ["idiomatic"]`` replaces ``idiomatic_s``
+    where the reference module has no copy of the network.
+    """
+    rows = []
+    for model in model_names:
+        for backend_name, backend in backends.items():
+            progress(f"{backend_name} {model} step vs the framework's idiomatic step, batch {LENET_BATCH}")
+            with use_backend(backend_name):
+                net = getattr(models, model)(seed=0, size="book" if model == "bn_lenet" else "mini")
+            row = {"model": model, "backend": backend_name}
+            rows.append(_step_row(backend, net, row, "idiomatic_modern_step", (model,), repeats, stat, progress))
+    return rows
+
+
+def _step_row(
+    backend: Backend,
+    net: Any,
+    row: dict[str, Any],
+    reference: str,
+    reference_args: tuple[Any, ...],
+    repeats: int,
+    stat: str,
+    progress: Progress,
+) -> dict[str, Any]:
+    """``row`` with the seconds of one SGD step of ``net`` at batch 128 and of the reference module's ``reference``."""
+    rng = np.random.default_rng(0)
+    X = rng.random((LENET_BATCH, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, LENET_BATCH)
+    Y = np.eye(10, dtype=np.float32)[y]
+    weights = {name: np.asarray(backend.to_numpy(value)) for name, value in backend.parameters(net).items()}
+    loss = SoftmaxCrossEntropy(backend)
+    backend.set_training(net, True)
+    fns = {"convlab": functools.partial(_step, backend, net, backend.tensor(X), backend.tensor(Y), loss, 0.1)}
+    own = _baseline(backend, reference, *reference_args, weights, 0.1, X, y)
+    if own is None:
+        row["not_provided"] = ["idiomatic"]
+    else:
+        fns["idiomatic"] = own
+    return _row(row, measure_side_by_side(fns, repeats), stat, progress)
 
 
 def time_data_loading(

@@ -129,6 +129,8 @@ def _network_tables(results: dict[str, Any]) -> list[str]:
             ratio = f"{ours / own:.2f}" if ours and own else (_last_line(r["error"]) if "error" in r else "-")
             rows.append([r["backend"], _ms(ours), _baseline_ms(r, "idiomatic"), ratio])
         lines += _table(rows)
+    if results.get("modern"):
+        lines += _modern_table(results["modern"])
     if results.get("data"):
         lines += ["", "Fashion-MNIST: milliseconds per training batch, and over a LeNet step"]
         rows = [["backend", "batch", "step", "ratio"]]
@@ -137,6 +139,21 @@ def _network_tables(results: dict[str, Any]) -> list[str]:
             rows.append([r["backend"], _ms(r.get("batch_s")), _ms(r.get("step_s")), ratio])
         lines += _table(rows)
     return lines
+
+
+def _modern_table(modern: list[dict[str, Any]]) -> list[str]:
+    # One row per network and backend: both steps in ms and examples per second, and their ratio.
+    lines = ["", "d2l §8 networks, training step at batch 128: milliseconds and examples/s (convlab vs idiomatic)"]
+    rows = [["model", "backend", "convlab", "ex/s", "idiomatic", "ex/s", "ratio"]]
+    for r in modern:
+        ours, own = r.get("convlab_s"), r.get("idiomatic_s")
+        ratio = f"{ours / own:.2f}" if ours and own else (_last_line(r["error"]) if "error" in r else "-")
+        rows.append([r["model"], r["backend"], _ms(ours), _rate(ours), _baseline_ms(r, "idiomatic"), _rate(own), ratio])
+    return lines + _table(rows, left=2)
+
+
+def _rate(seconds: float | None, batch: int = 128) -> str:
+    return "-" if not seconds else f"{batch / seconds:.0f}"
 
 
 def _targets_table(targets: list[dict[str, Any]]) -> list[str]:

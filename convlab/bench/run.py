@@ -8,7 +8,13 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from convlab.bench.networks import time_conv_layers, time_data_loading, time_lenet_steps
+from convlab.bench.networks import (
+    MODERN_MODELS,
+    time_conv_layers,
+    time_data_loading,
+    time_lenet_steps,
+    time_modern_steps,
+)
 from convlab.bench.targets import evaluate_targets
 from convlab.bench.timing import STATS, Progress
 from convlab.bench.workloads import (
@@ -63,10 +69,12 @@ def run_benchmark(
     import_repeats : int
         Fresh processes per import timing.
     networks : bool
-        Also time ``cl.nn.Conv2d`` and LeNet's training step against each
-        framework's own, and Fashion-MNIST batches against that step.
+        Also time ``cl.nn.Conv2d``, LeNet's training step and d2l §8's
+        networks' steps against each framework's own, and Fashion-MNIST
+        batches against LeNet's step.
     quick : bool
-        A tiny configuration for tests: fewer training epochs and workloads.
+        A tiny configuration for tests: fewer training epochs and workloads,
+        and of §8's networks BN-LeNet alone.
     progress : file, optional
         Where progress lines go (``None``: nowhere).
 
@@ -76,7 +84,7 @@ def run_benchmark(
         ``config``, ``machine``, ``backends``, ``skipped``, ``corr2d`` (one
         row per backend, method, size and kernel, floor rows included),
         ``fastest``, ``train``, ``imports``, ``memory``, ``conv_layers``,
-        ``lenet``, ``data`` and ``targets``.
+        ``lenet``, ``modern``, ``data`` and ``targets``.
     """
     if stat not in STATS:
         raise ValueError(f"stat: expected one of {', '.join(map(repr, STATS))}, got {stat!r}")
@@ -115,6 +123,8 @@ def run_benchmark(
     results["memory"] = measure_memory(memory_size, 3, say) if memory and "numpy" in loaded else None
     results["conv_layers"] = time_conv_layers(loaded, repeats, stat, say) if networks else []
     results["lenet"] = time_lenet_steps(loaded, repeats, stat, say) if networks else []
+    modern = ("bn_lenet",) if quick else MODERN_MODELS
+    results["modern"] = time_modern_steps(loaded, repeats, stat, say, modern) if networks else []
     results["data"] = time_data_loading(loaded, results["lenet"], repeats, stat, say) if networks else []
     results["targets"] = evaluate_targets(results)
     say("done")

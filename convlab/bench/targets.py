@@ -18,6 +18,8 @@ TARGETS = {
     "h": ("LeNet step <= 1.15x the framework's idiomatic step", 1.15),
     "i": ("NumPy LeNet step <= 3x PyTorch's idiomatic step", 3.0),
     "j": ("a Fashion-MNIST batch <= 0.1x a LeNet step", 0.1),
+    "k": ("§8 network step <= 1.15x the framework's idiomatic step", 1.15),
+    "l": ("NumPy §8 network step <= 2x PyTorch's idiomatic step", 2.0),
 }
 """Target id: (what is compared, the limit on the ratio; for ``d`` on the difference in seconds)."""
 
@@ -93,9 +95,31 @@ def _network_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     for row in results.get("data", []):
         if row.get("ratio") is not None:
             out.append(_verdict("j", row["backend"], row["ratio"], f"{row['batch_s'] * 1e3:.2f} ms a batch"))
+    out += _modern_verdicts(results.get("modern", []))
     measured = {verdict["target"] for verdict in out}
     unmeasured = "not measured (needs a framework's own layer, PyTorch, or Fashion-MNIST in this run)"
-    out += [_verdict(target, "-", None, unmeasured) for target in "fghij" if target not in measured]
+    out += [_verdict(target, "-", None, unmeasured) for target in "fghijkl" if target not in measured]
+    return out
+
+
+def _modern_verdicts(modern: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Targets k and l: each §8 network's step against the framework's idiomatic one, and NumPy's against PyTorch's.
+    rows = [row for row in modern if "error" not in row]
+    out = []
+    for name in dict.fromkeys(row["backend"] for row in rows):
+        ratios = [
+            (r["convlab_s"] / r["idiomatic_s"], r["model"]) for r in rows if r["backend"] == name and "idiomatic_s" in r
+        ]
+        if ratios:
+            out.append(_verdict("k", name, *_worst(ratios, "not measured")))
+    torch = {row["model"]: row["idiomatic_s"] for row in rows if row["backend"] == "torch" and "idiomatic_s" in row}
+    ratios = [
+        (r["convlab_s"] / torch[r["model"]], r["model"])
+        for r in rows
+        if r["backend"] == "numpy" and r["model"] in torch
+    ]
+    if ratios:
+        out.append(_verdict("l", "numpy", *_worst(ratios, "not measured")))
     return out
 
 

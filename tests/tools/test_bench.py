@@ -56,6 +56,7 @@ def test_main_succeeds_and_prints_the_tables(run):
         "copy input (floor)",
         "fastest",
         "train_kernel vs the book's loop",
+        "d2l §8 networks, training step at batch 128",
         "targets",
     ):
         assert heading in text
@@ -104,6 +105,46 @@ def test_targets_are_evaluated(run):
     by_id = {(t["target"], t["subject"]): t for t in targets}
     assert by_id[("b", "numpy")]["passed"] is None  # 1024 and 2048 are not in the tiny run
     assert by_id[("a", "numpy")]["value"] is not None
+
+
+def test_quick_run_times_bn_lenet_against_each_idiomatic_copy(run):
+    results = run["results"]
+    rows = results["modern"]
+    assert [(row["model"], row["backend"]) for row in rows] == [("bn_lenet", name) for name in results["backends"]]
+    for row in rows:
+        assert "error" not in row, row
+        assert row["convlab_s"] > 0
+        has_copy = reference_function(cl.load_backend(row["backend"]), "idiomatic_modern_step") is not None
+        assert ("idiomatic_s" in row) == has_copy and ("not_provided" in row) != has_copy
+    verdicts = {t["subject"]: t for t in results["targets"] if t["target"] == "k"}
+    for row in rows:
+        if "idiomatic_s" in row:
+            assert verdicts[row["backend"]]["value"] == pytest.approx(row["convlab_s"] / row["idiomatic_s"])
+            assert verdicts[row["backend"]]["where"] == "bn_lenet"
+
+
+def test_modern_targets_take_each_backends_worst_network():
+    rows = [
+        {"model": "vgg", "backend": "torch", "convlab_s": 1.0, "idiomatic_s": 1.0},
+        {"model": "nin", "backend": "torch", "convlab_s": 3.0, "idiomatic_s": 2.0},
+        {"model": "vgg", "backend": "numpy", "convlab_s": 1.5, "not_provided": ["idiomatic"]},
+        {"model": "nin", "backend": "numpy", "convlab_s": 5.0, "not_provided": ["idiomatic"]},
+        {"model": "nin", "backend": "jax", "error": "RuntimeError: no"},
+    ]
+    config = {"stat": "median", "repeats": 1, "kernels": [], "sizes": []}
+    results = {"config": config, "backends": ["torch", "numpy", "jax"], "corr2d": [], "modern": rows}
+    verdicts = {(t["target"], t["subject"]): t for t in bench.evaluate_targets(results)}
+    assert verdicts[("k", "torch")]["value"] == 1.5 and verdicts[("k", "torch")]["where"] == "nin"
+    assert verdicts[("k", "torch")]["passed"] is False
+    # NumPy has no idiomatic copy: its steps are held to PyTorch's idiomatic ones, the worst being NiN's 5 / 2
+    assert ("k", "numpy") not in verdicts
+    assert verdicts[("l", "numpy")]["value"] == 2.5 and verdicts[("l", "numpy")]["where"] == "nin"
+    text = bench.format_report(
+        {**results, "machine": {"versions": {}, "cpus": 1}, "skipped": {}, "targets": list(verdicts.values())}
+    )
+    lines = text.splitlines()
+    assert any(line.split()[:2] == ["nin", "jax"] and line.endswith("RuntimeError: no") for line in lines), text
+    assert any(line.split() == ["nin", "torch", "3000", "43", "2000", "64", "1.50"] for line in lines), text
 
 
 def test_plot_is_written(run):
