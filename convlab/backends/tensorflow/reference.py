@@ -17,6 +17,7 @@ from convlab.backends.reference import BookTab, FrameworkRun
 # TensorFlow and Keras as the adapter imports them (its logging level set first, Keras' backend checked),
 # whichever module is imported first.
 from convlab.backends.tensorflow.adapter import TensorFlowBackend, keras, tf
+from convlab.backends.tensorflow.networks import FLATTENED, NETWORKS, keras_dropout
 
 AUTOGRAD_OUTCOME = ("no gradient", "no gradient for weight")
 """What :func:`convlab.autograd_exercise` reports: the loop writes with ``Variable.assign``, not differentiable."""
@@ -155,36 +156,68 @@ def idiomatic_lenet_step(
     """The book's TensorFlow LeNet: a Keras ``Sequential`` on NHWC images, Keras' loss and SGD.
 
     The sigmoid activations are fused into the layers, as the book writes
-    them; the loss is ``SparseCategoricalCrossentropy`` and the optimizer
-    ``keras.optimizers.SGD``. Keras flattens ``(h, w, c)``, so the first dense
-    kernel has its rows reordered from the core's ``(c, h, w)``.
+    them; the layers with weights are named by their position in convlab's
+    LeNet, whose weights load by name (see :func:`_sgd_step`).
+    """
+    with tf.device(backend.device.upper()):
+        net = keras.Sequential([
+            keras.layers.Conv2D(filters=6, kernel_size=5, activation="sigmoid", padding="same", name="0"),
+            keras.layers.AvgPool2D(pool_size=2, strides=2),
+            keras.layers.Conv2D(filters=16, kernel_size=5, activation="sigmoid", name="3"),
+            keras.layers.AvgPool2D(pool_size=2, strides=2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(120, activation="sigmoid", name="7"),
+            keras.layers.Dense(84, activation="sigmoid", name="9"),
+            keras.layers.Dense(10, name="11"),
+        ])  # fmt: skip
+    return _sgd_step(backend, net, weights, lr, X, y, flattened={"7": (16, 5, 5)})
+
+
+def _sgd_step(
+    backend: TensorFlowBackend,
+    net: keras.Model,
+    weights: Mapping[str, np.ndarray],
+    lr: float,
+    X: np.ndarray,
+    y: np.ndarray,
+    flattened: Mapping[str, tuple[int, int, int]] | None = None,
+) -> Callable[[], float]:
+    """The Keras training step of ``net`` from convlab's ``weights``: ``GradientTape``, Keras' loss and SGD.
+
+    Parameters
+    ----------
+    backend : TensorFlowBackend
+        Its device is where the network is built and trained.
+    net : keras.Model
+        The network, unbuilt, on 28x28 one-channel NHWC images. Each layer
+        with weights, and each container on its way, is named by its
+        position in convlab's model, so a variable's path (``3/0/conv1/kernel``)
+        names convlab's parameter (``3.0.conv1.weight``).
+    weights : mapping of str to numpy.ndarray
+        convlab's parameters by name, in its layouts: OIHW convolutions,
+        ``(out, in)`` dense layers.
+    lr : float
+        The learning rate.
+    X, y : numpy.ndarray
+        The batch, NCHW images and integer labels, converted once.
+    flattened : mapping of str to tuple of int, optional
+        The dense layers that read a ``Flatten`` of feature maps, with the
+        ``(C, H, W)`` of those maps in convlab.
+
+    Returns
+    -------
+    callable
+        One step on the batch, training mode (batch statistics, dropout):
+        ``SparseCategoricalCrossentropy`` (the batch's mean) under a
+        ``GradientTape``, then ``keras.optimizers.SGD``; it returns the loss.
     """
     device = backend.device.upper()
     with tf.device(device):
-        net = keras.Sequential([
-            keras.layers.Conv2D(filters=6, kernel_size=5, activation="sigmoid", padding="same"),
-            keras.layers.AvgPool2D(pool_size=2, strides=2),
-            keras.layers.Conv2D(filters=16, kernel_size=5, activation="sigmoid"),
-            keras.layers.AvgPool2D(pool_size=2, strides=2),
-            keras.layers.Flatten(),
-            keras.layers.Dense(120, activation="sigmoid"),
-            keras.layers.Dense(84, activation="sigmoid"),
-            keras.layers.Dense(10),
-        ])  # fmt: skip
         net.build((None, 28, 28, 1))
-        # Keras flattens NHWC as (h, w, c): the first dense kernel's rows are reordered from (c, h, w).
-        first_dense = np.asarray(weights["7.weight"]).reshape(120, 16, 5, 5).transpose(2, 3, 1, 0).reshape(400, 120)
-        kernels = [
-            np.transpose(weights["0.weight"], (2, 3, 1, 0)), np.transpose(weights["3.weight"], (2, 3, 1, 0)),
-            first_dense, np.transpose(weights["9.weight"]), np.transpose(weights["11.weight"]),
-        ]  # fmt: skip
-        biases = [weights[f"{index}.bias"] for index in (0, 3, 7, 9, 11)]
-        layers = [layer for layer in net.layers if layer.weights]
-        for layer, kernel, bias in zip(layers, kernels, biases, strict=True):
-            layer.set_weights([kernel, bias])
+        _load(net, weights, flattened or {})
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         optimizer = keras.optimizers.SGD(learning_rate=lr)
-        X, y = tf.constant(np.transpose(X, (0, 2, 3, 1))), backend.labels(y)
+        X, y = tf.constant(np.transpose(X, (0, 2, 3, 1))), backend.labels(y)  # NCHW -> NHWC, once
 
     def step() -> float:
         with tf.device(device):
@@ -195,6 +228,62 @@ def idiomatic_lenet_step(
             return float(loss)
 
     return step
+
+
+_CONVLAB_NAME = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias"}
+"""convlab's name of a Keras layer's trainable variable (batch norm's scale and shift are its weight and bias)."""
+
+
+def _load(net: keras.Model, weights: Mapping[str, np.ndarray], flattened: Mapping[str, tuple[int, int, int]]) -> None:
+    """Assign convlab's ``weights`` to the built ``net``'s trainable variables, by path, in Keras' layouts.
+
+    Raises
+    ------
+    ValueError
+        If the variables and ``weights`` do not name the same parameters,
+        or a shape differs: the network is not convlab's.
+    """
+    named: dict[str, Any] = {}
+    for variable in net.trainable_variables:
+        # The path starts with the outer model's own name ("sequential_3/"), which is not convlab's.
+        *layer, kind = variable.path.split("/")[1:]
+        named[".".join([*layer, _CONVLAB_NAME[kind]])] = variable
+    if named.keys() != weights.keys():
+        raise ValueError(f"the network's parameters {sorted(named)} are not convlab's {sorted(weights)}")
+    for name, variable in named.items():
+        value = np.asarray(weights[name])
+        if value.ndim == 4:  # OIHW -> HWIO
+            value = np.transpose(value, (2, 3, 1, 0))
+        elif value.ndim == 2:
+            layer = name.rsplit(".", 1)[0]
+            if layer in flattened:
+                # Keras flattens NHWC maps as (h, w, c): the rows are reordered from convlab's (c, h, w).
+                channels, height, width = flattened[layer]
+                value = value.reshape(-1, channels, height, width).transpose(0, 2, 3, 1).reshape(len(value), -1)
+            value = np.transpose(value)  # (out, in) -> (in, out)
+        if tuple(variable.shape) != value.shape:
+            raise ValueError(f"{name}: the network's shape {tuple(variable.shape)} is not convlab's {value.shape}")
+        variable.assign(value)
+
+
+def idiomatic_modern_step(
+    backend: TensorFlowBackend,
+    model: str,
+    weights: Mapping[str, np.ndarray],
+    lr: float,
+    X: np.ndarray,
+    y: np.ndarray,
+) -> Callable[[], float] | None:
+    """The book's TensorFlow network (:mod:`convlab.backends.tensorflow.networks`), Keras' loss and SGD.
+
+    The network trains on NHWC images, converted once, with Keras' own
+    dropout; see :func:`_sgd_step`. ``None`` for a model without a Keras copy.
+    """
+    if model not in NETWORKS:
+        return None
+    with tf.device(backend.device.upper()):
+        net = NETWORKS[model](keras_dropout)
+    return _sgd_step(backend, net, weights, lr, X, y, flattened=FLATTENED.get(model))
 
 
 def book_train_kernel(
