@@ -319,6 +319,26 @@ class Backend(abc.ABC):
         """The square root, elementwise."""
         return x**0.5
 
+    def batch_norm(self, X: Tensor, weight: Tensor, bias: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+        """Training-mode batch normalisation of ``X`` (NCHW or NC) per channel, axis 1: ``(Y, mean, variance)``.
+
+        ``Y = weight (X - mean) / sqrt(variance + eps) + bias``, with the
+        batch's mean and *biased* variance over every axis but 1; ``weight``
+        and ``bias`` have one value per channel. ``mean`` and ``variance``
+        are returned for the running statistics, which no gradient flows
+        through. The core has checked the shapes. The default composes
+        primitives; a framework whose own batch-norm layer runs a fused
+        kernel (one pass forward, one backward) overrides this to call it.
+        """
+        axes = (0, 2, 3) if len(X.shape) == 4 else (0,)
+        # (C, 1, 1), not (1, C, 1, 1): the same broadcast, which Paddle's CPU kernels run 40x faster
+        per_channel = (X.shape[1], 1, 1) if len(X.shape) == 4 else (X.shape[1],)
+        mean = self.mean(X, axes)
+        centered = X - self.reshape(mean, per_channel)
+        variance = self.mean(centered * centered, axes)
+        scale = self.reshape(weight, per_channel) / self.sqrt(self.reshape(variance, per_channel) + eps)
+        return centered * scale + self.reshape(bias, per_channel), mean, variance
+
     def from_host(self, function: Callable[..., np.ndarray], shape: tuple[int, ...], *args: Tensor) -> Tensor:
         """``function(*args)`` computed by NumPy on the host, as a tensor of :attr:`dtype` and ``shape``.
 

@@ -54,9 +54,6 @@ class BatchNormDef(LayerDef):
                 f"{self.title}: expected an input of shape {expected} with C = num_features = {self.num_features}, "
                 f"got {describe(X)}"
             )
-        axes = (0, 2, 3) if self.spatial else (0,)
-        # (C, 1, 1), not (1, C, 1, 1): the same broadcast, which Paddle's CPU kernels run 40x faster
-        per_channel = (self.num_features, 1, 1) if self.spatial else (self.num_features,)
         call = call if call is not None else LayerCall(training=True)
         state = (
             {name: backend.tensor(value) for name, value in call.state.items()}
@@ -64,28 +61,28 @@ class BatchNormDef(LayerDef):
             else call.state
         )
         if call.training:
-            count = math.prod(shape[axis] for axis in axes)
+            count = math.prod(shape) // shape[1]
             if count < 2:
                 raise ValueError(
                     f"{self.title}: in training mode each channel needs more than one value to have a variance, "
                     f"got an input of shape {shape}; use a batch of more than one, or evaluation mode "
                     f"(cl.nn.set_training(model, False))"
                 )
-            mean = backend.mean(X, axes)
-            centered = X - backend.reshape(mean, per_channel)
-            variance = backend.mean(centered * centered, axes)
+            Y, mean, variance = backend.batch_norm(X, params["weight"], params["bias"], self.eps)
             if "running_mean" in state:
                 keep = 1.0 - self.momentum
                 call.updates["running_mean"] = keep * state["running_mean"] + self.momentum * mean
                 unbiased = variance * (count / (count - 1))
                 call.updates["running_var"] = keep * state["running_var"] + self.momentum * unbiased
-        else:
-            mean, variance = state["running_mean"], state["running_var"]
-            centered = X - backend.reshape(mean, per_channel)
+            return Y
+        # (C, 1, 1), not (1, C, 1, 1): the same broadcast, which Paddle's CPU kernels run 40x faster
+        per_channel = (self.num_features, 1, 1) if self.spatial else (self.num_features,)
         scale = backend.reshape(params["weight"], per_channel) / backend.sqrt(
-            backend.reshape(variance, per_channel) + self.eps
+            backend.reshape(state["running_var"], per_channel) + self.eps
         )
-        return centered * scale + backend.reshape(params["bias"], per_channel)
+        return (X - backend.reshape(state["running_mean"], per_channel)) * scale + backend.reshape(
+            params["bias"], per_channel
+        )
 
 
 def _batch_norm(num_features: int, eps: float, momentum: float, spatial: bool) -> Any:

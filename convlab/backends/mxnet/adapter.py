@@ -328,6 +328,18 @@ class MXNetBackend(Backend):
     def sqrt(self, x: Any) -> Any:
         return mnp.sqrt(x)
 
+    def batch_norm(self, X: Any, weight: Any, bias: Any, eps: float) -> tuple[Any, Any, Any]:
+        # nn.BatchNorm's fused kernel, which returns the batch's mean and 1 / sqrt(variance + eps) beside Y.
+        channels = X.shape[1]
+        running_mean = mnp.zeros(channels, dtype=X.dtype, ctx=X.ctx)
+        running_var = mnp.ones(channels, dtype=X.dtype, ctx=X.ctx)
+        with autograd.train_mode():  # outside it, MXNet's kernel normalises by the running statistics
+            Y, mean, inverse_std = npx.batch_norm(
+                X, weight, bias, running_mean, running_var, eps=eps, momentum=0.0, fix_gamma=False,
+                use_global_stats=False, output_mean_var=True, axis=1,
+            )  # fmt: skip
+        return Y, mean, 1.0 / (inverse_std * inverse_std) - eps
+
     # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         """The book's MXNet tab: in-place item assignment into ``np.zeros``, made in ``X``'s context (so, GPU too).

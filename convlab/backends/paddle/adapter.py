@@ -235,6 +235,18 @@ class PaddleBackend(Backend):
     def sqrt(self, x: Any) -> Any:
         return paddle.sqrt(x)
 
+    def batch_norm(self, X: Any, weight: Any, bias: Any, eps: float) -> tuple[Any, Any, Any]:
+        # nn.BatchNorm2D's fused kernel. It reports the batch's statistics only by averaging them into running
+        # buffers: fresh ones with momentum 0 (Paddle weighs the old value by it) receive them whole, the variance
+        # biased, as Paddle keeps it.
+        mean = paddle.zeros([X.shape[1]], dtype=X.dtype)
+        variance = paddle.ones([X.shape[1]], dtype=X.dtype)
+        Y = F.batch_norm(
+            X, mean, variance, weight, bias, training=True, momentum=0.0, epsilon=eps,
+            data_format="NCHW" if X.ndim == 4 else "NC",
+        )  # fmt: skip
+        return Y, mean, variance
+
     # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         """The d2l-zh Paddle tab: item assignment ``Y[i, j] = ...`` into ``paddle.zeros``.

@@ -197,6 +197,15 @@ class TorchBackend(Backend):
     def sqrt(self, x: Any) -> Any:
         return torch.sqrt(x)
 
+    def batch_norm(self, X: Any, weight: Any, bias: Any, eps: float) -> tuple[Any, Any, Any]:
+        # nn.BatchNorm2d's fused kernel. It reports the batch's statistics only by averaging them into running
+        # buffers: fresh ones with momentum 1 receive them whole (the variance unbiased, as PyTorch keeps it).
+        mean = torch.zeros(X.shape[1], dtype=X.dtype, device=X.device)
+        unbiased = torch.ones(X.shape[1], dtype=X.dtype, device=X.device)
+        Y = F.batch_norm(X, mean, unbiased, weight, bias, training=True, momentum=1.0, eps=eps)
+        count = X.numel() // X.shape[1]
+        return Y, mean, unbiased * ((count - 1) / count)
+
     # -- chapter ---------------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         """The book's PyTorch tab.
