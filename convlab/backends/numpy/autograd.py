@@ -30,6 +30,7 @@ from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = [
     "Tensor",
@@ -704,44 +705,207 @@ def _im2col(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> np.ndarray:
     return windows.reshape(C * kH * kW, N * H_out * W_out)  # the copy is here
 
 
-def _input_gradient(
-    kernels: np.ndarray, g_rows: np.ndarray, shape: tuple[int, ...], kH: int, kW: int, s_h: int, s_w: int
-) -> np.ndarray:
-    """The gradient of a convolution with respect to its padded input, of ``shape`` (N, C, Hp, Wp).
+# A convolution's matrices are indexed (N, R, L): image, row (a channel, or a channel's window
+# element), pixel. Their memory is in one of two orders, each the faster for some products:
+#
+# * batch-major, C-contiguous (N, R, L): each image's matrix on its own. np.matmul then makes
+#   one BLAS call per image, and an NCHW image is such a matrix already, without a copy. This is
+#   what a 1x1 convolution's input and output are: pointwise, it needs no window columns, and
+#   copying its operands into one large matrix would cost more than the small products save.
+# * channel-major, a transposed view of C-contiguous (R, N, L): all images side by side, so a
+#   product is a single large BLAS call over N * L columns, several times faster than N small
+#   ones on 7x7 or 14x14 images. Window columns are copied anyway, so they are copied into this
+#   order; the outputs' copy back to NCHW is the pass that drops the junk columns below.
+#
+# _matmul_per_image computes A @ B[n] for every image in whichever order B is.
 
-    ``kernels`` is (groups, C_out / groups, C / groups * kH * kW) and ``g_rows`` the output
-    gradient as (groups, C_out / groups, N * H_out * W_out), both as in the forward product.
-    Each window's share of the gradient is ``kernels^T @ g_rows``, laid out as im2col's matrix;
-    col2im adds every entry back onto the pixel it was read from, with one strided add per
-    position (a, b) in the window, over all images and channels at once.
+
+def _channel_major(matrices: np.ndarray) -> bool:
+    # Whether (N, R, L)-indexed `matrices` are a transposed view of a C-contiguous (R, N, L).
+    return matrices.transpose(1, 0, 2).flags.c_contiguous
+
+
+def _matmul_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b[n]`` for every image n, (N, M, L)-indexed in the memory order of ``b``.
+
+    ``a`` is (M, K), or (groups, M / groups, K / groups) to multiply group g of its rows
+    with group g of the rows of ``b`` only (a grouped convolution).
     """
-    N, C, Hp, Wp = shape
+    N, K, L = b.shape
+    groups = 1 if a.ndim == 2 else a.shape[0]
+    M = a.shape[-2] * groups
+    if _channel_major(b):
+        columns = b.transpose(1, 0, 2).reshape(groups, K // groups, N * L)
+        product = np.matmul(a if groups > 1 else a.reshape(1, M, K), columns)  # (groups, M / groups, N * L)
+        return product.reshape(M, N, L).transpose(1, 0, 2)
+    product = np.matmul(a, b if groups == 1 else b.reshape(N, groups, K // groups, L))
+    return product.reshape(N, M, L)
+
+
+def _window_columns(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> tuple[np.ndarray, int]:
+    """The windows of padded NCHW images as (N, C * kH * kW, L)-indexed columns, and the width of their rows.
+
+    Row (c, a, b) of image n holds element (a, b) of every window of channel c; column p
+    is the window of output pixel p. Correlating image n with every kernel is then the
+    matrix product ``W.reshape(C_out, -1) @ cols[n]``.
+
+    The output pixels come in rows of ``row`` columns, of which the first W_out are real:
+
+    * stride 1: ``row = Wp``, the padded input's width. Element (a, b) of every window of
+      one image and channel is then a single run of L = (H_out - 1) * Wp + W_out neighbouring
+      pixels of ``xp``, from a * Wp + b, so the copy moves runs of L, not rows of W_out (on
+      7x7 images about ten times faster). The Wp - W_out columns after each output row are
+      junk: they read the end of one row and the start of the next. :func:`_pixels` drops
+      them; they cost (kW - 1) / Wp more arithmetic, and no run leaves its image's plane.
+    * other strides: ``row = W_out`` and L = H_out * W_out, copied from a strided view.
+
+    The columns are copied channel-major. A 1x1 kernel at stride 1 reads every pixel once,
+    in order: its columns are ``xp`` itself, batch-major, without a copy.
+    """
+    N, C, Hp, Wp = xp.shape
     H_out, W_out = _output_size(Hp, Wp, kH, kW, s_h, s_w)
-    groups, per_group, _ = g_rows.shape
-    to_windows = kernels.transpose(0, 2, 1)
+    if kH == kW == s_h == s_w == 1:
+        return _blas_ready(xp.reshape(N, C, Hp * Wp)), Wp
     if (s_h, s_w) != (1, 1):
-        shares = (to_windows @ g_rows).reshape(C, kH * kW, N, H_out, W_out)
-        out = np.zeros(shape, dtype=shares.dtype)
-        for k, index in enumerate(_offsets(kH, kW, s_h, s_w, H_out, W_out)):
-            out[index] += shares[:, k].transpose(1, 0, 2, 3)
-        return out
-    # Stride 1: give every output row the input's full width Wp, the last Wp - W_out entries
-    # zero. Position (a, b) of all windows of one image is then a single run of H_out * Wp
-    # pixels of the flattened image, starting at a * Wp + b, and each add moves whole runs
-    # instead of rows of W_out. The zeros land on other pixels, harmlessly; the last image's
-    # run ends kW - 1 entries past its end, so the buffer has that many more.
-    wide = np.zeros((groups, per_group, N, H_out, Wp), dtype=g_rows.dtype)
-    wide[..., :W_out] = g_rows.reshape(groups, per_group, N, H_out, W_out)
-    shares = (to_windows @ wide.reshape(groups, per_group, -1)).reshape(C, kH * kW, N, H_out * Wp)
-    flat = np.zeros(N * C * Hp * Wp + kW - 1, dtype=shares.dtype)
-    step = flat.itemsize
+        sN, sC, sH, sW = xp.strides
+        windows = as_strided(xp, (C, kH, kW, N, H_out, W_out), (sC, sH, sW, sN, sH * s_h, sW * s_w), writeable=False)
+        row, L = W_out, H_out * W_out
+    else:
+        if xp.strides[2] != Wp * xp.strides[3]:  # the runs need each plane's rows back to back
+            xp = np.ascontiguousarray(xp)
+        sN, sC, sH, sW = xp.strides
+        row, L = Wp, (H_out - 1) * Wp + W_out
+        windows = as_strided(xp, (C, kH, kW, N, L), (sC, sH, sW, sN, sW), writeable=False)
+    # The copy is here. (A reshape alone may not copy: with one image, or one row of windows, it can
+    # merge the axes into a view of xp whose rows overlap, which BLAS cannot take.)
+    return np.ascontiguousarray(windows).reshape(C * kH * kW, N, L).transpose(1, 0, 2), row
+
+
+def _blas_ready(matrices: np.ndarray) -> np.ndarray:
+    # np.matmul hands a stack of matrices to BLAS only when their rows are runs (the last
+    # stride one element); otherwise it falls back to a slow loop of its own. Copy those.
+    if matrices.strides[-1] != matrices.itemsize or matrices.strides[-2] % matrices.itemsize:
+        return np.ascontiguousarray(matrices)
+    return matrices
+
+
+def _rows(g: np.ndarray, row: int, channel_major: bool) -> np.ndarray:
+    """NCHW ``g`` as (N, C, L)-indexed pixels in rows of ``row`` columns, channel-major or batch-major.
+
+    The layout of :func:`_window_columns`' pixels, with zeros in the junk columns, so that
+    products with the columns' junk add nothing.
+    """
+    N, C, H, W = g.shape
+    if not channel_major:
+        return _blas_ready(g.reshape(N, C, H * W))  # batch-major pixels have no junk (row == W)
+    L = (H - 1) * row + W
+    out = np.empty((C, N, L), dtype=g.dtype)
+    sC, sN, sL = out.strides
+    as_strided(out, (N, C, H, W), (sN, sC, row * sL, sL))[...] = g
+    if row > W:
+        as_strided(out[:, :, W:], (N, C, H - 1, row - W), (sN, sC, row * sL, sL))[...] = 0
+    return out.transpose(1, 0, 2)
+
+
+def _pixels(flat: np.ndarray, H: int, W: int, row: int, bias: np.ndarray | None = None) -> np.ndarray:
+    """(N, C, L)-indexed pixels in rows of ``row`` columns as C-contiguous (N, C, H, W), plus ``bias``.
+
+    One pass that drops the junk columns of :func:`_window_columns`' layout, puts channel-major
+    products in NCHW order and adds the bias per channel. A fresh batch-major product without
+    junk is NCHW already: the bias is then added in place.
+    """
+    N, C, _ = flat.shape
+    if row == W and flat.flags.c_contiguous:
+        out = flat.reshape(N, C, H, W)
+        return out if bias is None else _add_bias(out, bias, (1, C, 1, 1))
+    sN, sC, sL = flat.strides
+    view = as_strided(flat, (N, C, H, W), (sN, sC, row * sL, sL), writeable=False)
+    if bias is None:
+        return np.ascontiguousarray(view)
+    out = np.empty((N, C, H, W), dtype=np.result_type(flat, bias))
+    np.add(view, bias.reshape(1, C, 1, 1), out=out)
+    return out
+
+
+def _input_gradient(
+    kernels: np.ndarray,
+    g: np.ndarray,
+    g_rows: np.ndarray,
+    shape: tuple[int, ...],
+    padding: Sequence[int],
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    row: int,
+) -> np.ndarray:
+    """The gradient of a convolution with respect to its unpadded input, of ``shape`` (N, C, H, W).
+
+    ``kernels`` is as in the forward product: (C_out, C * kH * kW), or (groups, C_out / groups,
+    C / groups * kH * kW). ``g`` is the output gradient in NCHW, ``g_rows`` the same as
+    :func:`_rows` lays it out for the window columns, in rows of ``row`` columns.
+
+    Two ways, for the cheaper copy:
+
+    * gather (stride 1, padding at most kernel - 1, at most as many outputs as inputs): the
+      "full" correlation of the output gradient with the kernels flipped both ways, channels in
+      and out swapped. That is a forward convolution of the output gradient, padded by
+      kH - 1 - top (and likewise) on each side, with the same window columns and product,
+      and its output is the unpadded input's gradient directly. Its columns have one row per
+      output channel and window element.
+    * scatter (otherwise): each window's share of the gradient is ``kernels^T @ g_rows``, one
+      row per input channel and window element; col2im adds every entry back onto the pixel
+      it was read from, with one strided add per position (a, b) in the window, over all
+      images and channels at once, and the padding is cropped away. Three passes over its
+      shares rather than two over the gather's columns.
+    """
+    N, C, H, W = shape
+    top, bottom, left, right = padding
+    (kH, kW), (s_h, s_w) = kernel_size, stride
+    groups = 1 if kernels.ndim == 2 else kernels.shape[0]
+    C_out = g.shape[1]
+    border = (kH - 1 - top, kH - 1 - bottom, kW - 1 - left, kW - 1 - right)
+    if (s_h, s_w) == (1, 1) and min(border) >= 0 and C_out <= C:
+        # flipped[g, c, (o, a, b)] = W[g * C_out / groups + o, c, kH - 1 - a, kW - 1 - b]
+        flipped = kernels.reshape(groups, C_out // groups, C // groups, kH, kW)[..., ::-1, ::-1]
+        flipped = flipped.transpose(0, 2, 1, 3, 4).reshape(groups, C // groups, -1)
+        if kH == kW == 1 and not any(padding):
+            g_cols, g_row = g_rows, row  # a 1x1 kernel's columns are the pixels themselves
+        else:
+            g_cols, g_row = _window_columns(_pad_hw(g, border, 0), kH, kW, 1, 1)
+        product = _matmul_per_image(flipped[0] if groups == 1 else flipped, g_cols)
+        return _pixels(product, H, W, g_row)
+    shares = _matmul_per_image(np.swapaxes(kernels, -1, -2), g_rows)  # (N, C * kH * kW, L)
+    shares = shares.reshape(N, C, kH, kW, g_rows.shape[-1])
+    Hp, Wp = H + top + bottom, W + left + right
+    H_out, W_out = _output_size(Hp, Wp, kH, kW, s_h, s_w)
+    dxp = np.zeros((N, C, Hp, Wp), dtype=shares.dtype)
+    sN, sC, sH, sW = dxp.strides
     for a in range(kH):
         for b in range(kW):
-            runs = np.ndarray(
-                (N, C, H_out * Wp), flat.dtype, flat, (a * Wp + b) * step, (C * Hp * Wp * step, Hp * Wp * step, step)
-            )
-            runs += shares[:, a * kW + b].transpose(1, 0, 2)
-    return flat[: N * C * Hp * Wp].reshape(shape)
+            if row == W_out:  # the pixels that window element (a, b) read, as (N, C, H_out, W_out)
+                reached = as_strided(dxp[:, :, a:, b:], (N, C, H_out, W_out), (sN, sC, sH * s_h, sW * s_w))
+                reached += shares[:, :, a, b].reshape(N, C, H_out, W_out)
+            else:  # rows of Wp (stride 1): one run per image and channel; the junk columns carry zeros
+                reached = as_strided(dxp[:, :, a:, b:], (N, C, shares.shape[-1]), (sN, sC, sW))
+                reached += shares[:, :, a, b]
+    return dxp[:, :, top : top + H, left : left + W]
+
+
+def _sum_over_images(a: np.ndarray, b: np.ndarray, groups: int) -> np.ndarray:
+    """``sum_n a[n] @ b[n]^T`` for (N, M, L)- and (N, K, L)-indexed ``a`` and ``b`` in the same memory order.
+
+    Channel-major, that is one product over all N * L columns; batch-major, one per image,
+    then their sum. With groups, group g of the rows of ``a`` meets group g of those of ``b``:
+    (groups, M / groups, K / groups).
+    """
+    N, M, L = a.shape
+    K = b.shape[1]
+    if _channel_major(a):
+        left = a.transpose(1, 0, 2).reshape(groups, M // groups, N * L)
+        right = b.transpose(1, 0, 2).reshape(groups, K // groups, N * L)
+        return np.matmul(left, np.swapaxes(right, -1, -2))
+    left = a.reshape(N, groups, M // groups, L)
+    right = b.reshape(N, groups, K // groups, L)
+    return np.matmul(left, np.swapaxes(right, -1, -2)).sum(axis=0)
 
 
 def corr2d(x: Any, k: Any) -> Any:
@@ -814,10 +978,11 @@ def conv2d(
 
     Notes
     -----
-    The forward pass copies every window of the padded input into the columns of one
-    matrix (im2col) and correlates them with all kernels in one matrix product per
-    group: ``Y = W X_cols``, with ``W`` the kernels as rows. No Python loop over pixels;
-    the product is a single large BLAS call.
+    The forward pass copies every window of the padded input into the columns of a
+    matrix (im2col, :func:`_window_columns`) and correlates them with all kernels in one
+    matrix product (per group): ``Y = W X_cols``, with ``W`` the kernels as rows. No Python
+    loop over pixels; the product is a single large BLAS call, or one per image for a 1x1
+    kernel, whose columns are the image itself.
 
     The backward pass is two matrix products with the same matrices:
 
@@ -825,12 +990,13 @@ def conv2d(
       (padded) input with the output gradient, as the chapter finds for its own layer:
       ``dW[o, c, a, b] = sum_{n,i,j} Xpad[n, g*C + c, i*s_h + a, j*s_w + b] * dY[n, o, i, j]``
       (C the channels per group);
-    * the input gradient ``dX_cols = W^T dY`` gives each window's share, which is
-      added back onto the pixels the window was read from (col2im: one strided add per
-      position in the window). That is the transposed convolution, the same as the
-      "full" correlation of the stride-dilated output gradient with the flipped
-      kernels, without multiplying the zeros. Padding is cropped away; pixels no window
-      reached (when the stride does not divide the size) get 0.
+    * the input gradient is the transposed convolution: the "full" correlation of the
+      stride-dilated output gradient with the flipped kernels. At stride 1 it is computed
+      as just that, a convolution of the padded output gradient (when that copies less);
+      otherwise ``dX_cols = W^T dY`` gives each window's share, which is added back onto
+      the pixels the window was read from (col2im: one strided add per position in the
+      window), without multiplying the dilation's zeros. Padding is cropped away; pixels
+      no window reached (when the stride does not divide the size) get 0.
 
     >>> X = np.arange(9.0).reshape(1, 1, 3, 3)
     >>> K = np.arange(4.0).reshape(1, 1, 2, 2)
@@ -842,7 +1008,7 @@ def conv2d(
            [18., 24.]])
     """
     xv, wv = value_of(x), value_of(w)
-    N, C, H, W = xv.shape
+    N, C = xv.shape[:2]
     C_out, C_group, kH, kW = wv.shape
     if C != C_group * groups or C_out % groups:
         raise ValueError(
@@ -850,22 +1016,20 @@ def conv2d(
             f"{groups} groups, and each kernel must have {C}/{groups} channels (it has {C_group})"
         )
     s_h, s_w = stride
-    top, _, left, _ = padding
     xp = _pad_hw(xv, padding, 0)
-    cols = _im2col(xp, kH, kW, s_h, s_w).reshape(groups, C_group * kH * kW, -1)  # group g: its block of rows
-    kernels = wv.reshape(groups, C_out // groups, C_group * kH * kW)
-    product = kernels @ cols  # (groups, C_out / groups, N * H_out * W_out): one BLAS call per group
     H_out, W_out = _output_size(xp.shape[2], xp.shape[3], kH, kW, s_h, s_w)
-    by_channel = product.reshape(C_out, N, H_out, W_out).transpose(1, 0, 2, 3)
+    cols, row = _window_columns(xp, kH, kW, s_h, s_w)  # (N, C * kH * kW, L)-indexed
+    channel_major = _channel_major(cols)
+    # Group g's kernels meet group g's block of rows; one group (the usual case) needs no groups axis.
+    kernels = wv.reshape(C_out, -1) if groups == 1 else wv.reshape(groups, C_out // groups, -1)
+    product = _matmul_per_image(kernels, cols)  # (N, C_out, L)-indexed
     if bias is None:
         parents: tuple[Any, ...] = (x, w)
-        y = np.ascontiguousarray(by_channel)
+        y = _pixels(product, H_out, W_out, row)
     else:
         bv = value_of(bias)
         _check_bias(bv, C_out, "output channel")
-        # The bias is added while the product is copied into NCHW order: one pass, not two.
-        y = np.empty((N, C_out, H_out, W_out), dtype=np.result_type(product, bv))
-        np.add(by_channel, bv.reshape(1, C_out, 1, 1), out=y)
+        y = _pixels(product, H_out, W_out, row, bv)
         parents = (x, w, bias)
     need_x, need_w, need_b = _tracks(x), _tracks(w), bias is not None and _tracks(bias)
     if not need_w:
@@ -874,16 +1038,14 @@ def conv2d(
     def rule(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
         dx = dw = db = None
         if need_x or need_w:
-            g_rows = g.transpose(1, 0, 2, 3).reshape(groups, C_out // groups, -1)  # dY with kernels as rows
+            g_rows = _rows(g, row, channel_major)  # laid out as the columns' pixels
             if need_w:
-                dw = (g_rows @ cols.transpose(0, 2, 1)).reshape(wv.shape)
+                dw = _sum_over_images(g_rows, cols, groups).reshape(wv.shape)  # dY X_cols^T
             if need_x:
-                dxp = _input_gradient(kernels, g_rows, xp.shape, kH, kW, s_h, s_w)
-                dx = dxp[:, :, top : top + H, left : left + W]
-            if need_b:
-                db = g_rows.reshape(C_out, -1).sum(axis=1)
-        elif need_b:
-            db = g.sum(axis=(0, 2, 3))
+                dx = _input_gradient(kernels, g, g_rows, xv.shape, padding, (kH, kW), (s_h, s_w), row)
+        if need_b:
+            # Each image's pixels first (a pairwise sum along a contiguous run), then the images.
+            db = g.reshape(N, C_out, -1).sum(axis=2).sum(axis=0)
         return (dx, dw) if bias is None else (dx, dw, db)
 
     return record(y, parents, rule)
