@@ -1096,7 +1096,7 @@ def pool2d(
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', not {mode!r}")
     xv = value_of(x)
-    _, _, H, W = xv.shape
+    N, C, H, W = xv.shape
     kH, kW = window
     s_h, s_w = window if stride is None else stride
     top, _, left, _ = padding
@@ -1105,7 +1105,8 @@ def pool2d(
     else:
         fill = 0
     xp = _pad_hw(xv, padding, fill)
-    H_out, W_out = _output_size(xp.shape[2], xp.shape[3], kH, kW, s_h, s_w)
+    Hp, Wp = xp.shape[2:]
+    H_out, W_out = _output_size(Hp, Wp, kH, kW, s_h, s_w)
     offsets = _offsets(kH, kW, s_h, s_w, H_out, W_out)
     combine = np.maximum if mode == "max" else np.add
     out = np.array(xp[offsets[0]])
@@ -1117,28 +1118,43 @@ def pool2d(
     # window divides) write every input pixel's gradient exactly once: no zeros to add to.
     tiles = (s_h, s_w) == (kH, kW) and xp.shape[2:] == (kH * H_out, kW * W_out)
 
-    def rule(g: np.ndarray) -> tuple[np.ndarray]:
+    def average_rule(g: np.ndarray) -> tuple[np.ndarray]:
         dxp = np.empty(xp.shape, dtype=g.dtype) if tiles else np.zeros(xp.shape, dtype=g.dtype)
-        if mode == "avg":
-            shares = [g / (kH * kW)] * len(offsets)
-        else:
-            # Each window's gradient goes to its first maximum: at each offset, the pixels
-            # equal to the maximum that no earlier offset of the same window has claimed.
-            unclaimed = np.ones(g.shape, dtype=bool)
-            shares = []
-            for index in offsets:
-                hit = xp[index] == out
-                hit &= unclaimed
-                unclaimed &= ~hit
-                shares.append(g * hit)
-        for index, share in zip(offsets, shares, strict=True):
+        share = g / (kH * kW)
+        for index in offsets:
             if tiles:
                 dxp[index] = share
             else:
                 dxp[index] += share
         return (dxp[:, :, top : top + H, left : left + W],)
 
-    return record(out, (x,), rule)
+    def maximum_rule(g: np.ndarray) -> tuple[np.ndarray]:
+        # Each window's gradient goes to its first maximum, in the order of the offsets. Its
+        # number in that order is how many offsets lead up to it: `unclaimed` is true while none
+        # has matched yet, and adding it up offset by offset counts them (three light passes
+        # per offset; a window whose maximum is NaN matches nowhere and counts len(offsets)).
+        count = len(offsets)
+        unclaimed = np.not_equal(xp[offsets[0]], out)
+        first = unclaimed.astype(np.min_scalar_type(count))
+        differs = np.empty(out.shape, dtype=bool)
+        for index in offsets[1:]:
+            np.not_equal(xp[index], out, out=differs)
+            unclaimed &= differs
+            first += unclaimed
+        # Then one scatter of every window's gradient onto its maximum's pixel, by flat index into
+        # xp: the maximum's place in the window plus the window's first pixel. Overlapping windows
+        # that share a maximum add up there (np.add.at adds repeated indices one by one).
+        places = np.array([a * Wp + b for a in range(kH) for b in range(kW)] + [0], dtype=np.intp)
+        flat = places[first]
+        flat += np.arange(N * C, dtype=np.intp).reshape(N, C, 1, 1) * (Hp * Wp)
+        flat += np.arange(H_out, dtype=np.intp).reshape(H_out, 1) * (s_h * Wp) + np.arange(W_out) * s_w
+        if count in first:
+            g = np.where(first == count, 0, g)  # NaN windows give no gradient
+        dxp = np.zeros(xp.shape, dtype=g.dtype)
+        np.add.at(dxp.reshape(-1), flat.reshape(-1), g.reshape(-1))
+        return (dxp[:, :, top : top + H, left : left + W],)
+
+    return record(out, (x,), maximum_rule if mode == "max" else average_rule)
 
 
 # Differentiating a function --------------------------------------------------------------------------------------
