@@ -319,6 +319,24 @@ class Backend(abc.ABC):
         """The square root, elementwise."""
         return x**0.5
 
+    def batch_norm(
+        self, x: Tensor, weight: Tensor, bias: Tensor, axes: tuple[int, ...], eps: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Batch normalisation with the batch's own statistics (training mode): ``(y, mean, variance)``.
+
+        ``y = weight (x - mean) / sqrt(variance + eps) + bias``, with the mean and the
+        biased variance of ``x`` over ``axes`` (every axis but the channels', axis 1) and
+        ``weight`` and ``bias`` one value per channel. ``mean`` and ``variance``, of shape
+        ``(C,)``, are for the running statistics: gradients need to flow through ``y`` only.
+        The default is the formula written with the primitives; a framework may fuse it.
+        """
+        per_channel = tuple(1 if axis in axes else n for axis, n in enumerate(tuple(x.shape)))
+        mean = self.mean(x, axes)
+        centered = x - self.reshape(mean, per_channel)
+        variance = self.mean(centered * centered, axes)
+        scale = self.reshape(weight, per_channel) / self.sqrt(self.reshape(variance, per_channel) + eps)
+        return centered * scale + self.reshape(bias, per_channel), mean, variance
+
     def from_host(self, function: Callable[..., np.ndarray], shape: tuple[int, ...], *args: Tensor) -> Tensor:
         """``function(*args)`` computed by NumPy on the host, as a tensor of :attr:`dtype` and ``shape``.
 

@@ -70,19 +70,16 @@ class BatchNormDef(LayerDef):
                     f"got an input of shape {shape}; use a batch of more than one, or evaluation mode "
                     f"(cl.nn.set_training(model, False))"
                 )
-            mean = backend.mean(X, axes)
-            centered = X - backend.reshape(mean, per_channel)
-            variance = backend.mean(centered * centered, axes)
+            Y, mean, variance = backend.batch_norm(X, params["weight"], params["bias"], axes, self.eps)
             if "running_mean" in state:
                 keep = 1.0 - self.momentum
                 call.updates["running_mean"] = keep * state["running_mean"] + self.momentum * mean
                 unbiased = variance * (count / (count - 1))
                 call.updates["running_var"] = keep * state["running_var"] + self.momentum * unbiased
-        else:
-            mean, variance = state["running_mean"], state["running_var"]
-            centered = X - backend.reshape(mean, per_channel)
+            return Y
+        centered = X - backend.reshape(state["running_mean"], per_channel)
         scale = backend.reshape(params["weight"], per_channel) / backend.sqrt(
-            backend.reshape(variance, per_channel) + self.eps
+            backend.reshape(state["running_var"], per_channel) + self.eps
         )
         return centered * scale + backend.reshape(params["bias"], per_channel)
 

@@ -196,6 +196,9 @@ class NumpyBackend(Backend):
     def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
         return autograd.linear(x, w, bias)
 
+    def batch_norm(self, x: Any, weight: Any, bias: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any, Any]:
+        return autograd.batch_norm(x, weight, bias, axes, eps)
+
     def sigmoid(self, x: Any) -> Any:
         return autograd.sigmoid(x)
 

@@ -36,6 +36,7 @@ __all__ = [
     "Tensor",
     "add",
     "argmax",
+    "batch_norm",
     "conv2d",
     "corr2d",
     "divide",
@@ -505,6 +506,75 @@ def linear(x: Any, w: Any, bias: Any = None) -> Any:
         return grads if bias is None else (*grads, g.sum(axis=0) if _tracks(bias) else None)
 
     return record(out, parents, rule)
+
+
+def batch_norm(x: Any, weight: Any, bias: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Batch normalisation with the batch's statistics, as one node of the graph: ``(y, mean, variance)``.
+
+    Parameters
+    ----------
+    x
+        The batch, channels on axis 1: (N, C) or (N, C, H, W).
+    weight, bias
+        Shape (C,): the scale and shift of each channel.
+    axes
+        The axes the statistics are taken over: every axis but 1.
+    eps
+        Added to the variance, for stability.
+
+    Returns
+    -------
+    y : np.ndarray or Tensor
+        ``weight (x - mean) / sqrt(variance + eps) + bias``, computed as the formula's
+        primitives compute it, so the same numbers.
+    mean, variance : np.ndarray
+        Shape (C,): the batch's mean and biased variance, plain arrays for the running
+        statistics (no gradient flows through them).
+
+    Notes
+    -----
+    With ``x_hat = (x - mean) / s``, ``s = sqrt(variance + eps)``, ``m`` the number of
+    values per channel and the output gradient ``G``, summed over ``axes`` per channel:
+
+    * ``d bias = sum G`` and ``d weight = sum G x_hat``;
+    * ``dx = (weight / s) (G - sum G / m - x_hat sum(G x_hat) / m)``: the gradient
+      through the mean and the variance folded into two per-channel numbers.
+
+    Five passes over the batch instead of the dozen the formula's nodes take one by one,
+    and no gradient of the same shape for the mean and the variance to allocate and add.
+
+    >>> y, mean, variance = batch_norm(np.array([[1.0], [3.0]]), np.ones(1), np.zeros(1), (0,), 0.0)
+    >>> y.ravel(), mean, variance
+    (array([-1.,  1.]), array([2.]), array([1.]))
+    """
+    xv, wv, bv = value_of(x), value_of(weight), value_of(bias)
+    per_channel = tuple(1 if axis in axes else n for axis, n in enumerate(xv.shape))
+    count = xv.size // max(wv.size, 1)  # values per channel
+    mean = np.add.reduce(xv, axis=axes) / count
+    centered = xv - mean.reshape(per_channel)
+    variance = np.add.reduce(centered * centered, axis=axes) / count
+    root = (variance.reshape(per_channel) + eps) ** 0.5
+    scale = wv.reshape(per_channel) / root
+    y = _add_bias(centered * scale, bv, per_channel)
+    need_x, need_w, need_b = _tracks(x), _tracks(weight), _tracks(bias)
+
+    def rule(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        g_sum = np.add.reduce(g, axis=axes, keepdims=True) if need_x or need_b else None
+        dx = dw = None
+        if need_x or need_w:
+            along = g * centered  # reused below as the buffer of the variance's share
+            g_centered = np.add.reduce(along, axis=axes, keepdims=True)  # sum G (x - mean)
+            if need_w:
+                dw = (g_centered / root).reshape(wv.shape)
+            if need_x:
+                # dx = scale (G - sum G / m - (x - mean) sum G (x - mean) / (m s^2))
+                np.multiply(centered, g_centered / (count * root * root), out=along)
+                dx = g - g_sum / count
+                dx -= along
+                dx *= scale
+        return dx, dw, g_sum.reshape(bv.shape) if need_b else None
+
+    return record(y, (x, weight, bias), rule), mean, variance
 
 
 # Elementwise functions -------------------------------------------------------------------------------------------
