@@ -1121,6 +1121,30 @@ def conv2d(
     return record(y, parents, rule)
 
 
+def _window_runs(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> tuple[list[np.ndarray], int | None]:
+    """Element (a, b) of every window of padded NCHW images, one view per (a, b), and the width of their rows.
+
+    At stride 1, element (a, b) of all windows of one plane is a single run of
+    L = (H_out - 1) * Wp + W_out neighbouring pixels, as :func:`_window_columns` lays out a
+    convolution's pixels: an (N, C, L) view whose innermost loop is the whole run, not a
+    row of W_out pixels (on 14x14 images a pass then costs about half as much). The
+    Wp - W_out entries after each output row are junk, windows that wrap from one row to
+    the next; :func:`_pixels` drops them, and the width returned is Wp. At other strides
+    the views are (N, C, H_out, W_out), and the width None: there a run would step over
+    s_w - 1 pixels out of s_w and hold s_h times as many junk entries, which costs more
+    than the short rows.
+    """
+    N, C, Hp, Wp = xp.shape
+    H_out, W_out = _output_size(Hp, Wp, kH, kW, s_h, s_w)
+    if (s_h, s_w) != (1, 1):
+        return [xp[index] for index in _offsets(kH, kW, s_h, s_w, H_out, W_out)], None
+    if xp.strides[2] != Wp * xp.strides[3]:  # the runs need each plane's rows back to back
+        xp = np.ascontiguousarray(xp)
+    sN, sC, _, sW = xp.strides
+    shape, strides = (N, C, (H_out - 1) * Wp + W_out), (sN, sC, sW)
+    return [as_strided(xp[:, :, a:, b:], shape, strides, writeable=False) for a in range(kH) for b in range(kW)], Wp
+
+
 def pool2d(
     x: Any,
     window: tuple[int, int],
@@ -1148,8 +1172,9 @@ def pool2d(
     Notes
     -----
     Both passes loop over the kH * kW positions inside the window, not over pixels:
-    position (a, b) of every window at once is one strided view of the input, and the
-    result is their running maximum or sum.
+    position (a, b) of every window at once is one strided view of the input (at stride
+    1, one run along each flattened image, :func:`_window_runs`), and the result is their
+    running maximum or sum.
 
     The gradient of a maximum goes to the position of the maximum (the first one on
     ties, as ``np.argmax``); that of an average is spread evenly over the window.
@@ -1178,10 +1203,12 @@ def pool2d(
     Hp, Wp = xp.shape[2:]
     H_out, W_out = _output_size(Hp, Wp, kH, kW, s_h, s_w)
     offsets = _offsets(kH, kW, s_h, s_w, H_out, W_out)
+    runs, row = _window_runs(xp, kH, kW, s_h, s_w)
     combine = np.maximum if mode == "max" else np.add
-    out = np.array(xp[offsets[0]])
-    for index in offsets[1:]:
-        combine(out, xp[index], out=out)
+    combined = np.array(runs[0])
+    for run in runs[1:]:
+        combine(combined, run, out=combined)
+    out = combined if row is None else _pixels(combined, H_out, W_out, row)
     if mode == "avg":
         out = out / (kH * kW)
     # Windows that tile the padded input (the frameworks' default stride, and a size the
@@ -1203,14 +1230,18 @@ def pool2d(
         # number in that order is how many offsets lead up to it: `unclaimed` is true while none
         # has matched yet, and adding it up offset by offset counts them (three light passes
         # per offset; a window whose maximum is NaN matches nowhere and counts len(offsets)).
-        count = len(offsets)
-        unclaimed = np.not_equal(xp[offsets[0]], out)
+        # (The flags are added as bytes: 0 or 1, the same values, without a cast per pass.)
+        count = len(runs)
+        unclaimed = np.not_equal(runs[0], combined).view(np.uint8)
         first = unclaimed.astype(np.min_scalar_type(count))
-        differs = np.empty(out.shape, dtype=bool)
-        for index in offsets[1:]:
-            np.not_equal(xp[index], out, out=differs)
-            unclaimed &= differs
+        differs = np.empty(combined.shape, dtype=bool)
+        for run in runs[1:]:
+            np.not_equal(run, combined, out=differs)
+            unclaimed &= differs.view(np.uint8)
             first += unclaimed
+        if row is not None:  # the real windows only
+            sN, sC, sL = first.strides
+            first = as_strided(first, (N, C, H_out, W_out), (sN, sC, row * sL, sL), writeable=False)
         # Then one scatter of every window's gradient onto its maximum's pixel, by flat index into
         # xp: the maximum's place in the window plus the window's first pixel. Overlapping windows
         # that share a maximum add up there (np.add.at adds repeated indices one by one).
