@@ -196,6 +196,9 @@ class NumpyBackend(Backend):
     def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
         return autograd.linear(x, w, bias)
 
+    def batch_norm(self, X: Any, weight: Any, bias: Any, eps: float) -> tuple[Any, Any, Any]:
+        return autograd.batch_norm(X, weight, bias, (0, 2, 3) if len(X.shape) == 4 else (0,), eps)
+
     def sigmoid(self, x: Any) -> Any:
         return autograd.sigmoid(x)
 

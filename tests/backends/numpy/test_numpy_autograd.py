@@ -347,6 +347,31 @@ def test_conv2d_gradients_random(case):
     check_gradients(lambda a, b: ag.conv2d(a, b, stride, padding, groups), x, w)
 
 
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "padding", "groups"),
+    [
+        ((5, 3, 7, 6), (4, 3, 3, 3), (1, 1), (1, 1, 1, 1), 1),  # gather: the input gradient as a convolution
+        ((5, 2, 7, 6), (6, 2, 3, 2), (1, 1), (0, 1, 2, 0), 1),  # scatter: more outputs than inputs
+        ((5, 3, 8, 7), (4, 3, 3, 3), (2, 2), (1, 1, 1, 1), 1),  # scatter: a stride
+        ((5, 4, 6, 6), (6, 2, 3, 3), (1, 1), (1, 1, 1, 1), 2),  # groups
+    ],
+)
+def test_conv2d_in_chunks_of_images_is_the_same_convolution(monkeypatch, x_shape, w_shape, stride, padding, groups):
+    # Large batches are convolved a few images at a time; one image per chunk must give what one chunk gives.
+    x, w, b = rand(*x_shape, seed=1), rand(*w_shape, seed=2), rand(w_shape[0], seed=3)
+
+    def run():
+        tx, tw, tb = (Tensor(v, requires_grad=True) for v in (x, w, b))
+        y = ag.conv2d(tx, tw, stride, padding, groups, tb)
+        y.backward(rand(*y.shape, seed=4))
+        return y.data, tx.grad, tw.grad, tb.grad
+
+    whole = run()
+    monkeypatch.setattr(ag, "_CHUNK_BYTES", 1)
+    for ours, expected in zip(run(), whole, strict=True):
+        np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("padding", [(0, 0, 0, 0), (1, 0, 2, 1), (2, 2, 2, 2)])
 def test_conv2d_input_gradient_is_the_full_convolution_of_output_gradient_and_kernel(padding):
     # The transposed convolution, from SciPy: dX[n, c] = sum_o convolve2d(dY[n, o], W[o, c], "full"),
