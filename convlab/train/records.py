@@ -94,7 +94,7 @@ RECORDS = Path(__file__).parents[1] / "records"
 
 @export
 def recorded_runs(experiment: str = "lenet") -> dict[str, ClassifierResult]:
-    """Full training runs recorded with ``convlab lenet --json``, one per backend, as the docs show them.
+    """Training runs recorded with ``convlab train --json``, one per backend, as the docs show them.
 
     A full run of 10 epochs takes minutes per backend, too long for every
     build of the docs, so the runs are recorded once and shipped; each
@@ -105,8 +105,11 @@ def recorded_runs(experiment: str = "lenet") -> dict[str, ClassifierResult]:
     Parameters
     ----------
     experiment : str
-        ``"lenet"`` (the book's sigmoid LeNet) or ``"lenet-relu-max"``
-        (the section's first exercise).
+        ``"lenet"`` (the book's sigmoid LeNet), ``"lenet-relu-max"`` (the
+        section's first exercise), ``"bn_lenet"`` (d2l §8.5 at the book's
+        settings) or a §8 network at ``size="mini"`` (``"alexnet"``,
+        ``"vgg"``, ``"googlenet"``, ``"densenet"``...: five epochs on
+        PyTorch and NumPy, the first 200 steps on the other backends).
 
     Returns
     -------
