@@ -114,7 +114,7 @@ def test_quick_run_times_bn_lenet_against_each_idiomatic_copy(run):
     for row in rows:
         assert "error" not in row, row
         assert row["convlab_s"] > 0
-        has_copy = reference_function(cl.load_backend(row["backend"]), "idiomatic_modern_step") is not None
+        has_copy = reference_function(load_backend(row["backend"]), "idiomatic_modern_step") is not None
         assert ("idiomatic_s" in row) == has_copy and ("not_provided" in row) != has_copy
     verdicts = {t["subject"]: t for t in results["targets"] if t["target"] == "k"}
     for row in rows:
