@@ -15,11 +15,13 @@ def _adapters_without_their_framework() -> list[str]:
     for spec in specs().values():
         if all(module_installed(module) for module in spec.modules):
             continue
-        # the reference module (the book's tabs, idiomatic code) imports the framework too
-        for module in (spec.adapter.partition(":")[0], spec.reference):
-            origin = importlib.util.find_spec(module).origin if module else None
-            if origin:
-                ignored.append(origin)
+        # the reference module (the book's tabs, idiomatic code) and the networks it times import the framework too
+        adapter = spec.adapter.partition(":")[0]
+        networks = adapter.rpartition(".")[0] + ".networks" if "." in adapter else None
+        for module in (adapter, spec.reference, networks):
+            found = importlib.util.find_spec(module) if module else None
+            if found is not None and found.origin:
+                ignored.append(found.origin)
     return ignored
 
 
