@@ -14,8 +14,8 @@ from convlab.train.records import RECORDS
 STEPS = {"bn_lenet": 50}
 """How many first steps of a record today's code must reproduce: 3 for a mini network (its step costs 10-40 LeNets)."""
 
-MINI_MODELS = ["alexnet", "vgg", "densenet", "googlenet"]
-"""The mini networks whose records are complete (ResNet-18's NumPy run and NiN's full runs are to come)."""
+MINI_MODELS = ["alexnet", "vgg", "nin", "densenet", "googlenet"]
+"""The mini networks whose records are complete (ResNet-18's NumPy run is to come)."""
 WITH_PYTORCH_RUN = [*MINI_MODELS, "resnet18"]
 """The mini networks with a full PyTorch run, to which the other backends' first 200 steps are held."""
 FULL_RUN_BACKENDS = ("torch", "numpy")
