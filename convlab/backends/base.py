@@ -68,6 +68,29 @@ FRAMEWORK_LAYERS = ("conv2d", "linear")
 Loss = Callable[[Tensor, Tensor], Tensor]
 """``loss(Y_hat, Y)``: a scalar written by the core in terms of native tensor operators."""
 
+Step = Callable[[Tensor, Tensor], Any]
+"""``step(X, Y)``: one SGD step of a module on a batch; returns the batch's loss before the update.
+
+The loss is a float or a 0-d tensor of the backend (``float(loss)`` reads
+it), so that a compiled step need not wait for its result.
+"""
+
+
+class CompileUnavailableError(RuntimeError):
+    """A backend cannot compile this training step; the message says why (eager steps still work)."""
+
+
+_tracing: list[Backend] = []
+"""The backend whose compiled step is running, innermost last (see :meth:`Backend.tracing`)."""
+
+
+def _per_channel(X: Tensor) -> tuple[int, ...]:
+    """The shape that broadcasts a value per channel over NCHW or NC ``X``.
+
+    ``(C, 1, 1)``, not ``(1, C, 1, 1)``: the same broadcast, which Paddle's CPU kernels run 40x faster.
+    """
+    return (X.shape[1], 1, 1) if len(X.shape) == 4 else (X.shape[1],)
+
 
 class LayerCall:
     """What one call of a module hands its definition besides the parameters: the mode and the state.
@@ -206,6 +229,31 @@ class Backend(abc.ABC):
         """
         return contextlib.nullcontext()
 
+    @staticmethod
+    def traced() -> Backend | None:
+        """The backend whose compiled step is running (``None`` when none is).
+
+        :func:`convlab.get_backend` answers with it: a compiler that traces
+        Python bytecode (TorchDynamo, Paddle's SOT) cannot read the context
+        variable behind :func:`convlab.use_backend`, and would split the step
+        at every layer that asks which backend is active.
+        """
+        return _tracing[-1] if _tracing else None
+
+    @contextlib.contextmanager
+    def tracing(self) -> Any:
+        """Make this backend :meth:`traced` and enter its block, for one call of a compiled step.
+
+        Unlike :func:`convlab.use_backend`, this is process-wide for the
+        call's duration; a compiled step runs one at a time.
+        """
+        _tracing.append(self)
+        try:
+            with self.block():
+                yield self
+        finally:
+            _tracing.pop()
+
     # -- core: facts -------------------------------------------------------
     @abc.abstractmethod
     def version(self) -> str:
@@ -331,13 +379,19 @@ class Backend(abc.ABC):
         kernel (one pass forward, one backward) overrides this to call it.
         """
         axes = (0, 2, 3) if len(X.shape) == 4 else (0,)
-        # (C, 1, 1), not (1, C, 1, 1): the same broadcast, which Paddle's CPU kernels run 40x faster
-        per_channel = (X.shape[1], 1, 1) if len(X.shape) == 4 else (X.shape[1],)
         mean = self.mean(X, axes)
-        centered = X - self.reshape(mean, per_channel)
+        centered = X - self.reshape(mean, _per_channel(X))
         variance = self.mean(centered * centered, axes)
+        return self.normalize(X, mean, variance, weight, bias, eps), mean, variance
+
+    def normalize(self, X: Tensor, mean: Tensor, variance: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+        """``(X - mean) * weight / sqrt(variance + eps) + bias``, each a value per channel (axis 1) of NCHW or NC ``X``.
+
+        Batch norm in evaluation mode, with the running statistics; :meth:`batch_norm`'s default, with the batch's.
+        """
+        per_channel = _per_channel(X)
         scale = self.reshape(weight, per_channel) / self.sqrt(self.reshape(variance, per_channel) + eps)
-        return centered * scale + self.reshape(bias, per_channel), mean, variance
+        return (X - self.reshape(mean, per_channel)) * scale + self.reshape(bias, per_channel)
 
     def from_host(self, function: Callable[..., np.ndarray], shape: tuple[int, ...], *args: Tensor) -> Tensor:
         """``function(*args)`` computed by NumPy on the host, as a tensor of :attr:`dtype` and ``shape``.
@@ -513,6 +567,39 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def sgd_update(self, module: Any, grads: Mapping[str, Tensor], lr: float) -> None:
         """``param -= lr * grad`` for every parameter of ``module``, in place."""
+
+    def train_step(self, module: Any, loss: Loss, lr: float) -> Step:
+        """An eager SGD step of ``module``: :meth:`value_and_grad`, then :meth:`sgd_update`."""
+
+        def step(X: Tensor, Y: Tensor) -> float:
+            value, grads = self.value_and_grad(module, X, Y, loss)
+            self.sgd_update(module, grads, lr)
+            return value
+
+        return step
+
+    compile_break_even_steps: int | None = None
+    """Steps after which a compiled LeNet step has repaid its compilation (``None``: it never does, or none exists).
+
+    ``cl.train_classifier(compile="auto")`` compiles a run at least this
+    long; ``convlab bench`` measures the compile time and the time a step
+    saves, from which the figure comes.
+    """
+
+    def compiled_train_step(self, module: Any, loss: Loss, lr: float) -> Step:
+        """:meth:`train_step` compiled whole (forward, loss, backward, update) by the framework's own compiler.
+
+        The result computes what :meth:`train_step` does, to float rounding,
+        and leaves the module's parameters and state as that would. A
+        framework may compile lazily, at the first call: that call can then
+        raise what the compiler raises. The default has no compiler.
+
+        Raises
+        ------
+        CompileUnavailableError
+            Where the backend or this module cannot be compiled, with the reason.
+        """
+        raise CompileUnavailableError(f"the {self.name} backend has no compiled training step")
 
     @abc.abstractmethod
     def grad(self, f: Callable[..., Tensor], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:

@@ -75,13 +75,8 @@ class BatchNormDef(LayerDef):
                 unbiased = variance * (count / (count - 1))
                 call.updates["running_var"] = keep * state["running_var"] + self.momentum * unbiased
             return Y
-        # (C, 1, 1), not (1, C, 1, 1): the same broadcast, which Paddle's CPU kernels run 40x faster
-        per_channel = (self.num_features, 1, 1) if self.spatial else (self.num_features,)
-        scale = backend.reshape(params["weight"], per_channel) / backend.sqrt(
-            backend.reshape(state["running_var"], per_channel) + self.eps
-        )
-        return (X - backend.reshape(state["running_mean"], per_channel)) * scale + backend.reshape(
-            params["bias"], per_channel
+        return backend.normalize(
+            X, state["running_mean"], state["running_var"], params["weight"], params["bias"], self.eps
         )
 
 
