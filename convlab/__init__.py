@@ -66,6 +66,7 @@ from convlab.errors import (
     BackendImportError,
     BackendLoadOrderError,
     BackendNotInstalledError,
+    CompileFallbackWarning,
     DataCorruptError,
     DataNotFoundError,
     DivergenceError,

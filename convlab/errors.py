@@ -72,3 +72,11 @@ class OutputTooLargeError(MemoryError):
     def __init__(self, message: str, *, function: str, argument: str, nbytes: int, limit: int) -> None:
         super().__init__(message)
         self.function, self.argument, self.nbytes, self.limit = function, argument, nbytes, limit
+
+
+@export
+class CompileFallbackWarning(RuntimeWarning):
+    """A training step asked to compile (``train_classifier(compile=True)``) runs eagerly instead; the message says why.
+
+    The eager step computes the same losses, more slowly.
+    """

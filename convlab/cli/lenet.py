@@ -52,6 +52,17 @@ def add_arguments(parser: Any, choose_model: bool = False) -> None:
         "--json", metavar="PATH", help="save the run (losses, accuracies, timing, versions) as ClassifierResult.save"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    parser.add_argument(
+        "--compile",
+        choices=tuple(COMPILE_FLAGS),
+        default="auto",
+        help="compile each training step whole with the framework's compiler: on, off, or auto (default: where "
+        "the run is long enough to repay the compile time)",
+    )
+
+
+COMPILE_FLAGS = {"auto": "auto", "on": True, "off": False}
+"""``--compile``'s words and the ``compile=`` of :func:`convlab.train_classifier` each stands for."""
 
 
 def _model_name(args: Any) -> str:
@@ -71,6 +82,8 @@ def _command(args: Any, backend: str) -> str:
         words += ["--activation", args.activation, "--pooling", args.pooling]
     if args.max_batches is not None:
         words += ["--max-batches", str(args.max_batches)]
+    if getattr(args, "compile", "auto") != "auto":
+        words += ["--compile", args.compile]
     return " ".join(words)
 
 
@@ -115,7 +128,13 @@ def main(args: Any) -> int:
             layer_summary(model, (1, 1, side, side))
         start = time.perf_counter()
         result = train_classifier(
-            model, data, args.epochs, args.lr, max_batches=args.max_batches, verbose=not args.quiet
+            model,
+            data,
+            args.epochs,
+            args.lr,
+            max_batches=args.max_batches,
+            verbose=not args.quiet,
+            compile=COMPILE_FLAGS[getattr(args, "compile", "auto")],
         )
         seconds = time.perf_counter() - start
     print(

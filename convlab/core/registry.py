@@ -325,6 +325,9 @@ def get_backend() -> Backend:
     >>> cl.get_backend().name
     'numpy'
     """
+    traced = Backend.traced()  # a compiled step runs: a compiler that traces bytecode cannot read the ContextVar
+    if traced is not None:
+        return traced
     return load_backend(*(_scoped_choice.get() or _default()))
 
 

@@ -18,6 +18,7 @@ from convlab.nn.layers import module_backend
 from convlab.nn.losses import SoftmaxCrossEntropy
 from convlab.nn.modes import evaluating, set_training
 from convlab.train.records import ClassifierResult
+from convlab.train.steps import TrainingStep, check_compile, wants_compiled
 
 
 @export
@@ -108,6 +109,7 @@ def train_classifier(
     *,
     max_batches: int | None = None,
     verbose: bool = True,
+    compile: bool | str = "auto",
 ) -> ClassifierResult:
     """Minibatch SGD on the mean softmax cross-entropy, as the book's ``Trainer`` fits a classifier.
 
@@ -132,18 +134,30 @@ def train_classifier(
         accuracy (quick runs and CI, as d2l-java's ``DATASET_LIMIT``).
     verbose : bool
         Show a progress bar (notebook-aware) and a line per epoch.
+    compile : {"auto", True, False}
+        Run each step compiled whole (forward, loss, backward and update) by
+        the framework's own compiler: ``torch.compile``, ``tf.function``
+        with XLA, ``jax.jit``... (:meth:`~convlab.backends.base.Backend.compiled_train_step`).
+        ``"auto"`` compiles where the run is long enough for the compile
+        time to pay (:attr:`~convlab.backends.base.Backend.compile_break_even_steps`);
+        a step that cannot compile runs eagerly and says why, once. The
+        losses agree with eager steps to float rounding.
 
     Returns
     -------
     ClassifierResult
+        Its ``metadata["compiled"]`` says whether the steps ran compiled.
     """
     backend = module_backend(model, "model")
     epochs = int(check_positive(num_epochs, "num_epochs", integer=True))
     lr = float(check_positive(lr, "lr"))
     limit = None if max_batches is None else int(check_positive(max_batches, "max_batches", integer=True))
+    compile = check_compile(compile)
     loss = SoftmaxCrossEntropy(backend)
     result = ClassifierResult([], [], [], [], 0.0, backend.name, model)
     steps_per_epoch = _steps(data, limit)
+    total_steps = None if steps_per_epoch is None else steps_per_epoch * epochs
+    step = TrainingStep(backend, model, loss, lr, wants_compiled(backend, compile, total_steps))
     classes = model_classes(model)
     seen, training_time = 0, 0.0
     progress = _progress(None if steps_per_epoch is None else steps_per_epoch * epochs, verbose, backend.name)
@@ -151,7 +165,7 @@ def train_classifier(
     with use_backend(backend.name, device=backend.device, dtype=backend.dtype.name), progress as bar:
         for epoch in range(epochs):
             set_training(model, True)
-            first = len(result.step_losses)
+            losses: list[Any] = []  # read once the epoch ends: a compiled step need not wait for its loss
             visited: deque = deque(maxlen=TRAIN_ACC_BATCHES)
             start = time.perf_counter()
             for index, (X, y) in enumerate(data.train_dataloader()):
@@ -160,14 +174,14 @@ def train_classifier(
                 if not isinstance(y, backend.tensor_types):  # labels given as a list or NumPy: once, to the device
                     y = backend.labels(np.asarray(to_numpy(y), dtype=np.int64))
                 Y = backend.one_hot(y, classes)  # on the labels' device: nothing comes back to NumPy
-                value, grads = backend.value_and_grad(model, X, Y, loss)
-                backend.sgd_update(model, grads, lr)
-                result.step_losses.append(value)
+                losses.append(step(X, Y))
                 seen += int(y.shape[0])
                 visited.append((X, y))
                 bar.update(1)
+            epoch_losses = [float(value) for value in losses]
             training_time += time.perf_counter() - start
-            result.train_loss.append(float(np.mean(result.step_losses[first:])))
+            result.step_losses.extend(epoch_losses)
+            result.train_loss.append(float(np.mean(epoch_losses)))
             result.train_acc.append(accuracy(model, visited))
             result.val_acc.append(accuracy(model, data.val_dataloader(), limit))
             if verbose:
@@ -176,6 +190,7 @@ def train_classifier(
                     f"train acc {result.train_acc[-1]:.3f}, val acc {result.val_acc[-1]:.3f}"
                 )
     result.examples_per_sec = seen / training_time if training_time else float("nan")
+    result.metadata["compiled"] = step.compiled
     return result
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair, Step
 
 # Selecting this backend should print nothing the user did not ask for; CONVLAB_VERBOSE=1 (any value but "" or
 # "0") leaves the log level to the frameworks.
@@ -190,6 +190,17 @@ def _value_and_grad(module: Any, X: Any, Y: Any, loss: Loss) -> tuple[Any, dict[
     value, grads = nnx.value_and_grad(lambda module: loss(module(X), Y))(module)
     by_path = dict(nnx.to_flat_state(grads))
     return value, {name: by_path[path][...] for name, path, _ in _variables(module)}
+
+
+@nnx.jit(static_argnames=("loss", "lr"), donate_argnames="module")
+def _whole_step(module: Any, X: Any, Y: Any, loss: Loss, lr: float) -> Any:
+    # Forward, backward and update in one XLA program. The module's arrays are donated: XLA writes the new
+    # parameters into the old ones' buffers, and NNX puts them back into the module after the call.
+    value, grads = nnx.value_and_grad(lambda module: loss(module(X), Y))(module)
+    by_path = dict(nnx.to_flat_state(grads))
+    for _, path, variable in _variables(module):
+        _assign(variable, _value(variable) - lr * by_path[path][...])
+    return value
 
 
 @functools.partial(jax.jit, static_argnames=("stride", "padding", "groups"))
@@ -424,6 +435,16 @@ class JaxBackend(Backend):
         updated = _sgd_step(tuple(_value(v) for _, v in variables), tuple(grads[name] for name, _ in variables), lr)
         for (_, variable), value in zip(variables, updated, strict=True):
             _assign(variable, value)
+
+    def compiled_train_step(self, module: Any, loss: Loss, lr: float) -> Step:
+        """One ``nnx.jit`` of the whole step, the module's arrays donated; the loss stays on the device."""
+        lr = float(lr)
+
+        def step(X: Any, Y: Any) -> Any:
+            with self.tracing():
+                return _whole_step(module, X, Y, loss, lr)
+
+        return step
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
         # jax.value_and_grad traces f with the modules it closes over, which NNX sees only through nnx transforms:

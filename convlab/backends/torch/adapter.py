@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
-from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair, Step
 
 
 class Module(nn.Module):
@@ -302,6 +302,33 @@ class TorchBackend(Backend):
         with torch.no_grad():
             for name, grad in grads.items():
                 params[name].sub_(grad, alpha=lr)
+
+    def compiled_train_step(self, module: nn.Module, loss: Loss, lr: float) -> Step:
+        """The step as the book's training loop writes it, under ``torch.compile`` (TorchInductor).
+
+        TorchDynamo captures the forward pass and the loss as one graph, which
+        AOTAutograd differentiates ahead of time, and the update as another;
+        ``backward()`` between them is where the step leaves the graph. The
+        parameters are updated in place, so the module stays the one trained.
+        """
+        params = list(self.parameters(module).values())
+
+        def step(X: Any, Y: Any) -> Any:
+            for p in params:
+                p.grad = None
+            value = loss(module(X), Y)
+            value.backward()
+            with torch.no_grad():  # what torch.optim.SGD(foreach=True) does, p -= lr * grad for all at once
+                torch._foreach_add_(params, [p.grad for p in params], alpha=-lr)
+            return value.detach()
+
+        compiled = torch.compile(step)
+
+        def traced_step(X: Any, Y: Any) -> Any:
+            with self.tracing():
+                return compiled(X, Y)
+
+        return traced_step
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
         """``f(*inputs)`` and its gradients; float inputs keep their dtype, others become float64."""

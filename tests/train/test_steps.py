@@ -1,0 +1,122 @@
+"""The compiled training step: eager steps' losses to float rounding, the same bits run after run, and the fallback."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from fashion_data import fashion_mnist
+
+import convlab as cl
+from convlab.backends.base import CompileUnavailableError
+from convlab.errors import CompileFallbackWarning
+from convlab.train.steps import TrainingStep, check_compile, wants_compiled
+
+STEPS = 50
+"""LeNet steps compared, compiled against eager, as the issue asks."""
+
+
+def _has_compiled_step(backend) -> bool:
+    return type(backend).compiled_train_step is not cl.backends.base.Backend.compiled_train_step
+
+
+def _lenet_losses(backend_name: str, compile: bool) -> tuple[list[float], dict[str, np.ndarray], bool]:
+    with cl.use_backend(backend_name):
+        net = cl.models.lenet(seed=0, activation="relu", pooling="max")
+        data = fashion_mnist(batch_size=64, seed=0)
+        result = cl.train_classifier(net, data, 1, 0.1, max_batches=STEPS, verbose=False, compile=compile)
+        params = {name: cl.to_numpy(value) for name, value in cl.parameters(net).items()}
+    return result.step_losses, params, result.metadata["compiled"]
+
+
+def test_compiled_lenet_steps_match_eager_steps_and_repeat_bit_for_bit(backend):
+    eager, eager_params, eager_compiled = _lenet_losses(backend.name, False)
+    if not _has_compiled_step(backend):  # compile=True still trains, eagerly, and says so
+        with pytest.warns(CompileFallbackWarning, match=f"the {backend.name} backend has no compiled training step"):
+            fallback, _, was_compiled = _lenet_losses(backend.name, True)
+        assert not was_compiled and fallback == eager
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileFallbackWarning)  # a silent fallback would compare eager with eager
+        compiled, compiled_params, was_compiled = _lenet_losses(backend.name, True)
+        again, _, _ = _lenet_losses(backend.name, True)
+    assert was_compiled and not eager_compiled
+    # ReLU LeNet leaves log(10) within these 50 steps (sigmoid LeNet sits there), so the losses test learning
+    assert eager[-1] < 0.9 * eager[0]
+    np.testing.assert_allclose(compiled, eager, rtol=1e-4)
+    for name, value in eager_params.items():
+        np.testing.assert_allclose(compiled_params[name], value, rtol=1e-3, atol=1e-5, err_msg=name)
+    assert again == compiled  # the determinism contract: the same seed, the same losses, every run
+
+
+def test_compile_argument_must_be_auto_true_or_false():
+    assert check_compile("auto") == "auto" and check_compile(True) is True
+    with pytest.raises(ValueError, match=r"compile: expected 'auto', True or False, got 'yes'"):
+        check_compile("yes")
+    with pytest.raises(ValueError, match="compile"):
+        cl.train_classifier(cl.models.lenet(seed=0), object(), 1, compile=1)
+
+
+class _FakeBackend:
+    """A backend's training-step hooks, counted: an eager step and a compiled one that fails as asked."""
+
+    name = "fake"
+
+    def __init__(self, break_even=None, unavailable=False, fails_on_call=False):
+        self.compile_break_even_steps = break_even
+        self.unavailable, self.fails_on_call = unavailable, fails_on_call
+        self.calls: list[str] = []
+
+    def train_step(self, module, loss, lr):
+        return lambda X, Y: self.calls.append("eager") or 1.0
+
+    def compiled_train_step(self, module, loss, lr):
+        if self.unavailable:
+            raise CompileUnavailableError("no compiler for this module")
+
+        def step(X, Y):
+            if self.fails_on_call:
+                raise RuntimeError("inductor: no C++ compiler\nmore detail")
+            self.calls.append("compiled")
+            return 2.0
+
+        return step
+
+
+def test_auto_compiles_once_the_run_reaches_the_backends_break_even():
+    assert not wants_compiled(_FakeBackend(break_even=None), "auto", 10**6)
+    assert not wants_compiled(_FakeBackend(break_even=1000), "auto", 999)
+    assert wants_compiled(_FakeBackend(break_even=1000), "auto", 1000)
+    assert not wants_compiled(_FakeBackend(break_even=1000), "auto", None)  # a run of unknown length
+    assert wants_compiled(_FakeBackend(), True, 1) and not wants_compiled(_FakeBackend(break_even=1), False, 10)
+
+
+def test_a_step_that_cannot_compile_trains_eagerly_and_says_why_once():
+    backend = _FakeBackend(unavailable=True)
+    with pytest.warns(CompileFallbackWarning, match="could not compile the training step .no compiler for this module"):
+        step = TrainingStep(backend, None, None, 0.1, compile=True)
+    assert not step.compiled and step.reason == "no compiler for this module"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert step(None, None) == 1.0 and step(None, None) == 1.0
+    assert backend.calls == ["eager", "eager"]
+
+
+def test_a_compiled_step_that_fails_at_its_first_call_reruns_the_batch_eagerly():
+    backend = _FakeBackend(fails_on_call=True)
+    step = TrainingStep(backend, None, None, 0.1, compile=True)
+    assert step.compiled
+    with pytest.warns(CompileFallbackWarning, match=r"\(RuntimeError: inductor: no C\+\+ compiler\); training eagerly"):
+        assert step(None, None) == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert step(None, None) == 1.0
+    assert backend.calls == ["eager", "eager"] and not step.compiled
+
+
+def test_a_compiled_step_that_ran_once_is_kept():
+    backend = _FakeBackend()
+    step = TrainingStep(backend, None, None, 0.1, compile=True)
+    assert [step(None, None) for _ in range(3)] == [2.0, 2.0, 2.0]
+    assert backend.calls == ["compiled"] * 3 and step.compiled
