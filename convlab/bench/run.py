@@ -59,12 +59,12 @@ def run_benchmark(
         Square image sizes and square kernel sizes for ``corr2d``.
     repeats : int
         Timing samples per measurement; where a target compares the
-        timings, the fewest.
+        timings, the fewest (and at least 6, for a 95% interval).
     budget_s : float
         Seconds a measurement that a target compares may go on sampling past
         ``repeats``, until the ratio's 95% interval clears the target's limit
-        (:func:`~convlab.bench.timing.measure_side_by_side`; ``0``: exactly
-        ``repeats`` samples).
+        (:func:`~convlab.bench.timing.measure_side_by_side`; ``0``: no
+        more samples than ``repeats`` and 6).
     stat : {"median", "min"}
         What the tables and targets use of each measurement's samples (the
         results hold both).

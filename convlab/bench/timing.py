@@ -58,8 +58,8 @@ def sampling_budget(budget_s: float) -> Iterator[None]:
     """Within the block, :func:`measure_side_by_side` samples for up to ``budget_s`` seconds past its ``repeats``.
 
     A context rather than an argument: every measurement of a run shares it,
-    however deep the function that times it (``0``: exactly ``repeats``
-    samples, as without comparisons).
+    however deep the function that times it (``0``: no more samples than
+    ``repeats`` and, where compared, the 6 of a 95% interval).
     """
     if not budget_s >= 0:
         raise ValueError(f"budget_s: expected seconds at or above 0, got {budget_s!r}")
@@ -152,7 +152,9 @@ def measure_side_by_side(
     sampling goes on until the interval of every comparison's paired ratios
     (:func:`~convlab.bench.stats.median_interval`) lies wholly on one side
     of its limit, or ``budget_s`` seconds of sampling are spent, or
-    :data:`MAX_SAMPLES` are taken. The intervals are looked at after
+    :data:`MAX_SAMPLES` are taken; but never stops before
+    :func:`~convlab.bench.stats.min_samples` (6), the fewest pairs that make
+    a 95% interval. The intervals are looked at after
     ``max(repeats, min_samples())`` rounds and then each time the count has
     doubled: looking after every round would, over many looks, let a ratio
     that sits on its limit cross the limit by chance.
@@ -163,7 +165,7 @@ def measure_side_by_side(
         The calls to time, by any key.
     repeats : int
         Samples per call (at least one): exactly these without ``until``,
-        at least these with it.
+        at least these (and at least 6) with it.
     until : sequence of Comparison
         Ratios of the keys to settle; one whose calls failed is left out.
     budget_s : float, optional
@@ -198,7 +200,9 @@ def measure_side_by_side(
         taken = len(next(iter(times.values())))
         if taken < repeats:
             continue
-        if not comparisons or taken >= MAX_SAMPLES or clock() - start >= budget_s:
+        if not comparisons or taken >= MAX_SAMPLES:
+            break
+        if taken >= min_samples() and clock() - start >= budget_s:  # fewer could not make a 95% interval
             break
         if taken >= look:
             look = 2 * taken

@@ -329,6 +329,16 @@ def test_a_target_over_several_workloads_is_judged_by_its_worst():
     assert k["verdict"] == "FAIL" and k["where"] == "vgg" and k["value"] == pytest.approx(1.3)
 
 
+def test_a_single_sample_is_within_noise_and_a_bare_figure_is_judged_as_it_stands():
+    config = {"stat": "median", "repeats": 1, "kernels": [], "sizes": []}
+    lenet = _lenet_rows({"tensorflow": [2.0]})  # twice as slow, once: no spread to judge it by
+    lenet.append({"backend": "torch", "convlab_s": 2.0, "idiomatic_s": 1.0})  # saved without samples
+    results = {"config": config, "backends": ["tensorflow", "torch"], "corr2d": [], "lenet": lenet}
+    verdicts = {t["subject"]: t for t in bench.evaluate_targets(results) if t["target"] == "h"}
+    assert verdicts["tensorflow"]["verdict"] == "WITHIN NOISE" and verdicts["tensorflow"]["samples"] == 1
+    assert verdicts["torch"]["verdict"] == "FAIL" and verdicts["torch"]["samples"] == 0
+
+
 def test_sampling_stops_as_soon_as_a_clear_ratio_is_settled():
     clock = FakeClock()
     fns = {"convlab": clock.call([1.0]), "idiomatic": clock.call([2.0])}  # 0.5x against 1.15x
@@ -352,7 +362,8 @@ def test_sampling_stops_at_the_budget_when_the_ratio_straddles_its_limit():
     ratios = paired_ratios(timings["convlab"]["times_s"], timings["idiomatic"]["times_s"])
     _, low, high = median_interval(ratios)
     assert low < 1.15 < high  # never settled: the budget stopped it
-    assert bench.measure_side_by_side(fns, repeats=5, until=until, budget_s=0.0, clock=clock)["convlab"]["samples"] == 5
+    no_budget = bench.measure_side_by_side(fns, repeats=5, until=until, budget_s=0.0, clock=clock)
+    assert no_budget["convlab"]["samples"] == min_samples()  # the fewest that make a 95% interval
 
 
 def test_comparisons_pick_the_faster_denominator_and_skip_failed_calls():
