@@ -18,11 +18,11 @@ from convlab.core.checks import check_output_file
 from convlab.core.registry import backend_names, canonical_name
 
 QUICK = {
-    "sizes": (8, 16),
+    "sizes": (8,),
     "kernels": (2, 3),
     "repeats": 1,
     "budget_s": 0.25,
-    "loop_max": 16,
+    "loop_max": 8,
     "import_repeats": 1,
     "memory_size": 512,
 }

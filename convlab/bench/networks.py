@@ -93,8 +93,10 @@ def conv_flops(in_channels: int, out_channels: int, kernel: int, padding: int, s
     return 2 * n * out_channels * out_h * out_w * in_channels * kernel * kernel
 
 
-def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, progress: Progress) -> list[dict[str, Any]]:
-    """One row per backend and :data:`CONV_SHAPES` entry.
+def time_conv_layers(
+    backends: dict[str, Backend], repeats: int, stat: str, progress: Progress, shapes: tuple = CONV_SHAPES
+) -> list[dict[str, Any]]:
+    """One row per backend and ``shapes`` entry (default :data:`CONV_SHAPES`).
 
     Each row is ``{"backend", "workload", "convlab_s", "framework_s"}``
     (forward and backward of ``sum(output)`` w.r.t. the parameters), and for
@@ -106,7 +108,7 @@ def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, prog
     """
     rng = np.random.default_rng(0)
     rows = []
-    for name, c_in, c_out, kernel, padding, shape in CONV_SHAPES:
+    for name, c_in, c_out, kernel, padding, shape in shapes:
         x = rng.standard_normal(shape, dtype=np.float32)
         for backend_name, backend in backends.items():
             progress(f"{backend_name} cl.nn.Conv2d vs its framework's conv layer, {name}")

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from convlab.bench.networks import (
+    CONV_SHAPES,
     MODERN_MODELS,
     time_conv_layers,
     time_data_loading,
@@ -82,7 +83,8 @@ def run_benchmark(
         batches against LeNet's step.
     quick : bool
         A tiny configuration for tests: fewer training epochs and workloads,
-        and of §8's networks BN-LeNet alone.
+        LeNet's first convolution alone for ``cl.nn.Conv2d``, and of §8's
+        networks BN-LeNet alone.
     progress : file, optional
         Where progress lines go (``None``: nowhere).
 
@@ -134,7 +136,8 @@ def run_benchmark(
         results["train"] = time_training(loaded, repeats, stat, quick, say) if train else []
         results["imports"] = time_imports(import_repeats, stat, say) if imports else None
         results["memory"] = measure_memory(memory_size, 3, say) if memory and "numpy" in loaded else None
-        results["conv_layers"] = time_conv_layers(loaded, repeats, stat, say) if networks else []
+        shapes = CONV_SHAPES[:1] if quick else CONV_SHAPES
+        results["conv_layers"] = time_conv_layers(loaded, repeats, stat, say, shapes) if networks else []
         results["lenet"] = time_lenet_steps(loaded, repeats, stat, say) if networks else []
         modern = ("bn_lenet",) if quick else MODERN_MODELS
         results["modern"] = time_modern_steps(loaded, repeats, stat, say, modern) if networks else []
