@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--budget",
         type=_positive(float, zero=True),
         metavar="SECONDS",
-        help="seconds a compared measurement may go on sampling until its target's verdict is clear "
+        help="seconds a compared measurement may sample past its first 6 pairs until its target's verdict is clear "
         f"(default: {DEFAULT_BUDGET_S:g}; 0: --repeats samples, at least 6 where a target compares)",
     )
     parser.add_argument(

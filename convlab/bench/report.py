@@ -8,7 +8,7 @@ from typing import Any
 
 from convlab._text import table
 from convlab.backends.reference import NOT_PROVIDED
-from convlab.bench.stats import median_interval, paired_ratios
+from convlab.bench.stats import median_interval, min_samples, paired_ratios
 from convlab.bench.workloads import METHODS, fastest_by_shape
 
 SHORT_METHOD = {"vectorized": "vec", "native": "native", "auto": "auto", "loop": "loop"}
@@ -31,10 +31,11 @@ def format_report(results: dict[str, Any]) -> str:
     """
     machine, config = results["machine"], results["config"]
     sampling = f"{config['stat']} of {config['repeats']} samples"
-    if config.get("budget_s"):
-        # the wording of timing.measure_side_by_side's rule
+    if config.get("budget_s") is not None:
+        # timing.measure_side_by_side's rule, in a few words
         sampling += (
-            f" or more: compared timings go on, in turns, for up to {config['budget_s']:g} s until a verdict is clear"
+            f" (where a target compares timings: at least {min_samples()}, in turns, "
+            f"and up to {config['budget_s']:g} s more until its verdict is clear)"
         )
     lines = [
         f"convlab bench: {', '.join(f'{n} {v}' for n, v in machine['versions'].items())}; "

@@ -63,7 +63,8 @@ def run_benchmark(
         timings, the fewest (and at least 6, for a 95% interval).
     budget_s : float
         Seconds a measurement that a target compares may go on sampling past
-        ``repeats``, until the ratio's 95% interval clears the target's limit
+        its first ``max(repeats, 6)`` samples, until the ratio's 95% interval
+        clears the target's limit
         (:func:`~convlab.bench.timing.measure_side_by_side`; ``0``: no
         more samples than ``repeats`` and 6).
     stat : {"median", "min"}

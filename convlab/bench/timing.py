@@ -43,7 +43,7 @@ MAX_CALLS_PER_SAMPLE = 10_000
 """Bounds a sample of a call too fast for the clock to time once."""
 
 DEFAULT_BUDGET_S = 2.0
-"""Seconds one side-by-side measurement may go on sampling, past its ``repeats``, for its comparisons to settle."""
+"""Seconds one side-by-side measurement may go on sampling, past its first samples, for its comparisons to settle."""
 
 MAX_SAMPLES = 1000
 """Bounds the samples of one measurement, whatever its budget."""
@@ -55,7 +55,7 @@ _budget_s: contextvars.ContextVar[float] = contextvars.ContextVar("budget_s", de
 
 @contextlib.contextmanager
 def sampling_budget(budget_s: float) -> Iterator[None]:
-    """Within the block, :func:`measure_side_by_side` samples for up to ``budget_s`` seconds past its ``repeats``.
+    """Within the block, :func:`measure_side_by_side` samples for up to ``budget_s`` s past its first samples.
 
     A context rather than an argument: every measurement of a run shares it,
     however deep the function that times it (``0``: no more samples than
@@ -151,13 +151,13 @@ def measure_side_by_side(
     Without comparisons, each function gets ``repeats`` samples. With them,
     sampling goes on until the interval of every comparison's paired ratios
     (:func:`~convlab.bench.stats.median_interval`) lies wholly on one side
-    of its limit, or ``budget_s`` seconds of sampling are spent, or
-    :data:`MAX_SAMPLES` are taken; but never stops before
-    :func:`~convlab.bench.stats.min_samples` (6), the fewest pairs that make
-    a 95% interval. The intervals are looked at after
-    ``max(repeats, min_samples())`` rounds and then each time the count has
-    doubled: looking after every round would, over many looks, let a ratio
-    that sits on its limit cross the limit by chance.
+    of its limit, or ``budget_s`` seconds of sampling past the first
+    ``max(repeats, min_samples())`` are spent, or :data:`MAX_SAMPLES` are
+    taken: it never stops before :func:`~convlab.bench.stats.min_samples`
+    (6), the fewest pairs that make a 95% interval. The intervals are looked
+    at after ``max(repeats, min_samples())`` rounds and then each time the
+    count has doubled: looking after every round would, over many looks, let
+    a ratio that sits on its limit cross the limit by chance.
 
     Parameters
     ----------
@@ -169,7 +169,8 @@ def measure_side_by_side(
     until : sequence of Comparison
         Ratios of the keys to settle; one whose calls failed is left out.
     budget_s : float, optional
-        Seconds of sampling past ``repeats`` (default: :func:`sampling_budget`'s).
+        Seconds of sampling past the first ``max(repeats, min_samples())``
+        (default: :func:`sampling_budget`'s).
     clock : callable
         Seconds, monotonic (tests pass a fake one).
 
@@ -193,21 +194,24 @@ def measure_side_by_side(
             results[key] = {"error": f"{type(exc).__name__}: {exc}"}
     comparisons = [c for c in until if all(key in plans for key in (c.numerator, *c.denominators))]
     times: dict[Any, list[float]] = {key: [] for key in plans}
-    start, look = clock(), max(repeats, min_samples())
+    # fewer than min_samples() pairs make no 95% interval: compared timings take at least that many
+    minimum = max(repeats, min_samples()) if comparisons else repeats
+    start, look = None, minimum
     while plans:
         for key, (fn, number, _) in plans.items():
             times[key].append(_sample(fn, number, clock))
         taken = len(next(iter(times.values())))
-        if taken < repeats:
+        if taken < minimum:
             continue
         if not comparisons or taken >= MAX_SAMPLES:
             break
-        if taken >= min_samples() and clock() - start >= budget_s:  # fewer could not make a 95% interval
-            break
+        start = clock() if start is None else start  # the budget runs past the minimum
         if taken >= look:
             look = 2 * taken
             if all(comparison.settled(times) for comparison in comparisons):
                 break
+        if clock() - start >= budget_s:
+            break
     for key, (_, number, first) in plans.items():
         results[key] = summarize(times[key], number, first)
     return results

@@ -357,8 +357,8 @@ def test_sampling_stops_at_the_budget_when_the_ratio_straddles_its_limit():
     until = [Comparison("convlab", ("idiomatic",), 1.15)]
     timings = bench.measure_side_by_side(fns, repeats=5, until=until, budget_s=100.0, clock=clock)
     n = timings["convlab"]["samples"]
-    # each turn takes 2.15 s on average (0.8 or 1.5, then 1.0); warm-up and calibration took 2 calls of each
-    assert 40 <= n <= 50 and n == timings["idiomatic"]["samples"]
+    # the 6 pairs of a 95% interval, then turns of 2.15 s on average (0.8 or 1.5, then 1.0) for 100 s
+    assert n == 6 + math.ceil(100 / 2.15) and n == timings["idiomatic"]["samples"]
     ratios = paired_ratios(timings["convlab"]["times_s"], timings["idiomatic"]["times_s"])
     _, low, high = median_interval(ratios)
     assert low < 1.15 < high  # never settled: the budget stopped it
