@@ -2,10 +2,12 @@
 
 ``convlab bench`` (or :func:`run_benchmark`) measures every installed backend
 and prints tables and targets (:func:`format_report`): ratios measured side
-by side in the same run, each PASS or FAIL (:data:`TARGETS`). The parts:
+by side in the same run, each with a 95% interval and PASS, FAIL or WITHIN
+NOISE (:data:`TARGETS`, :mod:`convlab.bench.stats`). The parts:
 
 * :mod:`convlab.bench.run`: a whole run, as one JSON-ready dict;
-* :mod:`convlab.bench.timing`: how a call is timed;
+* :mod:`convlab.bench.timing`: how a call is timed, and for how long;
+* :mod:`convlab.bench.stats`: a ratio's interval and its verdict;
 * :mod:`convlab.bench.workloads`: what is measured;
 * :mod:`convlab.bench.targets`: the targets;
 * :mod:`convlab.bench.report`: the text report and the figure;
@@ -16,7 +18,7 @@ from convlab.bench.cli import add_arguments, main
 from convlab.bench.report import format_report, plot
 from convlab.bench.run import run_benchmark
 from convlab.bench.targets import TARGETS, evaluate_targets
-from convlab.bench.timing import STATS, measure, measure_side_by_side
+from convlab.bench.timing import STATS, Comparison, measure, measure_side_by_side, sampling_budget
 from convlab.bench.workloads import DEFAULT_KERNELS, DEFAULT_SIZES, METHODS
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "METHODS",
     "STATS",
     "TARGETS",
+    "Comparison",
     "add_arguments",
     "evaluate_targets",
     "format_report",
@@ -33,4 +36,5 @@ __all__ = [
     "measure_side_by_side",
     "plot",
     "run_benchmark",
+    "sampling_budget",
 ]

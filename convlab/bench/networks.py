@@ -29,7 +29,8 @@ import numpy as np
 from convlab import models, nn
 from convlab.backends.base import Backend, Tensor
 from convlab.backends.reference import reference_function
-from convlab.bench.timing import Progress, measure_side_by_side
+from convlab.bench.targets import TARGETS
+from convlab.bench.timing import Comparison, Progress, measure_side_by_side
 from convlab.core.registry import use_backend
 from convlab.errors import DataNotFoundError
 from convlab.nn.losses import SoftmaxCrossEntropy
@@ -69,12 +70,20 @@ def _baseline(backend: Backend, name: str, *args: Any) -> Any:
 
 
 def _row(row: dict[str, Any], timings: dict[str, Any], stat: str, progress: Progress) -> dict[str, Any]:
-    """``row`` with each timing's ``stat`` as ``<label>_s``, or with the first ``"error"`` (also reported)."""
+    """``row`` with each timing's ``stat`` as ``<label>_s``, or with the first ``"error"`` (also reported).
+
+    The samples behind each figure go along as ``<label>_times_s`` (the
+    targets pair them up) and the cost of the first call as ``<label>_compile_s``.
+    """
     errors = [timing["error"] for timing in timings.values() if "error" in timing]
     if errors:
         progress(f"  {row['backend']}: {errors[0]}")
         return {**row, "error": errors[0]}
-    return {**row, **{f"{label}_s": timing[f"{stat}_s"] for label, timing in timings.items()}}
+    out = dict(row)
+    for label, timing in timings.items():
+        out[f"{label}_s"], out[f"{label}_times_s"] = timing[f"{stat}_s"], timing["times_s"]
+        out[f"{label}_compile_s"] = timing["compile_s"]
+    return out
 
 
 def conv_flops(in_channels: int, out_channels: int, kernel: int, padding: int, shape: tuple[int, ...]) -> int:
@@ -84,8 +93,10 @@ def conv_flops(in_channels: int, out_channels: int, kernel: int, padding: int, s
     return 2 * n * out_channels * out_h * out_w * in_channels * kernel * kernel
 
 
-def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, progress: Progress) -> list[dict[str, Any]]:
-    """One row per backend and :data:`CONV_SHAPES` entry.
+def time_conv_layers(
+    backends: dict[str, Backend], repeats: int, stat: str, progress: Progress, shapes: tuple = CONV_SHAPES
+) -> list[dict[str, Any]]:
+    """One row per backend and ``shapes`` entry (default :data:`CONV_SHAPES`).
 
     Each row is ``{"backend", "workload", "convlab_s", "framework_s"}``
     (forward and backward of ``sum(output)`` w.r.t. the parameters), and for
@@ -97,7 +108,7 @@ def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, prog
     """
     rng = np.random.default_rng(0)
     rows = []
-    for name, c_in, c_out, kernel, padding, shape in CONV_SHAPES:
+    for name, c_in, c_out, kernel, padding, shape in shapes:
         x = rng.standard_normal(shape, dtype=np.float32)
         for backend_name, backend in backends.items():
             progress(f"{backend_name} cl.nn.Conv2d vs its framework's conv layer, {name}")
@@ -105,6 +116,7 @@ def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, prog
                 layer = nn.Conv2d(c_in, c_out, kernel, padding=padding, seed=0)
             X = backend.tensor(x)
             fns = {"convlab": functools.partial(_step, backend, layer, X, X, SumOfOutputs(backend), None)}
+            until = [Comparison("convlab", ("framework",), TARGETS["f"][1])]
             row: dict[str, Any] = {"backend": backend_name, "workload": name}
             own = _baseline(backend, "framework_conv2d_step", c_in, c_out, kernel, padding, x)
             if own is None:
@@ -117,10 +129,11 @@ def time_conv_layers(backends: dict[str, Backend], repeats: int, stat: str, prog
                 a, b = rng.standard_normal((2, side, side), dtype=np.float32)
                 fns["forward"] = functools.partial(layer, X)
                 fns["matmul"] = functools.partial(np.matmul, a, b)
-            timings = measure_side_by_side(fns, repeats)
+                matmul_flops = 2 * side**3
+                until.append(Comparison("forward", ("matmul",), TARGETS["g"][1], scale=matmul_flops / flops))
+            timings = measure_side_by_side(fns, repeats, until)
             row = _row(row, timings, stat, progress)
             if "error" not in row and "matmul" in timings:
-                matmul_flops = 2 * side**3
                 row["flop_rate_ratio"] = (flops / row["forward_s"]) / (matmul_flops / row["matmul_s"])
             rows.append(row)
     return rows
@@ -138,8 +151,8 @@ def time_lenet_steps(backends: dict[str, Backend], repeats: int, stat: str, prog
         progress(f"{backend_name} LeNet step vs the framework's idiomatic step, batch {LENET_BATCH}")
         with use_backend(backend_name):
             net = models.lenet(seed=0)
-        row = _step_row(backend, net, {"backend": backend_name}, "idiomatic_lenet_step", (), repeats, stat, progress)
-        rows.append(row)
+        row = {"backend": backend_name}
+        rows.append(_step_row(backend, net, row, "idiomatic_lenet_step", (), repeats, stat, progress, "h"))
     return rows
 
 
@@ -173,7 +186,7 @@ def time_modern_steps(
             with use_backend(backend_name):
                 net = getattr(models, model)(seed=0, size="book" if model == "bn_lenet" else "mini")
             row = {"model": model, "backend": backend_name}
-            rows.append(_step_row(backend, net, row, "idiomatic_modern_step", (model,), repeats, stat, progress))
+            rows.append(_step_row(backend, net, row, "idiomatic_modern_step", (model,), repeats, stat, progress, "k"))
     return rows
 
 
@@ -186,8 +199,13 @@ def _step_row(
     repeats: int,
     stat: str,
     progress: Progress,
+    target: str | None = None,
 ) -> dict[str, Any]:
-    """``row`` with the seconds of one SGD step of ``net`` at batch 128 and of the reference module's ``reference``."""
+    """``row`` with the seconds of one SGD step of ``net`` at batch 128 and of the reference module's ``reference``.
+
+    With a ``target`` of :data:`~convlab.bench.targets.TARGETS`, sampling goes on until the steps' ratio settles
+    against its limit (:func:`~convlab.bench.timing.measure_side_by_side`).
+    """
     rng = np.random.default_rng(0)
     X = rng.random((LENET_BATCH, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, LENET_BATCH)
@@ -201,7 +219,8 @@ def _step_row(
         row["not_provided"] = ["idiomatic"]
     else:
         fns["idiomatic"] = own
-    return _row(row, measure_side_by_side(fns, repeats), stat, progress)
+    until = [Comparison("convlab", ("idiomatic",), TARGETS[target][1])] if target else []
+    return _row(row, measure_side_by_side(fns, repeats, until), stat, progress)
 
 
 def time_data_loading(
@@ -235,7 +254,8 @@ def time_data_loading(
         batch_s = timing[f"{stat}_s"] / batches
         step = step_s.get(backend_name)
         ratio = batch_s / step if step else None
-        rows.append({"backend": backend_name, "batch_s": batch_s, "step_s": step, "ratio": ratio})
+        row = {"backend": backend_name, "batch_s": batch_s, "step_s": step, "ratio": ratio}
+        rows.append({**row, "batch_times_s": [seconds / batches for seconds in timing["times_s"]]})
     return rows
 
 

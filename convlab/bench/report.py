@@ -8,6 +8,7 @@ from typing import Any
 
 from convlab._text import table
 from convlab.backends.reference import NOT_PROVIDED
+from convlab.bench.stats import median_interval, min_samples, paired_ratios
 from convlab.bench.workloads import METHODS, fastest_by_shape
 
 SHORT_METHOD = {"vectorized": "vec", "native": "native", "auto": "auto", "loop": "loop"}
@@ -29,9 +30,16 @@ def format_report(results: dict[str, Any]) -> str:
         The report, lines without a trailing newline.
     """
     machine, config = results["machine"], results["config"]
+    sampling = f"{config['stat']} of {config['repeats']} samples"
+    if config.get("budget_s") is not None:
+        # timing.measure_side_by_side's rule, in a few words
+        sampling += (
+            f" (where a target compares timings: at least {min_samples()}, in turns, "
+            f"and up to {config['budget_s']:g} s more until its verdict is clear)"
+        )
     lines = [
         f"convlab bench: {', '.join(f'{n} {v}' for n, v in machine['versions'].items())}; "
-        f"{machine['cpus']} CPUs; {config['stat']} of {config['repeats']} samples"
+        f"{machine['cpus']} CPUs; {sampling}"
     ]
     lines += [f"skipped {name}: {reason}" for name, reason in results["skipped"].items()]
     lines += _corr2d_tables(results)
@@ -114,23 +122,27 @@ def _network_tables(results: dict[str, Any]) -> list[str]:
     lines = []
     if results.get("conv_layers"):
         lines += ["", "cl.nn.Conv2d vs the framework's conv layer: milliseconds per forward + backward"]
-        rows = [["backend", "workload", "cl.nn", "framework", "ratio", "numpy forward vs matmul rate"]]
+        rows = [["backend", "workload", "cl.nn", "framework", "ratio", "spread", "numpy forward vs matmul rate"]]
         for r in results["conv_layers"]:
             ours, own = r.get("convlab_s"), r.get("framework_s")
             ratio = f"{ours / own:.2f}" if ours and own else ("error" if "error" in r else "-")
             rate = f"{r['flop_rate_ratio']:.0%}" if r.get("flop_rate_ratio") else ""
-            rows.append([r["backend"], r["workload"], _ms(ours), _baseline_ms(r, "framework"), ratio, rate])
+            spread = _spread(r, "convlab", "framework")
+            rows.append([r["backend"], r["workload"], _ms(ours), _baseline_ms(r, "framework"), ratio, spread, rate])
         lines += _table(rows, left=2)
     if results.get("lenet"):
         lines += ["", "LeNet training step, batch 128: milliseconds (convlab vs the framework's idiomatic code)"]
-        rows = [["backend", "convlab", "idiomatic", "ratio"]]
+        rows = [["backend", "convlab", "idiomatic", "ratio", "spread"]]
         for r in results["lenet"]:
             ours, own = r.get("convlab_s"), r.get("idiomatic_s")
             ratio = f"{ours / own:.2f}" if ours and own else (_last_line(r["error"]) if "error" in r else "-")
-            rows.append([r["backend"], _ms(ours), _baseline_ms(r, "idiomatic"), ratio])
+            rows.append(
+                [r["backend"], _ms(ours), _baseline_ms(r, "idiomatic"), ratio, _spread(r, "convlab", "idiomatic")]
+            )
         lines += _table(rows)
     if results.get("modern"):
         lines += _modern_table(results["modern"])
+    lines += _compile_table(results)
     if results.get("data"):
         lines += ["", "Fashion-MNIST: milliseconds per training batch, and over a LeNet step"]
         rows = [["backend", "batch", "step", "ratio"]]
@@ -144,12 +156,42 @@ def _network_tables(results: dict[str, Any]) -> list[str]:
 def _modern_table(modern: list[dict[str, Any]]) -> list[str]:
     # One row per network and backend: both steps in ms and examples per second, and their ratio.
     lines = ["", "d2l §8 networks, training step at batch 128: milliseconds and examples/s (convlab vs idiomatic)"]
-    rows = [["model", "backend", "convlab", "ex/s", "idiomatic", "ex/s", "ratio"]]
+    rows = [["model", "backend", "convlab", "ex/s", "idiomatic", "ex/s", "ratio", "spread"]]
     for r in modern:
         ours, own = r.get("convlab_s"), r.get("idiomatic_s")
         ratio = f"{ours / own:.2f}" if ours and own else (_last_line(r["error"]) if "error" in r else "-")
-        rows.append([r["model"], r["backend"], _ms(ours), _rate(ours), _baseline_ms(r, "idiomatic"), _rate(own), ratio])
+        idiomatic = _baseline_ms(r, "idiomatic")
+        spread = _spread(r, "convlab", "idiomatic")
+        rows.append([r["model"], r["backend"], _ms(ours), _rate(ours), idiomatic, _rate(own), ratio, spread])
     return lines + _table(rows, left=2)
+
+
+def _compile_table(results: dict[str, Any]) -> list[str]:
+    # What the first call cost beyond a steady one (tracing, compiling, caches): kept out of the samples, shown here.
+    rows = [["step", "backend", "convlab", "baseline"]]
+    sections = [
+        ("conv_layers", "workload", "framework"),
+        ("lenet", None, "idiomatic"),
+        ("modern", "model", "idiomatic"),
+    ]
+    for section, name, baseline in sections:
+        for r in results.get(section, []):
+            if "convlab_compile_s" in r:
+                step = "LeNet" if name is None else r[name]
+                rows.append([step, r["backend"], _ms(r["convlab_compile_s"]), _ms(r.get(f"{baseline}_compile_s"))])
+    if len(rows) == 1:
+        return []
+    title = "compile time: milliseconds the first call took beyond a steady call (not in the timings above)"
+    return ["", title, *_table(rows, left=2)]
+
+
+def _spread(row: dict[str, Any], a: str, b: str) -> str:
+    """The 95% interval of the paired ratios of ``row``'s timings ``a`` over ``b``; blank without samples."""
+    a_times, b_times = row.get(f"{a}_times_s"), row.get(f"{b}_times_s")
+    if not a_times or not b_times or len(a_times) != len(b_times):
+        return ""
+    _, low, high = median_interval(paired_ratios(a_times, b_times))
+    return f"{low:.2f}-{high:.2f}"
 
 
 def _rate(seconds: float | None, batch: int = 128) -> str:
@@ -157,13 +199,26 @@ def _rate(seconds: float | None, batch: int = 128) -> str:
 
 
 def _targets_table(targets: list[dict[str, Any]]) -> list[str]:
-    rows = []
+    rows = [["target", "subject", "value", "95% interval", "n", "verdict", " where"]]
     for t in targets:
-        value = "-" if t["value"] is None else (f"{t['value']:+.3f} s" if t["target"] == "d" else f"{t['value']:.2f}x")
-        verdict = {True: "PASS", False: "FAIL", None: "n/a"}[t["passed"]]
+        seconds = t["target"] == "d"
+        value = _figure(t["value"], seconds)
+        spread = "-" if t.get("low") is None else f"{_figure(t['low'], seconds)} to {_figure(t['high'], seconds)}"
+        verdict = t.get("verdict") or {True: "PASS", False: "FAIL", None: "n/a"}[t["passed"]]
         # the extra space sets the free-text "where" column apart from the right-aligned verdicts
-        rows.append([f"({t['target']}) {t['what']}", t["subject"], value, verdict, f" {t['where']}"])
-    return ["", "targets (ratios measured side by side in this run)", *(f"  {line}" for line in _table(rows, left=2))]
+        samples = str(t["samples"]) if t.get("samples") else "-"
+        rows.append([f"({t['target']}) {t['what']}", t["subject"], value, spread, samples, verdict, f" {t['where']}"])
+    title = (
+        "targets: median of the paired ratios measured side by side in this run, its 95% interval and n pairs; "
+        "WITHIN NOISE where the interval holds the limit"
+    )
+    return ["", title, *(f"  {line}" for line in _table(rows, left=2))]
+
+
+def _figure(value: float | None, seconds: bool) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f} s" if seconds else f"{value:.2f}x"
 
 
 def _ms(seconds: float | None) -> str:

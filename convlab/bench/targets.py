@@ -1,11 +1,27 @@
-"""The targets of ``convlab bench``: ratios measured side by side in the same run, each PASS or FAIL."""
+"""The targets of ``convlab bench``: ratios measured side by side in the same run, each PASS, FAIL or WITHIN NOISE.
+
+Each figure is the median of its paired ratios (sample ``i`` of one timing
+over sample ``i`` of the other, taken in turns), with a 95% interval
+(:mod:`convlab.bench.stats`); the verdict is PASS when the whole interval is
+within the limit, FAIL when none of it is, and WITHIN NOISE when the run
+cannot tell. With fewer than 6 samples the interval is their range, which
+holds the median less often (94% at 5, 50% at 2), and a single sample, which
+shows no spread, is WITHIN NOISE. Figures without samples (a count of
+bytes, results saved before samples were kept) are judged on the figure.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+from convlab.bench.stats import FAIL, PASS, WITHIN_NOISE, median_interval, paired_ratios, unpaired_ratio_interval
+from convlab.bench.stats import verdict as judge
 from convlab.bench.workloads import fastest_by_shape
+
+Ratio = tuple[float, float, float, int]
+"""A measured figure: ``(median, low, high, samples)``, ``[low, high]`` its 95% interval (0 samples: a bare figure)."""
 
 TARGETS = {
     "a": ("auto <= 1.05x min(native, vectorized), every size", 1.05),
@@ -25,48 +41,54 @@ TARGETS = {
 
 
 def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The pass/fail list of :data:`TARGETS` for the results of :func:`~convlab.bench.run_benchmark`.
+    """The verdicts on :data:`TARGETS` for the results of :func:`~convlab.bench.run_benchmark`.
 
     Parameters
     ----------
     results : dict
         What :func:`~convlab.bench.run_benchmark` returns (``targets`` aside);
-        its ``config["stat"]`` says which statistic of the samples is compared.
+        its ``config["stat"]`` says which statistic of the samples picks the
+        fastest method and judges rows saved without samples.
 
     Returns
     -------
     list of dict
-        ``{"target", "what", "subject", "value", "limit", "passed", "where"}``
-        for each target and backend (one row for ``d`` and ``e``); ``passed``
-        is ``None`` where the run did not measure what the target compares.
+        ``{"target", "what", "subject", "value", "low", "high", "samples",
+        "limit", "verdict", "passed", "where"}`` for each target and backend
+        (one row for ``d`` and ``e``). ``value`` is the median paired ratio
+        (for ``d`` the median difference in seconds), ``[low, high]`` its 95%
+        interval, ``samples`` the count of pairs behind it; where a target
+        holds several workloads, the row is its worst (a FAIL before a WITHIN
+        NOISE before a PASS, then the largest figure). ``verdict`` is
+        ``"PASS"``, ``"FAIL"``, ``"WITHIN NOISE"`` or ``"n/a"`` (not
+        measured); ``passed`` is ``True``, ``False`` or ``None`` (within
+        noise, or not measured).
     """
     stat = results["config"]["stat"]
     rows = [row for row in results["corr2d"] if "error" not in row]
-    times = {(r["backend"], r["method"], r["size"], r["kernel"]): r[f"{stat}_s"] for r in rows}
-    picks = {(r["backend"], r["size"], r["kernel"]): r.get("picks") for r in rows if r["method"] == "auto"}
-    fastest = {key: row[f"{stat}_s"] for key, row in fastest_by_shape(results["corr2d"], stat).items()}
-    out = [_verdict("a", name, *_auto_against_its_rivals(name, times, picks)) for name in results["backends"]]
+    by_shape = {(r["backend"], r["method"], r["size"], r["kernel"]): r for r in rows}
+    fastest = fastest_by_shape(results["corr2d"], stat)
+    out = [_verdict("a", name, *_auto_against_its_rivals(name, by_shape, stat)) for name in results["backends"]]
     for name in results["backends"]:
         ratios = [
-            (times[(name, "auto", n, 3)] / fastest[(n, 3)], f"{n}x{n}, 3x3")
+            (_paired(by_shape[(name, "auto", n, 3)], "", fastest[(n, 3)], "", stat), f"{n}x{n}, 3x3")
             for n in (1024, 2048)
-            if (name, "auto", n, 3) in times and fastest.get((n, 3))
+            if (name, "auto", n, 3) in by_shape and fastest.get((n, 3))
         ]
-        out.append(_verdict("b", name, *_worst(ratios, "not measured (needs 1024 or 2048 with 3x3)")))
+        out.append(_verdict("b", name, *_worst(ratios, "b", "not measured (needs 1024 or 2048 with 3x3)")))
     for name in results["backends"] if results.get("train") else []:
         ratios = [
-            (row["train_kernel_s"] / row["reference_s"], row["workload"])
+            (_paired(row, "train_kernel_", row, "reference_"), row["workload"])
             for row in results["train"]
             if row["backend"] == name and row.get("reference_s")
         ]
-        out.append(_verdict("c", name, *_worst(ratios, "not measured")))
+        out.append(_verdict("c", name, *_worst(ratios, "c", "not measured")))
     if results.get("imports"):
-        out.append(_verdict("d", "convlab", results["imports"]["extra_s"], f"fresh processes, {stat}"))
+        out.append(_verdict("d", "convlab", _import_difference(results["imports"]), f"fresh processes, {stat}"))
     if results.get("memory"):
         memory = results["memory"]
-        out.append(
-            _verdict("e", "numpy", memory["vectorized"]["ratio"], f"{memory['size']}x{memory['size']}, tracemalloc")
-        )
+        where = f"{memory['size']}x{memory['size']}, tracemalloc"
+        out.append(_verdict("e", "numpy", _bare(memory["vectorized"]["ratio"]), where))  # counted, not timed
     out += _network_verdicts(results)
     return out
 
@@ -77,24 +99,32 @@ def _network_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     conv = [row for row in results.get("conv_layers", []) if "error" not in row]
     for name in results["backends"] if conv else []:
         ratios = [
-            (r["convlab_s"] / r["framework_s"], r["workload"])
+            (_paired(r, "convlab_", r, "framework_"), r["workload"])
             for r in conv
             if r["backend"] == name and "framework_s" in r
         ]
         if ratios:
-            out.append(_verdict("f", name, *_worst(ratios, "not measured")))
-    rates = [(1 / r["flop_rate_ratio"], r["workload"]) for r in conv if r.get("flop_rate_ratio")]
+            out.append(_verdict("f", name, *_worst(ratios, "f", "not measured")))
+    # matmul's FLOP rate over the forward's = forward_s / matmul_s scaled by matmul's FLOPs over the forward's
+    rates = [
+        (_paired(r, "forward_", r, "matmul_", scale=r["matmul_s"] / (r["forward_s"] * rate)), r["workload"])
+        for r in conv
+        if (rate := r.get("flop_rate_ratio"))
+    ]
     if rates:
-        out.append(_verdict("g", "numpy", *_worst(rates, "not measured")))
+        out.append(_verdict("g", "numpy", *_worst(rates, "g", "not measured")))
     steps = {row["backend"]: row for row in results.get("lenet", []) if "error" not in row}
     for name, row in steps.items():
         if "idiomatic_s" in row:
-            out.append(_verdict("h", name, row["convlab_s"] / row["idiomatic_s"], "batch 128"))
+            out.append(_verdict("h", name, _paired(row, "convlab_", row, "idiomatic_"), "batch 128"))
     if "numpy" in steps and "idiomatic_s" in steps.get("torch", {}):
-        out.append(_verdict("i", "numpy", steps["numpy"]["convlab_s"] / steps["torch"]["idiomatic_s"], "batch 128"))
+        ratio = _unpaired(steps["numpy"], "convlab_", steps["torch"], "idiomatic_")
+        out.append(_verdict("i", "numpy", ratio, "batch 128"))
     for row in results.get("data", []):
         if row.get("ratio") is not None:
-            out.append(_verdict("j", row["backend"], row["ratio"], f"{row['batch_s'] * 1e3:.2f} ms a batch"))
+            step = steps.get(row["backend"], {})
+            ratio = _unpaired(row, "batch_", step, "convlab_") if "convlab_s" in step else _bare(row["ratio"])
+            out.append(_verdict("j", row["backend"], ratio, f"{row['batch_s'] * 1e3:.2f} ms a batch"))
     out += _modern_verdicts(results.get("modern", []))
     measured = {verdict["target"] for verdict in out}
     unmeasured = "not measured (needs a framework's own layer, PyTorch, or Fashion-MNIST in this run)"
@@ -108,56 +138,118 @@ def _modern_verdicts(modern: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for name in dict.fromkeys(row["backend"] for row in rows):
         ratios = [
-            (r["convlab_s"] / r["idiomatic_s"], r["model"]) for r in rows if r["backend"] == name and "idiomatic_s" in r
+            (_paired(r, "convlab_", r, "idiomatic_"), r["model"])
+            for r in rows
+            if r["backend"] == name and "idiomatic_s" in r
         ]
         if ratios:
-            out.append(_verdict("k", name, *_worst(ratios, "not measured")))
-    torch = {row["model"]: row["idiomatic_s"] for row in rows if row["backend"] == "torch" and "idiomatic_s" in row}
+            out.append(_verdict("k", name, *_worst(ratios, "k", "not measured")))
+    torch = {row["model"]: row for row in rows if row["backend"] == "torch" and "idiomatic_s" in row}
     ratios = [
-        (r["convlab_s"] / torch[r["model"]], r["model"])
+        (_unpaired(r, "convlab_", torch[r["model"]], "idiomatic_"), r["model"])
         for r in rows
         if r["backend"] == "numpy" and r["model"] in torch
     ]
     if ratios:
-        out.append(_verdict("l", "numpy", *_worst(ratios, "not measured")))
+        out.append(_verdict("l", "numpy", *_worst(ratios, "l", "not measured")))
     return out
 
 
 def _auto_against_its_rivals(
-    name: str, times: dict[tuple[str, str, int, int], float], picks: dict[tuple[str, int, int], str | None]
-) -> tuple[float | None, str]:
+    name: str, by_shape: dict[tuple[str, str, int, int], dict[str, Any]], stat: str
+) -> tuple[Ratio | None, str]:
     # Target (a): auto over the faster of native and vectorized, at its worst shape.
     ratios, pick_ratios = [], []
-    for (backend, method, n, k), auto in times.items():
+    for (backend, method, n, k), auto in by_shape.items():
         if backend != name or method != "auto":
             continue
-        rivals = [times.get((backend, other, n, k)) for other in ("native", "vectorized")]
+        rivals = [by_shape.get((backend, other, n, k)) for other in ("native", "vectorized")]
         if None in rivals:
             continue
-        best_rival = min(rivals)
-        ratios.append((auto / best_rival, f"{n}x{n}, {k}x{k}"))
+        best_rival = min(rivals, key=lambda row: row[f"{stat}_s"])
+        ratios.append((_paired(auto, "", best_rival, "", stat), f"{n}x{n}, {k}x{k}"))
         # the time of the method auto dispatches to: tells a wrong pick from noise and dispatch cost
-        pick_ratios.append(times[(backend, picks[(backend, n, k)], n, k)] / best_rival)
-    worst, where = _worst(ratios, "not measured")
+        pick = by_shape[(backend, auto["picks"], n, k)]
+        pick_ratios.append(pick[f"{stat}_s"] / best_rival[f"{stat}_s"])
+    worst, where = _worst(ratios, "a", "not measured")
     if worst is not None:
         where += f"; auto's pick alone: worst {max(pick_ratios):.2f}x"
     return worst, where
 
 
-def _worst(ratios: list[tuple[float, str]], unmeasured: str) -> tuple[float | None, str]:
-    # The largest ratio and where it was measured (the first such place on a tie).
-    return max(ratios, key=lambda ratio_where: ratio_where[0], default=(None, unmeasured))
+def _paired(
+    a: dict[str, Any], a_label: str, b: dict[str, Any], b_label: str, stat: str = "median", scale: float = 1.0
+) -> Ratio:
+    """``a``'s timing ``a_label`` over ``b``'s ``b_label``: the median of their paired ratios and its interval.
+
+    A labelled timing's samples are ``<label>times_s`` and its figure
+    ``<label>s``; a bare measurement (label ``""``, a corr2d row) has
+    ``times_s`` and ``<stat>_s``. Samples of unequal counts were not taken in
+    turns (:func:`_unpaired`); rows without samples give the bare ratio.
+    """
+    a_times, b_times = a.get(f"{a_label}times_s"), b.get(f"{b_label}times_s")
+    if a_times and b_times and len(a_times) == len(b_times):
+        ratios = paired_ratios(a_times, b_times, scale)
+        return (*median_interval(ratios), len(ratios))
+    if a_times and b_times:
+        return _unpaired(a, a_label, b, b_label, scale)
+    a_figure, b_figure = (f"{label}s" if label else f"{stat}_s" for label in (a_label, b_label))
+    return _bare(scale * a[a_figure] / b[b_figure])
 
 
-def _verdict(target: str, subject: str, value: float | None, where: str) -> dict[str, Any]:
+def _unpaired(a: dict[str, Any], a_label: str, b: dict[str, Any], b_label: str, scale: float = 1.0) -> Ratio:
+    """Like :func:`_paired` for timings taken apart: the ratio of medians, and the widest their intervals allow."""
+    a_times, b_times = a.get(f"{a_label}times_s"), b.get(f"{b_label}times_s")
+    if not (a_times and b_times):
+        return _bare(scale * a[f"{a_label}s"] / b[f"{b_label}s"])
+    value, low, high = unpaired_ratio_interval(a_times, b_times)
+    return scale * value, scale * low, scale * high, min(len(a_times), len(b_times))
+
+
+def _import_difference(imports: dict[str, Any]) -> Ratio:
+    # Target (d): the fresh processes ran in turns, so the i-th of each pair up.
+    samples = imports.get("samples") or {}
+    numpy, ours = samples.get("numpy"), samples.get("convlab")
+    if not numpy or not ours or len(numpy) != len(ours):
+        return _bare(imports["extra_s"])
+    differences = [b - a for a, b in zip(numpy, ours, strict=True)]
+    return (*median_interval(differences), len(differences))
+
+
+def _bare(value: float) -> Ratio:
+    return value, value, value, 0
+
+
+_RANK = {PASS: 0, WITHIN_NOISE: 1, FAIL: 2}
+
+
+def _worst(ratios: Sequence[tuple[Ratio, str]], target: str, unmeasured: str) -> tuple[Ratio | None, str]:
+    # The workload that decides the verdict: a FAIL before a WITHIN NOISE before a PASS, then the largest figure
+    # (the first such workload on a tie).
+    limit = TARGETS[target][1]
+    if not ratios:
+        return None, unmeasured
+    return max(ratios, key=lambda item: (_RANK[judge(item[0][1], item[0][2], limit)], item[0][0]))
+
+
+def _verdict(target: str, subject: str, ratio: Ratio | None, where: str) -> dict[str, Any]:
     what, limit = TARGETS[target]
-    passed = None if value is None or math.isnan(value) else bool(value <= limit)
+    if ratio is None or math.isnan(ratio[0]):
+        value, low, high, samples, state = (None if ratio is None else ratio[0]), None, None, 0, "n/a"
+    else:
+        (value, low, high, samples), state = ratio, judge(ratio[1], ratio[2], limit)
+        if samples == 1:  # one sample shows no spread, so it cannot tell a difference from noise
+            state = WITHIN_NOISE
     return {
         "target": target,
         "what": what,
         "subject": subject,
         "value": value,
+        "low": low,
+        "high": high,
+        "samples": samples,
         "limit": limit,
-        "passed": passed,
+        "verdict": state,
+        "passed": {PASS: True, FAIL: False}.get(state),
         "where": where,
     }

@@ -1,11 +1,19 @@
 """How ``convlab bench`` times a call.
 
-Every timing is the median (or, with ``stat="min"``, the minimum: steadier on
-a loaded machine) of ``repeats`` samples taken after a warm-up call (which
-also compiles jitted paths); a sample runs the call enough times to last
-about :data:`SAMPLE_S`. Timings that are compared are sampled in turns
-(:func:`measure_side_by_side`), so that a change in the machine's load hits
-them alike.
+Every timing is the median (or, with ``stat="min"``, the minimum) of its
+samples; a sample runs the call enough times to last about
+:data:`SAMPLE_S`. Before sampling, each call is made twice untimed by the
+samples: the first call compiles jitted paths and fills caches, and its time
+minus a steady call's is reported as ``compile_s``; the second sets how many
+calls a sample makes.
+
+Timings that are compared are sampled in turns (:func:`measure_side_by_side`),
+so that a change in the machine's load hits them alike, and sample ``i`` of
+each forms a pair (:mod:`convlab.bench.stats`). Given the ratios a target
+compares (:class:`Comparison`), sampling goes on past ``repeats`` until every
+ratio's interval clears its limit (the verdict is then PASS or FAIL) or the
+sampling budget (:func:`sampling_budget`) is spent (the verdict may be
+WITHIN NOISE).
 
 A result counts only once it is computed: the timed calls end with
 :meth:`Backend.synchronize <convlab.backends.base.Backend.synchronize>`,
@@ -15,10 +23,15 @@ without copying the result.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
+
+from convlab.bench.stats import WITHIN_NOISE, median_interval, min_samples, paired_ratios, verdict
 
 STATS = ("median", "min")
 """What a measurement reports of its samples: ``median_s`` or ``min_s``."""
@@ -29,9 +42,73 @@ SAMPLE_S = 1e-3
 MAX_CALLS_PER_SAMPLE = 10_000
 """Bounds a sample of a call too fast for the clock to time once."""
 
+DEFAULT_BUDGET_S = 2.0
+"""Seconds one side-by-side measurement may go on sampling, past its first samples, for its comparisons to settle."""
 
-def measure(fn: Callable[[], Any], repeats: int, budget_s: float | None = None) -> dict[str, Any]:
-    """Median seconds per call of ``fn`` over ``repeats`` samples, after a warm-up call.
+MAX_SAMPLES = 1000
+"""Bounds the samples of one measurement, whatever its budget."""
+
+Clock = Callable[[], float]
+
+_budget_s: contextvars.ContextVar[float] = contextvars.ContextVar("budget_s", default=DEFAULT_BUDGET_S)
+
+
+@contextlib.contextmanager
+def sampling_budget(budget_s: float) -> Iterator[None]:
+    """Within the block, :func:`measure_side_by_side` samples for up to ``budget_s`` s past its first samples.
+
+    A context rather than an argument: every measurement of a run shares it,
+    however deep the function that times it (``0``: no more samples than
+    ``repeats`` and, where compared, the 6 of a 95% interval).
+    """
+    if not budget_s >= 0:
+        raise ValueError(f"budget_s: expected seconds at or above 0, got {budget_s!r}")
+    token = _budget_s.set(budget_s)
+    try:
+        yield
+    finally:
+        _budget_s.reset(token)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A ratio of two timed calls, and the limit a target holds it to.
+
+    Parameters
+    ----------
+    numerator : hashable
+        The key of the call on top.
+    denominators : tuple of hashable
+        Keys of the calls below; the ratio takes whichever has the lowest
+        median so far (target (a) compares ``auto`` with the faster of
+        ``native`` and ``vectorized``).
+    limit : float
+        The target's limit on the ratio.
+    scale : float
+        Multiplies each ratio (a FLOP rate's ratio is a time ratio scaled by
+        the FLOP counts).
+    """
+
+    numerator: Hashable
+    denominators: tuple[Hashable, ...]
+    limit: float
+    scale: float = 1.0
+
+    def ratios(self, times: Mapping[Hashable, Sequence[float]]) -> list[float]:
+        """The paired ratios of the samples ``times`` (per-call seconds by key, taken in turns)."""
+        denominator = min(self.denominators, key=lambda key: statistics.median(times[key]))
+        return paired_ratios(times[self.numerator], times[denominator], self.scale)
+
+    def settled(self, times: Mapping[Hashable, Sequence[float]]) -> bool:
+        """Whether the ratios' interval lies wholly on one side of the limit (PASS or FAIL, not WITHIN NOISE)."""
+        _, low, high = median_interval(self.ratios(times))
+        return verdict(low, high, self.limit) != WITHIN_NOISE
+
+
+def measure(
+    fn: Callable[[], Any], repeats: int, budget_s: float | None = None, clock: Clock = time.perf_counter
+) -> dict[str, Any]:
+    """Median seconds per call of ``fn`` over ``repeats`` samples, after the warm-up calls.
 
     Parameters
     ----------
@@ -40,76 +117,147 @@ def measure(fn: Callable[[], Any], repeats: int, budget_s: float | None = None) 
     repeats : int
         Samples to take (at least one).
     budget_s : float, optional
-        If the warm-up call alone takes longer, it is the only sample.
+        If the first call alone takes longer, it is the only sample.
+    clock : callable
+        Seconds, monotonic (tests pass a fake one).
 
     Returns
     -------
     dict
-        ``{"median_s", "min_s", "samples", "number"}``; ``number`` is the
-        count of calls per sample.
+        :func:`summarize`'s summary.
     """
-    start = time.perf_counter()
+    start = clock()
     fn()  # warm-up: compiles jitted paths, fills caches
-    first = time.perf_counter() - start
+    first = clock() - start
     if budget_s is not None and first > budget_s:
         return summarize([first], 1)
-    number = _calls_per_sample(fn)
-    return summarize([_sample(fn, number) for _ in range(max(1, repeats))], number)
+    number = _calls_per_sample(fn, clock)
+    return summarize([_sample(fn, number, clock) for _ in range(max(1, repeats))], number, first)
 
 
-def measure_side_by_side(fns: dict[Any, Callable[[], Any]], repeats: int) -> dict[Any, dict[str, Any]]:
+def measure_side_by_side(
+    fns: Mapping[Any, Callable[[], Any]],
+    repeats: int,
+    until: Sequence[Comparison] = (),
+    budget_s: float | None = None,
+    clock: Clock = time.perf_counter,
+) -> dict[Any, dict[str, Any]]:
     """:func:`measure` for several functions at once, their samples taken in turns.
 
     Each function is warmed up and calibrated, then sample ``i`` of every
     function is taken before sample ``i + 1`` of any, so that changes in the
     machine's load hit all of them alike and their ratios stay fair.
 
+    Without comparisons, each function gets ``repeats`` samples. With them,
+    sampling goes on until the interval of every comparison's paired ratios
+    (:func:`~convlab.bench.stats.median_interval`) lies wholly on one side
+    of its limit, or ``budget_s`` seconds of sampling past the first
+    ``max(repeats, min_samples())`` are spent, or :data:`MAX_SAMPLES` are
+    taken: it never stops before :func:`~convlab.bench.stats.min_samples`
+    (6), the fewest pairs that make a 95% interval. The intervals are looked
+    at after ``max(repeats, min_samples())`` rounds and then each time the
+    count has doubled: looking after every round would, over many looks, let
+    a ratio that sits on its limit cross the limit by chance.
+
     Parameters
     ----------
-    fns : dict
+    fns : mapping
         The calls to time, by any key.
     repeats : int
-        Samples per call (at least one).
+        Samples per call (at least one): exactly these without ``until``,
+        at least these (and at least 6) with it.
+    until : sequence of Comparison
+        Ratios of the keys to settle; one whose calls failed is left out.
+    budget_s : float, optional
+        Seconds of sampling past the first ``max(repeats, min_samples())``
+        (default: :func:`sampling_budget`'s).
+    clock : callable
+        Seconds, monotonic (tests pass a fake one).
 
     Returns
     -------
     dict
-        :func:`measure`'s result per key; ``{"error": "Type: message"}`` for a
-        function that raised while warming up.
+        :func:`summarize`'s summary per key; ``{"error": "Type: message"}``
+        for a function that raised while warming up.
     """
+    budget_s = _budget_s.get() if budget_s is None else budget_s
+    repeats = max(1, repeats)
     results: dict[Any, dict[str, Any]] = {}
-    plans: dict[Any, tuple[Callable[[], Any], int, list[float]]] = {}
+    plans: dict[Any, tuple[Callable[[], Any], int, float]] = {}
     for key, fn in fns.items():
         try:
-            fn()
-            plans[key] = (fn, _calls_per_sample(fn), [])
+            start = clock()
+            fn()  # warm-up: compiles jitted paths, fills caches
+            first = clock() - start
+            plans[key] = (fn, _calls_per_sample(fn, clock), first)
         except Exception as exc:  # a broken path is reported, not fatal
             results[key] = {"error": f"{type(exc).__name__}: {exc}"}
-    for _ in range(max(1, repeats)):
-        for fn, number, samples in plans.values():
-            samples.append(_sample(fn, number))
-    for key, (_, number, samples) in plans.items():
-        results[key] = summarize(samples, number)
+    comparisons = [c for c in until if all(key in plans for key in (c.numerator, *c.denominators))]
+    times: dict[Any, list[float]] = {key: [] for key in plans}
+    # fewer than min_samples() pairs make no 95% interval: compared timings take at least that many
+    minimum = max(repeats, min_samples()) if comparisons else repeats
+    start, look = None, minimum
+    while plans:
+        for key, (fn, number, _) in plans.items():
+            times[key].append(_sample(fn, number, clock))
+        taken = len(next(iter(times.values())))
+        if taken < minimum:
+            continue
+        if not comparisons or taken >= MAX_SAMPLES:
+            break
+        start = clock() if start is None else start  # the budget runs past the minimum
+        if taken >= look:
+            look = 2 * taken
+            if all(comparison.settled(times) for comparison in comparisons):
+                break
+        if clock() - start >= budget_s:
+            break
+    for key, (_, number, first) in plans.items():
+        results[key] = summarize(times[key], number, first)
     return results
 
 
-def summarize(samples: list[float], number: int) -> dict[str, Any]:
-    """The JSON summary of a measurement: ``median_s``, ``min_s``, ``samples``, ``number`` (calls per sample)."""
-    return {"median_s": statistics.median(samples), "min_s": min(samples), "samples": len(samples), "number": number}
+def summarize(samples: list[float], number: int, first_s: float | None = None) -> dict[str, Any]:
+    """The JSON summary of a measurement.
+
+    Parameters
+    ----------
+    samples : list of float
+        Seconds per call of each sample, in the order taken.
+    number : int
+        Calls per sample.
+    first_s : float, optional
+        Seconds of the first (warm-up) call.
+
+    Returns
+    -------
+    dict
+        ``median_s``, ``min_s``, ``samples`` (their count), ``number``,
+        ``times_s`` (the samples), and with ``first_s`` also ``first_s`` and
+        ``compile_s``: the first call's time minus the median, what
+        compiling and filling caches cost once.
+    """
+    median = statistics.median(samples)
+    summary = {"median_s": median, "min_s": min(samples), "samples": len(samples), "number": number}
+    summary["times_s"] = list(samples)
+    if first_s is not None:
+        summary["first_s"] = first_s
+        summary["compile_s"] = max(first_s - median, 0.0)
+    return summary
 
 
-def _calls_per_sample(fn: Callable[[], Any]) -> int:
-    start = time.perf_counter()
+def _calls_per_sample(fn: Callable[[], Any], clock: Clock) -> int:
+    start = clock()
     fn()
-    once = time.perf_counter() - start
+    once = clock() - start
     return max(1, min(MAX_CALLS_PER_SAMPLE, int(SAMPLE_S / max(once, 1e-7))))
 
 
-def _sample(fn: Callable[[], Any], number: int) -> float:
-    start = time.perf_counter()
+def _sample(fn: Callable[[], Any], number: int, clock: Clock) -> float:
+    start = clock()
     for _ in range(number):
         fn()
-    return (time.perf_counter() - start) / number
+    return (clock() - start) / number
 
 
 class Progress:

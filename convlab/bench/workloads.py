@@ -33,7 +33,7 @@ import convlab
 from convlab import data
 from convlab.backends.base import Backend, Pair
 from convlab.backends.reference import reference_function
-from convlab.bench.timing import Progress, measure, measure_side_by_side
+from convlab.bench.timing import Comparison, Progress, measure, measure_side_by_side
 from convlab.chapter import kernels
 from convlab.core.ops import corr2d_on
 from convlab.core.registry import backend_names, canonical_name, load_backend, use_backend
@@ -89,7 +89,11 @@ def time_corr2d(
 
     Each row is ``{"backend", "method", "size", "kernel"}`` and the timing
     (or ``"error"``); ``auto`` rows also say which method ``auto`` ``picks``.
+    Sampling goes on until targets (a) and (b) settle at each shape
+    (:func:`~convlab.bench.timing.measure_side_by_side`).
     """
+    from convlab.bench.targets import TARGETS  # here: the targets module imports this one
+
     rng = np.random.default_rng(0)
     rows = []
     for k in kernel_sizes:
@@ -103,7 +107,7 @@ def time_corr2d(
             for name, backend in backends.items():
                 for method in ("vectorized", "native", "auto"):
                     fns[(name, method)] = functools.partial(_computed_corr2d, backend, *operands[name], method)
-            timings = measure_side_by_side(fns, repeats)
+            timings = measure_side_by_side(fns, repeats, _corr2d_comparisons(backends, n, k, TARGETS))
             for name, backend in backends.items():  # the book's loop: alone, within its budget
                 # the loop grows with n^2: skip sizes whose call would pass the budget
                 size, seconds = last_loop.get(name, (n, 0.0))
@@ -125,6 +129,19 @@ def time_corr2d(
                     row["picks"] = backends[name].auto_method((n, n), (k, k))
                 rows.append(row)
     return rows
+
+
+def _corr2d_comparisons(
+    backends: dict[str, Backend], n: int, k: int, targets: dict[str, tuple[str, float]]
+) -> list[Comparison]:
+    # (a) auto against the faster of its rivals at every shape; (b) against the fastest of all at 1024 and 2048, 3x3.
+    rivals = [(name, method) for name in backends for method in ("vectorized", "native", "auto")]
+    comparisons = [
+        Comparison((name, "auto"), ((name, "native"), (name, "vectorized")), targets["a"][1]) for name in backends
+    ]
+    if n in (1024, 2048) and k == 3:
+        comparisons += [Comparison((name, "auto"), tuple(rivals), targets["b"][1]) for name in backends]
+    return comparisons
 
 
 def _computed_corr2d(backend: Backend, X: Any, K: Any, method: str) -> Any:
@@ -175,7 +192,8 @@ def time_training(
     """One row per backend and :func:`train_workloads` entry: seconds per iteration of both loops, or ``"error"``.
 
     Each row is ``{"backend", "workload", "epochs", "train_kernel_s",
-    "reference_s", "losses_agree"}``; ``reference`` is the book's loop. For a
+    "reference_s", "losses_agree"}``; ``reference`` is the book's loop, and
+    ``<label>_times_s`` hold each sample's seconds per iteration. For a
     backend whose reference module has no ``book_train_kernel``, only
     ``train_kernel`` is timed, and ``"not_provided": ["reference"]`` replaces
     ``reference_s`` and ``losses_agree``.
@@ -204,8 +222,11 @@ def time_training(
                 progress(f"  {name}: {row['error']}")
             else:
                 for label in runs:
-                    long, short = timings[(label, many)][f"{stat}_s"], timings[(label, few)][f"{stat}_s"]
-                    row[f"{label}_s"] = max(long - short, 0.0) / (many - few)
+                    long, short = timings[(label, many)], timings[(label, few)]
+                    row[f"{label}_s"] = max(long[f"{stat}_s"] - short[f"{stat}_s"], 0.0) / (many - few)
+                    # sample i of each run was taken in the same turn: their differences pair up across labels
+                    pairs = zip(long["times_s"], short["times_s"], strict=True)
+                    row[f"{label}_times_s"] = [(a - b) / (many - few) for a, b in pairs]
                 if "reference" in runs:
                     same = np.allclose(runs["reference"](many), runs["train_kernel"](many), rtol=1e-3, atol=1e-4)
                     row["losses_agree"] = bool(same)

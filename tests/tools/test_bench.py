@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
+import math
+import statistics
 
 import numpy as np
 import pytest
@@ -15,7 +18,8 @@ from convlab import bench
 from convlab.backends.reference import NOT_PROVIDED, reference_function
 from convlab.backends.spec import BackendSpec
 from convlab.bench.networks import time_lenet_steps
-from convlab.bench.timing import Progress
+from convlab.bench.stats import median_interval, min_samples, paired_ratios
+from convlab.bench.timing import Comparison, Progress
 from convlab.bench.workloads import time_training
 from convlab.core.registry import available_backends, backend_names, load_backend
 from convlab.errors import BackendNotInstalledError
@@ -119,7 +123,9 @@ def test_quick_run_times_bn_lenet_against_each_idiomatic_copy(run):
     verdicts = {t["subject"]: t for t in results["targets"] if t["target"] == "k"}
     for row in rows:
         if "idiomatic_s" in row:
-            assert verdicts[row["backend"]]["value"] == pytest.approx(row["convlab_s"] / row["idiomatic_s"])
+            # the median of the paired per-sample ratios, not the ratio of the medians
+            paired = paired_ratios(row["convlab_times_s"], row["idiomatic_times_s"])
+            assert verdicts[row["backend"]]["value"] == pytest.approx(statistics.median(paired))
             assert verdicts[row["backend"]]["where"] == "bn_lenet"
 
 
@@ -225,3 +231,170 @@ def test_unknown_backend_is_an_error(capsys):
     assert "unknown backend 'fortran'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parser.parse_args(["--sizes", "0"])
+
+
+# -- the statistics behind the verdicts: synthetic samples and a fake clock, never real time --------------------
+
+
+class FakeClock:
+    """A clock that moves only when a fake call says it took some seconds."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def call(self, durations):
+        """A call without arguments whose successive calls take ``durations`` (cycled) seconds."""
+        durations = itertools.cycle(durations)
+
+        def fn():
+            self.now += next(durations)
+
+        return fn
+
+
+def test_median_interval_is_the_sign_tests():
+    assert median_interval(list(range(20))) == (9.5, 5, 14)
+    assert median_interval(list(range(100)))[1:] == (39, 60)  # the textbook ranks 40 and 61 (1-based)
+    assert median_interval([3.0, 1.0, 2.0]) == (2.0, 1.0, 3.0)  # too few for 95%: the whole range
+    assert median_interval([2.0]) == (2.0, 2.0, 2.0)
+    assert min_samples() == 6
+    with pytest.raises(ValueError, match="values"):
+        median_interval([])
+    with pytest.raises(ValueError, match="level"):
+        median_interval([1.0], level=1.5)
+    with pytest.raises(ValueError, match="numerator, denominator"):
+        paired_ratios([1.0, 2.0], [1.0])
+    assert paired_ratios([1.0, 1.0], [2.0, 0.0]) == [0.5, math.inf]  # a difference noise made negative is slow
+
+
+def _lenet_rows(ratios_by_backend):
+    """LeNet rows whose idiomatic step takes 10 ms in every sample and convlab's the given ratios of that."""
+    return [
+        {
+            "backend": name,
+            "convlab_s": statistics.median(ratios) * 0.01,
+            "idiomatic_s": 0.01,
+            "convlab_times_s": [ratio * 0.01 for ratio in ratios],
+            "idiomatic_times_s": [0.01] * len(ratios),
+        }
+        for name, ratios in ratios_by_backend.items()
+    ]
+
+
+def test_a_verdict_is_pass_fail_or_within_noise_by_the_ratios_interval():
+    limit = bench.TARGETS["h"][1]  # 1.15
+    noise = [0.97, 1.0, 1.03, 0.99, 1.01, 1.02, 0.98, 1.0, 1.01, 0.99]
+    lenet = _lenet_rows(
+        {
+            "torch": [0.9 * r for r in noise],  # 0.88 to 0.92 (the 2nd smallest to the 2nd largest of 10): within 1.15
+            "jax": [1.4 * r for r in noise],  # clearly over
+            "mxnet": [1.15 * r for r in noise],  # 1.13 to 1.17: the run cannot tell
+        }
+    )
+    config = {"stat": "median", "repeats": 5, "budget_s": 2.0, "kernels": [], "sizes": []}
+    results = {"config": config, "backends": ["torch", "jax", "mxnet"], "corr2d": [], "lenet": lenet}
+    verdicts = {t["subject"]: t for t in bench.evaluate_targets(results) if t["target"] == "h"}
+    assert {name: t["verdict"] for name, t in verdicts.items()} == {
+        "torch": "PASS",
+        "jax": "FAIL",
+        "mxnet": "WITHIN NOISE",
+    }
+    assert [verdicts[name]["passed"] for name in ("torch", "jax", "mxnet")] == [True, False, None]
+    mxnet = verdicts["mxnet"]
+    assert mxnet["low"] <= limit < mxnet["high"] and mxnet["samples"] == len(noise)
+    assert mxnet["value"] == pytest.approx(1.15)  # the median of the paired ratios
+    json.dumps(verdicts)  # --json writes them
+    text = bench.format_report(
+        {**results, "machine": {"versions": {}, "cpus": 1}, "skipped": {}, "targets": list(verdicts.values())}
+    )
+    row = next(line for line in text.splitlines() if "(h)" in line and "mxnet" in line)
+    assert "WITHIN NOISE" in row and "1.13x to 1.17x" in row, row
+    lenet_row = next(line for line in text.splitlines() if line.split()[:1] == ["jax"])
+    assert lenet_row.split()[-1] == "1.37-1.43", lenet_row  # the spread column of the LeNet table
+
+
+def test_a_target_over_several_workloads_is_judged_by_its_worst():
+    # A FAIL anywhere fails the target, even where another workload's figure is larger but within noise.
+    rows = [
+        {"model": "vgg", "backend": "torch", "convlab_s": 1.3, "idiomatic_s": 1.0},  # a bare figure: FAIL
+        {"model": "nin", "backend": "torch", "convlab_s": 1.5, "idiomatic_s": 1.0},
+    ]
+    rows[1] |= {"convlab_times_s": [1.0, 2.0] * 4, "idiomatic_times_s": [1.0] * 8}  # 1x to 2x: within noise
+    config = {"stat": "median", "repeats": 1, "kernels": [], "sizes": []}
+    results = {"config": config, "backends": ["torch"], "corr2d": [], "modern": rows}
+    (k,) = [t for t in bench.evaluate_targets(results) if t["target"] == "k"]
+    assert k["verdict"] == "FAIL" and k["where"] == "vgg" and k["value"] == pytest.approx(1.3)
+
+
+def test_a_single_sample_is_within_noise_and_a_bare_figure_is_judged_as_it_stands():
+    config = {"stat": "median", "repeats": 1, "kernels": [], "sizes": []}
+    lenet = _lenet_rows({"tensorflow": [2.0]})  # twice as slow, once: no spread to judge it by
+    lenet.append({"backend": "torch", "convlab_s": 2.0, "idiomatic_s": 1.0})  # saved without samples
+    results = {"config": config, "backends": ["tensorflow", "torch"], "corr2d": [], "lenet": lenet}
+    verdicts = {t["subject"]: t for t in bench.evaluate_targets(results) if t["target"] == "h"}
+    assert verdicts["tensorflow"]["verdict"] == "WITHIN NOISE" and verdicts["tensorflow"]["samples"] == 1
+    assert verdicts["torch"]["verdict"] == "FAIL" and verdicts["torch"]["samples"] == 0
+
+
+def test_sampling_stops_as_soon_as_a_clear_ratio_is_settled():
+    clock = FakeClock()
+    fns = {"convlab": clock.call([1.0]), "idiomatic": clock.call([2.0])}  # 0.5x against 1.15x
+    until = [Comparison("convlab", ("idiomatic",), 1.15)]
+    timings = bench.measure_side_by_side(fns, repeats=3, until=until, budget_s=1000.0, clock=clock)
+    # the first look: at 6 samples, the fewest whose range is a 95% interval
+    assert timings["convlab"]["samples"] == timings["idiomatic"]["samples"] == min_samples() == 6
+    assert timings["convlab"]["times_s"] == [1.0] * 6 and timings["idiomatic"]["median_s"] == 2.0
+    fixed = bench.measure_side_by_side(fns, repeats=3, clock=clock)  # nothing to settle: exactly `repeats`
+    assert fixed["convlab"]["samples"] == 3
+
+
+def test_sampling_stops_at_the_budget_when_the_ratio_straddles_its_limit():
+    clock = FakeClock()
+    fns = {"convlab": clock.call([0.8, 1.5]), "idiomatic": clock.call([1.0])}  # 0.8x and 1.5x in turns
+    until = [Comparison("convlab", ("idiomatic",), 1.15)]
+    timings = bench.measure_side_by_side(fns, repeats=5, until=until, budget_s=100.0, clock=clock)
+    n = timings["convlab"]["samples"]
+    # the 6 pairs of a 95% interval, then turns of 2.15 s on average (0.8 or 1.5, then 1.0) for 100 s
+    assert n == 6 + math.ceil(100 / 2.15) and n == timings["idiomatic"]["samples"]
+    ratios = paired_ratios(timings["convlab"]["times_s"], timings["idiomatic"]["times_s"])
+    _, low, high = median_interval(ratios)
+    assert low < 1.15 < high  # never settled: the budget stopped it
+    no_budget = bench.measure_side_by_side(fns, repeats=5, until=until, budget_s=0.0, clock=clock)
+    assert no_budget["convlab"]["samples"] == min_samples()  # the fewest that make a 95% interval
+
+
+def test_comparisons_pick_the_faster_denominator_and_skip_failed_calls():
+    times = {"auto": [1.0] * 6, "native": [3.0] * 6, "vectorized": [2.0] * 6}
+    assert Comparison("auto", ("native", "vectorized"), 1.05).ratios(times) == [0.5] * 6
+    clock = FakeClock()
+
+    def broken():
+        raise RuntimeError("no")
+
+    fns = {"auto": clock.call([1.0]), "native": broken}
+    timings = bench.measure_side_by_side(
+        fns, repeats=2, until=[Comparison("auto", ("native",), 1.05)], budget_s=50.0, clock=clock
+    )
+    assert timings["native"] == {"error": "RuntimeError: no"} and timings["auto"]["samples"] == 2
+
+
+def test_the_first_calls_cost_is_reported_apart_from_the_samples():
+    clock = FakeClock()
+    compiled = clock.call([5.0] + [1.0] * 100)  # the first call compiles
+    timing = bench.measure_side_by_side({"step": compiled}, repeats=3, clock=clock)["step"]
+    assert timing["times_s"] == [1.0] * 3
+    assert timing["first_s"] == 5.0 and timing["compile_s"] == 4.0
+    assert bench.measure(clock.call([1.0]), repeats=2, clock=clock)["compile_s"] == 0.0
+
+
+def test_budget_option():
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert parser.parse_args(["--budget", "0"]).budget == 0.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--budget", "-1"])
+    with pytest.raises(ValueError, match="budget_s"):
+        bench.run_benchmark(backends=["numpy"], budget_s=-1.0, progress=None)

@@ -38,6 +38,7 @@ PAGES = [
     "side-by-side",
     "parity",
     "disagreements",
+    "benchmark",
     "api",
     "architecture",
 ]
@@ -101,6 +102,12 @@ def test_every_page_exists(site: Path) -> None:
     assert not missing, f"pages missing from {site}: {missing}"
     for name in PAGES:
         assert "<title>" in page(site, name)
+
+
+def test_benchmark_page_explains_the_three_verdicts(site: Path) -> None:
+    text = "\n".join(text_lines(page(site, "benchmark")))
+    for words in ("PASS", "FAIL", "WITHIN NOISE", "95% interval", "spread", "compile time", "--budget"):
+        assert words in text, f"the benchmark page does not mention {words!r}"
 
 
 def test_notebook_pages_are_the_executed_notebooks(site: Path) -> None:
