@@ -382,16 +382,29 @@ class Backend(abc.ABC):
         mean = self.mean(X, axes)
         centered = X - self.reshape(mean, _per_channel(X))
         variance = self.mean(centered * centered, axes)
-        return self.normalize(X, mean, variance, weight, bias, eps), mean, variance
+        return self.normalize(X, mean, variance, weight, bias, eps, centered), mean, variance
 
-    def normalize(self, X: Tensor, mean: Tensor, variance: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    def normalize(
+        self,
+        X: Tensor,
+        mean: Tensor,
+        variance: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+        eps: float,
+        centered: Tensor | None = None,
+    ) -> Tensor:
         """``(X - mean) * weight / sqrt(variance + eps) + bias``, each a value per channel (axis 1) of NCHW or NC ``X``.
 
         Batch norm in evaluation mode, with the running statistics; :meth:`batch_norm`'s default, with the batch's.
+        ``centered``, ``X - mean`` where the caller has it, is used as it is: one node for autograd, whose
+        gradient then sums in the order the recorded runs were computed in.
         """
         per_channel = _per_channel(X)
+        if centered is None:
+            centered = X - self.reshape(mean, per_channel)
         scale = self.reshape(weight, per_channel) / self.sqrt(self.reshape(variance, per_channel) + eps)
-        return (X - self.reshape(mean, per_channel)) * scale + self.reshape(bias, per_channel)
+        return centered * scale + self.reshape(bias, per_channel)
 
     def from_host(self, function: Callable[..., np.ndarray], shape: tuple[int, ...], *args: Tensor) -> Tensor:
         """``function(*args)`` computed by NumPy on the host, as a tensor of :attr:`dtype` and ``shape``.
