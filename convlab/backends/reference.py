@@ -101,7 +101,11 @@ class ReferenceModule(Protocol):
 
     A module defines those its framework has (NumPy, with no layers and no
     book tab, defines only :meth:`book_train_kernel`). Each is a plain
-    module-level function: ``book_tab(backend, example, X)``.
+    module-level function: ``book_tab(backend, example, X)``. A module whose
+    idiomatic training steps are compiled whole, as a framework's users
+    write them (JAX's ``nnx.jit``), sets ``IDIOMATIC_STEP_COMPILED = True``:
+    the benchmark then holds convlab's compiled step to them, not to an
+    eager step.
     """
 
     def book_train_kernel(

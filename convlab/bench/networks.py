@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from convlab import models, nn
-from convlab.backends.base import Backend, Tensor
-from convlab.backends.reference import reference_function
+from convlab.backends.base import Backend, CompileUnavailableError, Tensor
+from convlab.backends.reference import load_reference, reference_function
 from convlab.bench.targets import TARGETS
 from convlab.bench.timing import Comparison, Progress, measure_side_by_side
 from convlab.core.registry import use_backend
@@ -61,6 +61,11 @@ def _step(backend: Backend, module: Any, X: Tensor, Y: Tensor, loss: Any, lr: fl
     if lr is not None:
         backend.sgd_update(module, grads, lr)
     return value
+
+
+def _read(step: Any, X: Tensor, Y: Tensor) -> float:
+    # float() waits for the loss, so a compiled step that returns before it computes is timed whole
+    return float(step(X, Y))
 
 
 def _baseline(backend: Backend, name: str, *args: Any) -> Any:
@@ -151,8 +156,9 @@ def time_lenet_steps(backends: dict[str, Backend], repeats: int, stat: str, prog
         progress(f"{backend_name} LeNet step vs the framework's idiomatic step, batch {LENET_BATCH}")
         with use_backend(backend_name):
             net = models.lenet(seed=0)
+            twin = models.lenet(seed=0)  # the compiled step's own copy: the two steps never share a module
         row = {"backend": backend_name}
-        rows.append(_step_row(backend, net, row, "idiomatic_lenet_step", (), repeats, stat, progress, "h"))
+        rows.append(_step_row(backend, net, row, "idiomatic_lenet_step", (), repeats, stat, progress, "h", twin))
     return rows
 
 
@@ -200,11 +206,14 @@ def _step_row(
     stat: str,
     progress: Progress,
     target: str | None = None,
+    compiled_net: Any = None,
 ) -> dict[str, Any]:
     """``row`` with the seconds of one SGD step of ``net`` at batch 128 and of the reference module's ``reference``.
 
     With a ``target`` of :data:`~convlab.bench.targets.TARGETS`, sampling goes on until the steps' ratio settles
-    against its limit (:func:`~convlab.bench.timing.measure_side_by_side`).
+    against its limit (:func:`~convlab.bench.timing.measure_side_by_side`). With ``compiled_net`` (a copy of
+    ``net``), the backend's compiled step of it is timed too, as ``"compiled"`` (targets m and n), its compile
+    time apart; ``"idiomatic_compiled"`` says whether the idiomatic step is itself compiled whole (JAX's).
     """
     rng = np.random.default_rng(0)
     X = rng.random((LENET_BATCH, 1, 28, 28), dtype=np.float32)
@@ -216,10 +225,21 @@ def _step_row(
     fns = {"convlab": functools.partial(_step, backend, net, backend.tensor(X), backend.tensor(Y), loss, 0.1)}
     own = _baseline(backend, reference, *reference_args, weights, 0.1, X, y)
     if own is None:
-        row["not_provided"] = ["idiomatic"]
+        row.setdefault("not_provided", []).append("idiomatic")
     else:
         fns["idiomatic"] = own
     until = [Comparison("convlab", ("idiomatic",), TARGETS[target][1])] if target else []
+    if compiled_net is not None:
+        backend.set_training(compiled_net, True)
+        try:
+            compiled = backend.compiled_train_step(compiled_net, loss, 0.1)
+        except CompileUnavailableError:
+            row.setdefault("not_provided", []).append("compiled")
+        else:
+            fns["compiled"] = functools.partial(_read, compiled, backend.tensor(X), backend.tensor(Y))
+            row["idiomatic_compiled"] = bool(getattr(load_reference(backend), "IDIOMATIC_STEP_COMPILED", False))
+            limit = TARGETS["n" if row["idiomatic_compiled"] else "m"][1]
+            until += [Comparison("compiled", ("idiomatic",), limit)] if own is not None else []
     return _row(row, measure_side_by_side(fns, repeats, until), stat, progress)
 
 

@@ -132,13 +132,13 @@ def _network_tables(results: dict[str, Any]) -> list[str]:
         lines += _table(rows, left=2)
     if results.get("lenet"):
         lines += ["", "LeNet training step, batch 128: milliseconds (convlab vs the framework's idiomatic code)"]
-        rows = [["backend", "convlab", "idiomatic", "ratio", "spread"]]
+        rows = [["backend", "convlab", "idiomatic", "ratio", "spread", "compiled", "ratio", "spread"]]
         for r in results["lenet"]:
-            ours, own = r.get("convlab_s"), r.get("idiomatic_s")
+            ours, own, compiled = r.get("convlab_s"), r.get("idiomatic_s"), r.get("compiled_s")
             ratio = f"{ours / own:.2f}" if ours and own else (_last_line(r["error"]) if "error" in r else "-")
-            rows.append(
-                [r["backend"], _ms(ours), _baseline_ms(r, "idiomatic"), ratio, _spread(r, "convlab", "idiomatic")]
-            )
+            compiled_ratio = f"{compiled / own:.2f}" if compiled and own else "-"
+            eager = [r["backend"], _ms(ours), _baseline_ms(r, "idiomatic"), ratio, _spread(r, "convlab", "idiomatic")]
+            rows.append([*eager, _baseline_ms(r, "compiled"), compiled_ratio, _spread(r, "compiled", "idiomatic")])
         lines += _table(rows)
     if results.get("modern"):
         lines += _modern_table(results["modern"])

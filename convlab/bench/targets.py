@@ -36,6 +36,8 @@ TARGETS = {
     "j": ("a Fashion-MNIST batch <= 0.1x a LeNet step", 0.1),
     "k": ("§8 network step <= 1.15x the framework's idiomatic step", 1.15),
     "l": ("NumPy §8 network step <= 2x PyTorch's idiomatic step", 2.0),
+    "m": ("compiled LeNet step <= 0.77x the idiomatic eager step (1.3x faster)", 1 / 1.3),
+    "n": ("compiled LeNet step <= 1x the idiomatic whole-step jit", 1.0),
 }
 """Target id: (what is compared, the limit on the ratio; for ``d`` on the difference in seconds)."""
 
@@ -117,6 +119,14 @@ def _network_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     for name, row in steps.items():
         if "idiomatic_s" in row:
             out.append(_verdict("h", name, _paired(row, "convlab_", row, "idiomatic_"), "batch 128"))
+    for name, row in steps.items():
+        if "compiled_s" in row and "idiomatic_s" in row:
+            target = "n" if row.get("idiomatic_compiled") else "m"
+            compile_s = row.get("compiled_compile_s")
+            where = "batch 128" if compile_s is None else f"batch 128, compiled in {compile_s:.1f} s"
+            out.append(_verdict(target, name, _paired(row, "compiled_", row, "idiomatic_"), where))
+        elif "compiled" in row.get("not_provided", ()):
+            out.append(_verdict("m", name, None, "no compiled training step on this backend"))
     if "numpy" in steps and "idiomatic_s" in steps.get("torch", {}):
         ratio = _unpaired(steps["numpy"], "convlab_", steps["torch"], "idiomatic_")
         out.append(_verdict("i", "numpy", ratio, "batch 128"))
@@ -128,7 +138,7 @@ def _network_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     out += _modern_verdicts(results.get("modern", []))
     measured = {verdict["target"] for verdict in out}
     unmeasured = "not measured (needs a framework's own layer, PyTorch, or Fashion-MNIST in this run)"
-    out += [_verdict(target, "-", None, unmeasured) for target in "fghijkl" if target not in measured]
+    out += [_verdict(target, "-", None, unmeasured) for target in "fghijklmn" if target not in measured]
     return out
 
 

@@ -122,6 +122,10 @@ _BOOK_TAB_NOTES = {
 """Why a JAX tab's result differs from convlab's, for the tabs where it can."""
 
 
+IDIOMATIC_STEP_COMPILED = True
+"""The idiomatic training steps here are whole-step ``nnx.jit``: a compiled step is held to them (bench target n)."""
+
+
 @nnx.jit
 def _sum_of_outputs_and_grads(layer: nnx.Module, X: Any) -> tuple[Any, Any]:
     # The value is returned, not dropped: XLA would otherwise skip the forward pass, which the gradient
