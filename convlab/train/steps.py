@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -79,7 +80,8 @@ class TrainingStep:
         try:
             value = self._step(X, Y)
         except Exception as error:  # whatever the compiler raises; the eager step re-raises real faults
-            self._fall_back(f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}")
+            gist, kind = _gist(error), type(error).__name__
+            self._fall_back(gist if gist.startswith(f"{kind}: ") else f"{kind}: {gist}")
             return self._eager(X, Y)
         self._proven = True
         return value
@@ -92,3 +94,20 @@ class TrainingStep:
             CompileFallbackWarning,
             stacklevel=3,
         )
+
+
+def _gist(error: Exception) -> str:
+    """What a compiler's error says went wrong, in a line or two.
+
+    TensorFlow's errors open with ``in user code:`` and a traceback, then
+    name the error raised inside and its cause on the lines after it.
+    """
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return "no message"
+    raised = [index for index, line in enumerate(lines) if re.match(r"\w+(Error|Exception): ", line)]
+    if not lines[0].endswith(":") or not raised:
+        return lines[0]
+    start = raised[-1]
+    return " ".join(lines[start : start + 2])

@@ -120,3 +120,46 @@ def test_a_compiled_step_that_ran_once_is_kept():
     step = TrainingStep(backend, None, None, 0.1, compile=True)
     assert [step(None, None) for _ in range(3)] == [2.0, 2.0, 2.0]
     assert backend.calls == ["compiled"] * 3 and step.compiled
+
+
+def test_compiled_batch_norm_steps_move_the_running_statistics_as_eager_ones(backend):
+    """BN-LeNet: state written inside the compiled step (running mean and variance) comes out as eagerly."""
+
+    def run(compile):
+        with cl.use_backend(backend.name):
+            net = cl.models.bn_lenet(seed=0)
+            data = fashion_mnist(batch_size=32, seed=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CompileFallbackWarning)  # the first test covers the fallback
+                result = cl.train_classifier(net, data, 1, 0.1, max_batches=8, verbose=False, compile=compile)
+            return result.step_losses, {name: cl.to_numpy(value) for name, value in cl.state(net).items()}
+
+    eager, eager_state = run(False)
+    compiled, compiled_state = run(True)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-4)
+    assert eager_state and eager_state.keys() == compiled_state.keys()
+    for name, value in eager_state.items():
+        # atol: a channel's mean near 0 sums 25,000 values that cancel, so it keeps only their rounding (4e-6)
+        np.testing.assert_allclose(compiled_state[name], value, rtol=1e-4, atol=2e-5, err_msg=name)
+
+
+def test_the_fallback_warning_quotes_the_cause_from_a_tracebacked_compiler_error():
+    class _TracebackBackend(_FakeBackend):
+        def compiled_train_step(self, module, loss, lr):
+            def step(X, Y):
+                raise NotImplementedError(
+                    'in user code:\n\n    File "adapter.py", line 1, in whole_step  *\n        value = loss(X)\n\n'
+                    "    NotImplementedError: Exception encountered when calling Module.call().\n    \n"
+                    "    \x1b[1mnumpy() is only available when eager execution is enabled.\x1b[0m\n\n"
+                    "    Arguments received by Module.call():\n      • training=None\n"
+                )
+
+            return step
+
+    step = TrainingStep(_TracebackBackend(), None, None, 0.1, compile=True)
+    with pytest.warns(CompileFallbackWarning) as caught:
+        step(None, None)
+    assert step.reason == (
+        "NotImplementedError: Exception encountered when calling Module.call(). "
+        "numpy() is only available when eager execution is enabled."
+    ), str(caught[0].message)
