@@ -132,6 +132,48 @@ class LayerDef:
         return tuple(str(index) for index in range(count))
 
 
+def shifted_runs(
+    x_shape: Pair, k_shape: Pair, rows: int, first: int = 0, stop: int | None = None
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """The geometry of a shift-and-add on the flattened input, in runs of whole output rows.
+
+    On ``X`` flattened row by row, kernel element ``(a, b)`` meets the
+    contiguous slice at offset ``a * width + b``:
+    ``Y.flat[p] += K[a, b] * X.flat[p + a * width + b]``, where ``Y`` keeps
+    full rows of ``width`` elements (its last ``k_w - 1`` columns are junk,
+    cropped at the end). One run covers ``rows`` output rows, so an adapter
+    that adds every kernel element to one run before the next keeps the run
+    in cache through all its passes, rather than streaming the whole image
+    from memory once per element.
+
+    Parameters
+    ----------
+    x_shape, k_shape : (int, int)
+        Shapes of the 2-D input and kernel.
+    rows : int
+        Output rows per run (at least one).
+    first, stop : int
+        The output rows covered, ``first`` to ``stop`` (default: all).
+
+    Returns
+    -------
+    offsets : list of int
+        ``a * width + b`` for each kernel element, in row-major order.
+    runs : list of (int, int)
+        ``(start, length)`` of each run in the flattened output. The last
+        row's junk is left out, as it would read past the end of ``X``.
+    """
+    (k_h, k_w), width = k_shape, x_shape[1]
+    out_h, rows = x_shape[0] - k_h + 1, max(1, rows)
+    stop = out_h if stop is None else stop
+    offsets = [a * width + b for a in range(k_h) for b in range(k_w)]
+    runs = []
+    for r in range(first, stop, rows):
+        n = min(rows, stop - r)
+        runs.append((r * width, n * width - (k_w - 1 if r + n == out_h else 0)))
+    return offsets, runs
+
+
 DTYPES = ("float32", "float64")
 """The float dtypes a backend may compute in; float32, the book's, is the default."""
 
