@@ -12,8 +12,8 @@ The primitives, grouped as Keras 3 groups its backends' modules:
 * **nn**: ``conv2d`` and ``pool2d`` on NCHW tensors with OIHW weights, and the
   activations and reductions a small CNN needs;
 * **chapter**: the book's double loop as that framework's tab writes it
-  (``corr2d_loop``, which the documentation quotes), and two speed hooks,
-  ``corr2d_vectorized`` and ``auto_method``;
+  (``corr2d_loop``, which the documentation quotes), and three speed hooks,
+  ``corr2d_vectorized``, ``corr2d_bands`` and ``auto_method``;
 * **modules and training**: how a parameter is made and registered in the
   framework's module type, and how modules nest (:meth:`Backend.module`,
   :meth:`Backend.submodules`), the framework's own initial values for a
@@ -446,6 +446,15 @@ class Backend(abc.ABC):
     def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
         """Which of ``"vectorized"`` / ``"native"`` ``corr2d(method="auto")`` uses for these 2-D shapes."""
         return "vectorized"
+
+    def corr2d_bands(self, x_shape: Pair, k_shape: Pair) -> int:
+        """Into how many bands of rows ``corr2d(method="native")`` cuts a 2-D input, for these shapes.
+
+        The bands become the channels of one depthwise convolution, which a
+        framework's CPU kernels vectorise across channels; 1, the default,
+        calls the framework's convolution on the one-channel image as it is.
+        """
+        return 1
 
     # -- modules and training ----------------------------------------------
     @abc.abstractmethod
