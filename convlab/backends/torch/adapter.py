@@ -242,7 +242,9 @@ class TorchBackend(Backend):
         # each pass one fused multiply-add (add_ with alpha). Whole-image passes stream the image from memory
         # once per kernel element, several times slower past 1024x1024. Each run stays under PyTorch's parallel
         # grain (32768 elements), so no pass waits for a thread: on a busy machine a parallel pass of 64K
-        # elements took 10x to 60x longer than a serial one of 32K.
+        # elements took 10x to 60x longer than a serial one of 32K. So auto keeps the base's choice: oneDNN's
+        # (banded) convolution, parallel too, beat the runs by up to 2x at 512x512 on a quiet machine, but on a
+        # busy one each call, from 8x8 up, waited about 7 ms for its thread.
         flat = X.contiguous().view(-1)
         full = torch.empty(out_h * X.shape[1], dtype=X.dtype)
         weights = K.reshape(-1).tolist()
@@ -253,13 +255,6 @@ class TorchBackend(Backend):
             for offset, k in zip(offsets[1:], weights[1:], strict=True):
                 Y.add_(flat[start + offset : start + offset + length], alpha=k)
         return full.view(out_h, X.shape[1])[:, :out_w]
-
-    def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
-        # Each pass of the shift-and-add costs microseconds of dispatch, so oneDNN's one call wins on the
-        # smallest images, and its banded depthwise convolution while the image stays in cache (2x to 3x at
-        # 512x512); past that the runs win, which stay in L2 (2x at 1024x1024, 3x at 2048x2048 with 3x3).
-        pixels = x_shape[0] * x_shape[1]
-        return "native" if pixels <= 32 * 32 or 256 * 256 < pixels <= 512 * 512 else "vectorized"
 
     def corr2d_bands(self, x_shape: Pair, k_shape: Pair) -> int:
         # oneDNN's one-channel convolution takes a slow path past 256x256 pixels; as 16 channels of a depthwise
