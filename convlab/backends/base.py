@@ -12,8 +12,8 @@ The primitives, grouped as Keras 3 groups its backends' modules:
 * **nn**: ``conv2d`` and ``pool2d`` on NCHW tensors with OIHW weights, and the
   activations and reductions a small CNN needs;
 * **chapter**: the book's double loop as that framework's tab writes it
-  (``corr2d_loop``, which the documentation quotes), and two speed hooks,
-  ``corr2d_vectorized`` and ``auto_method``;
+  (``corr2d_loop``, which the documentation quotes), and three speed hooks,
+  ``corr2d_vectorized``, ``corr2d_bands`` and ``auto_method``;
 * **modules and training**: how a parameter is made and registered in the
   framework's module type, and how modules nest (:meth:`Backend.module`,
   :meth:`Backend.submodules`), the framework's own initial values for a
@@ -153,6 +153,48 @@ class LayerDef:
         A block written with :class:`convlab.nn.Module` names them as its attributes (``"conv1"``).
         """
         return tuple(str(index) for index in range(count))
+
+
+def shifted_runs(
+    x_shape: Pair, k_shape: Pair, rows: int, first: int = 0, stop: int | None = None
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """The geometry of a shift-and-add on the flattened input, in runs of whole output rows.
+
+    On ``X`` flattened row by row, kernel element ``(a, b)`` meets the
+    contiguous slice at offset ``a * width + b``:
+    ``Y.flat[p] += K[a, b] * X.flat[p + a * width + b]``, where ``Y`` keeps
+    full rows of ``width`` elements (its last ``k_w - 1`` columns are junk,
+    cropped at the end). One run covers ``rows`` output rows, so an adapter
+    that adds every kernel element to one run before the next keeps the run
+    in cache through all its passes, rather than streaming the whole image
+    from memory once per element.
+
+    Parameters
+    ----------
+    x_shape, k_shape : (int, int)
+        Shapes of the 2-D input and kernel.
+    rows : int
+        Output rows per run (at least one).
+    first, stop : int
+        The output rows covered, ``first`` to ``stop`` (default: all).
+
+    Returns
+    -------
+    offsets : list of int
+        ``a * width + b`` for each kernel element, in row-major order.
+    runs : list of (int, int)
+        ``(start, length)`` of each run in the flattened output. The last
+        row's junk is left out, as it would read past the end of ``X``.
+    """
+    (k_h, k_w), width = k_shape, x_shape[1]
+    out_h, rows = x_shape[0] - k_h + 1, max(1, rows)
+    stop = out_h if stop is None else stop
+    offsets = [a * width + b for a in range(k_h) for b in range(k_w)]
+    runs = []
+    for r in range(first, stop, rows):
+        n = min(rows, stop - r)
+        runs.append((r * width, n * width - (k_w - 1 if r + n == out_h else 0)))
+    return offsets, runs
 
 
 DTYPES = ("float32", "float64")
@@ -471,6 +513,15 @@ class Backend(abc.ABC):
     def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
         """Which of ``"vectorized"`` / ``"native"`` ``corr2d(method="auto")`` uses for these 2-D shapes."""
         return "vectorized"
+
+    def corr2d_bands(self, x_shape: Pair, k_shape: Pair) -> int:
+        """Into how many bands of rows ``corr2d(method="native")`` cuts a 2-D input, for these shapes.
+
+        The bands become the channels of one depthwise convolution, which a
+        framework's CPU kernels vectorise across channels; 1, the default,
+        calls the framework's convolution on the one-channel image as it is.
+        """
+        return 1
 
     # -- modules and training ----------------------------------------------
     @abc.abstractmethod

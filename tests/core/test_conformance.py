@@ -235,3 +235,30 @@ def test_numpy_bands_over_threads_match_scipy(monkeypatch, shape):
     K = rng.standard_normal((3, 5)).astype(np.float32)
     with cl.use_backend("numpy"):
         np.testing.assert_allclose(cl.corr2d(X, K, method="vectorized"), correlate(X, K), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("bands", [2, 3, 7])
+@pytest.mark.parametrize(
+    ("shape", "kernel", "padding", "stride"), [((23, 17), (3, 2), 0, 1), ((20, 9), (2, 3), (1, 2), (3, 2))]
+)
+def test_banded_native_corr2d_matches_scipy(backend, monkeypatch, bands, shape, kernel, padding, stride):
+    """The native path cut into bands of rows, the channels of one depthwise convolution, padding and stride too."""
+    monkeypatch.setattr(type(backend), "corr2d_bands", lambda self, x_shape, k_shape: bands)
+    rng = np.random.default_rng(11)
+    X, K = rng.standard_normal(shape).astype(np.float32), rng.standard_normal(kernel).astype(np.float32)
+    p_h, p_w = (padding, padding) if isinstance(padding, int) else padding
+    s_h, s_w = (stride, stride) if isinstance(stride, int) else stride
+    expected = correlate(np.pad(X, ((p_h, p_h), (p_w, p_w))), K)[::s_h, ::s_w]
+    Y = cl.to_numpy(cl.corr2d(X, K, method="native", padding=padding, stride=stride))
+    np.testing.assert_allclose(Y, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_banded_native_corr2d_passes_gradcheck(backend, monkeypatch):
+    monkeypatch.setattr(type(backend), "corr2d_bands", lambda self, x_shape, k_shape: 3)
+    X = np.random.default_rng(12).standard_normal((9, 7))
+
+    def loss(X, K):
+        return backend.sum(cl.corr2d(X, K, method="native") ** 2)
+
+    result = cl.gradcheck(loss, X, [[0.3, -0.2], [0.5, 0.1]])
+    assert all(g is not None for g in result.analytic)

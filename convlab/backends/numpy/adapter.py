@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair, shifted_runs
 from convlab.backends.numpy import autograd
 from convlab.backends.numpy.autograd import Tensor
 
@@ -232,16 +232,12 @@ class NumpyBackend(Backend):
     def corr2d_vectorized(self, X: Any, K: Any) -> Any:
         if isinstance(X, Tensor) or isinstance(K, Tensor):  # differentiating: the primitive has the backward rule
             return autograd.corr2d(X, K)
-        # The core's shift-and-add, fused, cache-blocked and split over the cores.
-        # On the flattened input, kernel element (a, b) is the contiguous slice at
-        # offset a * W + b: ``Y.flat[p] += K[a, b] * X.flat[p + a * W + b]`` where Y
-        # has full rows of width W (its last k_w - 1 columns are junk, and the result
-        # is the view without them). One einsum adds all k_h * k_w scaled slices;
-        # order="F" makes it loop over pixels innermost, as a SIMD multiply-add (one
-        # pass per kernel element, no temporaries; the default order runs a
-        # k_h * k_w-term dot per pixel, ~30x slower). Rows go in blocks of ~_BLOCK
-        # elements, so each block stays in L2 through all its passes. Large images
-        # are split into one band of rows per core: einsum releases the GIL.
+        # The core's shift-and-add, fused and cache-blocked on the flattened input (see `shifted_runs`).
+        # One einsum adds all k_h * k_w scaled slices of a run; order="F" makes it loop over pixels
+        # innermost, as a SIMD multiply-add (one pass per kernel element, no temporaries; the default
+        # order runs a k_h * k_w-term dot per pixel, ~30x slower). Large images are split into one band
+        # of rows per core: einsum releases the GIL. It beat the native matrix product at every size
+        # `convlab bench` tries, 8x8 up (1.3x there, more on larger images), so auto keeps the base's choice.
         h, w = K.shape
         W = X.shape[1]
         out_h, out_w = X.shape[0] - h + 1, W - w + 1
@@ -251,13 +247,11 @@ class NumpyBackend(Backend):
         rows = max(1, min(out_h, _BLOCK // W))
 
         def band(first: int, stop: int) -> None:
-            for r in range(first, stop, rows):
-                n = min(rows, stop - r)
-                m = n * W - (w - 1 if r + n == out_h else 0)  # the last row's junk would read past X
+            for start, m in shifted_runs((X.shape[0], W), (h, w), rows, first, stop)[1]:
                 shifted = np.lib.stride_tricks.as_strided(
-                    flat[r * W :], (h, w, m), (W * flat.itemsize, flat.itemsize, flat.itemsize), writeable=False
+                    flat[start:], (h, w, m), (W * flat.itemsize, flat.itemsize, flat.itemsize), writeable=False
                 )
-                np.einsum("ab,abp->p", K, shifted, out=full[r * W : r * W + m], order="F")
+                np.einsum("ab,abp->p", K, shifted, out=full[start : start + m], order="F")
 
         bands = min(os.cpu_count() or 1, max(1, out_h * W // _PARALLEL_MIN), out_h)
         edges = [out_h * i // bands for i in range(bands + 1)]
@@ -266,13 +260,6 @@ class NumpyBackend(Backend):
         for other in others:
             other.result()
         return full.reshape(out_h, W)[:, :out_w]
-
-    def auto_method(self, x_shape: tuple[int, int], k_shape: tuple[int, int]) -> str:
-        # Native is one matrix product over copied window columns: cheaper per call, but its copy grows
-        # with the kernel; the fused shift-and-add wins once the columns no longer fit in cache
-        # (about 128x128 with a 5x5 kernel; `convlab bench` shows the crossover).
-        out = (x_shape[0] - k_shape[0] + 1) * (x_shape[1] - k_shape[1] + 1)
-        return "native" if out * k_shape[0] * k_shape[1] <= 400_000 else "vectorized"
 
     # -- modules and training ----------------------------------------------
     def module(

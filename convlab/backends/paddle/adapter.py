@@ -286,10 +286,16 @@ class PaddleBackend(Backend):
         return paddle.crop(Y, shape=[out_h, out_w])  # a copy, which Paddle makes faster than of a view
 
     def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
-        # Paddle's CPU conv unfolds the input (one column per kernel tap): past about 2 MB of unfolded float32
-        # it slows several-fold, while each shift of the shift-and-add costs tens of microseconds of dispatch.
+        # Each shift of the shift-and-add costs tens of microseconds of dispatch and a pass over memory; the
+        # convolution, banded where large (corr2d_bands), was faster at every size `convlab bench` tries.
+        return "native"
+
+    def corr2d_bands(self, x_shape: Pair, k_shape: Pair) -> int:
+        # Paddle's CPU conv unfolds a one-channel input (one column per kernel tap): past about 1 MB of unfolded
+        # float32 it slows several-fold. Bands of about 32 output rows as the channels of a depthwise conv took
+        # its own kernel instead, 5x to 13x faster from 256x256 to 2048x2048.
         unfolded = x_shape[0] * x_shape[1] * k_shape[0] * k_shape[1]
-        return "native" if unfolded <= 512 * 1024 else "vectorized"
+        return max(8, (x_shape[0] - k_shape[0] + 1) // 32) if unfolded > 256 * 1024 else 1
 
     # -- modules and training ----------------------------------------------------
     def module(

@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
-from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair, Step
+from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair, Step, shifted_runs
+
+_RUN = (1 << 15) - 1
+"""Most elements per run of the CPU shift-and-add: under PyTorch's parallel grain (see ``corr2d_vectorized``)."""
 
 
 class Module(nn.Module):
@@ -223,21 +226,40 @@ class TorchBackend(Backend):
         return Y
 
     def corr2d_vectorized(self, X: Any, K: Any) -> Any:
-        # In-place addcmul_ into one output-sized buffer, no temporaries; still differentiable, since no
-        # backward formula needs the accumulator's old value.
         h, w = K.shape
         out_h, out_w = X.shape[0] - h + 1, X.shape[1] - w + 1
-        Y = X[:out_h, :out_w] * K[0, 0]
-        for a in range(h):
-            for b in range(w):
-                if a or b:
-                    Y.addcmul_(X[a : a + out_h, b : b + out_w], K[a, b])
-        return Y
+        recording = torch.is_grad_enabled() and (X.requires_grad or K.requires_grad)
+        if recording or X.device.type != "cpu":
+            # In-place addcmul_ into one output-sized buffer, no temporaries; still differentiable, since no
+            # backward formula needs the accumulator's old value. On a GPU each pass is one kernel launch.
+            Y = X[:out_h, :out_w] * K[0, 0]
+            for a in range(h):
+                for b in range(w):
+                    if a or b:
+                        Y.addcmul_(X[a : a + out_h, b : b + out_w], K[a, b])
+            return Y
+        # Nothing to record, on the CPU: runs of rows that stay in L2 through all their passes (shifted_runs),
+        # each pass one fused multiply-add (add_ with alpha). Whole-image passes stream the image from memory
+        # once per kernel element, several times slower past 1024x1024. Each run stays under PyTorch's parallel
+        # grain (32768 elements), so no pass waits for a thread: on a busy machine a parallel pass of 64K
+        # elements took 10x to 60x longer than a serial one of 32K. So auto keeps the base's choice: oneDNN's
+        # (banded) convolution, parallel too, beat the runs by up to 2x at 512x512 on a quiet machine, but on a
+        # busy one each call, from 8x8 up, waited about 7 ms for its thread.
+        flat = X.contiguous().view(-1)
+        full = torch.empty(out_h * X.shape[1], dtype=X.dtype)
+        weights = K.reshape(-1).tolist()
+        offsets, runs = shifted_runs(tuple(X.shape), (h, w), _RUN // X.shape[1])
+        for start, length in runs:
+            Y = full[start : start + length]
+            torch.mul(flat[start : start + length], weights[0], out=Y)
+            for offset, k in zip(offsets[1:], weights[1:], strict=True):
+                Y.add_(flat[start + offset : start + offset + length], alpha=k)
+        return full.view(out_h, X.shape[1])[:, :out_w]
 
-    def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
-        # Each shift costs microseconds of dispatch, so oneDNN's one call wins on small images, but past
-        # about 128x128 pixels it takes a path that is slow for one channel (`convlab bench` measures it).
-        return "native" if x_shape[0] * x_shape[1] <= 128 * 128 else "vectorized"
+    def corr2d_bands(self, x_shape: Pair, k_shape: Pair) -> int:
+        # oneDNN's one-channel convolution takes a slow path past 256x256 pixels; as 16 channels of a depthwise
+        # one it ran 5x to 10x faster from 512x512 to 2048x2048.
+        return 16 if x_shape[0] * x_shape[1] > 256 * 256 else 1
 
     # -- modules and training ----------------------------------------------------
     def module(
