@@ -15,9 +15,10 @@ NOISE (:data:`TARGETS`, :mod:`convlab.bench.stats`). The parts:
 """
 
 from convlab.bench.cli import add_arguments, main
+from convlab.bench.limits import TARGETS
 from convlab.bench.report import format_report, plot
 from convlab.bench.run import run_benchmark
-from convlab.bench.targets import TARGETS, evaluate_targets
+from convlab.bench.targets import evaluate_targets
 from convlab.bench.timing import STATS, Comparison, measure, measure_side_by_side, sampling_budget
 from convlab.bench.workloads import DEFAULT_KERNELS, DEFAULT_SIZES, METHODS
 

@@ -29,7 +29,7 @@ import numpy as np
 from convlab import models, nn
 from convlab.backends.base import Backend, CompileUnavailableError, Tensor
 from convlab.backends.reference import load_reference, reference_function
-from convlab.bench.targets import TARGETS
+from convlab.bench.limits import TARGETS
 from convlab.bench.timing import Comparison, Progress, measure_side_by_side
 from convlab.core.registry import use_backend
 from convlab.errors import DataNotFoundError
@@ -210,7 +210,7 @@ def _step_row(
 ) -> dict[str, Any]:
     """``row`` with the seconds of one SGD step of ``net`` at batch 128 and of the reference module's ``reference``.
 
-    With a ``target`` of :data:`~convlab.bench.targets.TARGETS`, sampling goes on until the steps' ratio settles
+    With a ``target`` of :data:`~convlab.bench.limits.TARGETS`, sampling goes on until the steps' ratio settles
     against its limit (:func:`~convlab.bench.timing.measure_side_by_side`). With ``compiled_net`` (a copy of
     ``net``), the backend's compiled step of it is timed too, as ``"compiled"`` (targets m and n), its compile
     time apart; ``"idiomatic_compiled"`` says whether the idiomatic step is itself compiled whole (JAX's).

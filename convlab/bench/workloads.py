@@ -33,6 +33,7 @@ import convlab
 from convlab import data
 from convlab.backends.base import Backend, Pair
 from convlab.backends.reference import reference_function
+from convlab.bench.limits import TARGETS
 from convlab.bench.timing import Comparison, Progress, measure, measure_side_by_side
 from convlab.chapter import kernels
 from convlab.core.ops import corr2d_on
@@ -92,8 +93,6 @@ def time_corr2d(
     Sampling goes on until targets (a) and (b) settle at each shape
     (:func:`~convlab.bench.timing.measure_side_by_side`).
     """
-    from convlab.bench.targets import TARGETS  # here: the targets module imports this one
-
     rng = np.random.default_rng(0)
     rows = []
     for k in kernel_sizes:
