@@ -105,7 +105,8 @@ def recorded_runs(experiment: str = "lenet") -> dict[str, ClassifierResult]:
     Parameters
     ----------
     experiment : str
-        ``"lenet"`` (the book's sigmoid LeNet), ``"lenet-relu-max"`` (the
+        ``"lenet"`` (the book's sigmoid LeNet), ``"lenet-compiled"`` (the
+        same, each step compiled whole: ``--compile on``), ``"lenet-relu-max"`` (the
         section's first exercise), ``"bn_lenet"`` (d2l §8.5 at the book's
         settings) or a §8 network at ``size="mini"`` (``"alexnet"``,
         ``"vgg"``, ``"googlenet"``, ``"densenet"``...: five epochs on

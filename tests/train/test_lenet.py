@@ -201,7 +201,9 @@ def test_saved_run_reads_back_and_bad_files_are_refused(tmp_path):
     (tmp_path / "uneven.json").write_text(json.dumps(uneven))
     with pytest.raises(ValueError, match="per-epoch lists of different lengths"):
         cl.ClassifierResult.load(tmp_path / "uneven.json")
-    with pytest.raises(ValueError, match=r"experiment: expected one of \[.*'lenet', 'lenet-relu-max'.*\], got 'x'"):
+    with pytest.raises(
+        ValueError, match=r"experiment: expected one of \[.*'lenet', 'lenet-compiled', 'lenet-relu-max'.*\], got 'x'"
+    ):
         cl.recorded_runs("x")
 
 

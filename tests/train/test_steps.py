@@ -163,3 +163,35 @@ def test_the_fallback_warning_quotes_the_cause_from_a_tracebacked_compiler_error
         "NotImplementedError: Exception encountered when calling Module.call(). "
         "numpy() is only available when eager execution is enabled."
     ), str(caught[0].message)
+
+
+def test_compiled_lenet_records_learn_what_the_eager_records_learn():
+    """The book's 10-epoch LeNet, compiled whole: the eager run's losses to float rounding, and its accuracy."""
+    compiled, eager = cl.recorded_runs("lenet-compiled"), cl.recorded_runs("lenet")
+    assert compiled and set(compiled) <= set(eager)
+    for name, run in compiled.items():
+        assert run.metadata["compiled"] is True and run.metadata["command"].endswith("--compile on"), name
+        assert run.metadata["epochs"] == 10 and len(run.step_losses) == len(eager[name].step_losses), name
+        np.testing.assert_allclose(run.step_losses[:STEPS], eager[name].step_losses[:STEPS], rtol=1e-4, err_msg=name)
+        assert abs(run.val_acc[-1] - eager[name].val_acc[-1]) <= 0.01, name
+        assert run.metadata["seconds"] > 0
+
+
+def test_a_compiled_step_takes_a_last_smaller_batch(backend):
+    """An epoch's last batch is smaller (60,000 = 468 x 128 + 96): the compiled step takes it, as the eager one."""
+    from convlab.nn.losses import SoftmaxCrossEntropy
+
+    if not _has_compiled_step(backend):
+        with pytest.raises(CompileUnavailableError, match=f"the {backend.name} backend has no compiled training step"):
+            backend.compiled_train_step(cl.models.lenet(seed=0), SoftmaxCrossEntropy(backend), 0.1)
+        return
+    rng = np.random.default_rng(0)
+    batches = [(rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n)) for n in (16, 16, 6)]
+    losses = {}
+    for compiled in (False, True):
+        # the book's LeNet: TorchInductor's max-pooling backward differs from eager PyTorch's on some inputs
+        net = cl.models.lenet(seed=0)
+        loss = SoftmaxCrossEntropy(backend)
+        step = (backend.compiled_train_step if compiled else backend.train_step)(net, loss, 0.1)
+        losses[compiled] = [float(step(backend.tensor(X), backend.one_hot(backend.labels(y), 10))) for X, y in batches]
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)

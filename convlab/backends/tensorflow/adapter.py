@@ -555,7 +555,7 @@ class TensorFlowBackend(Backend):
         handles = [variable.value.handle for variable in variables]
         rate = tf.constant(lr, self._dtype)
 
-        @tf.function(jit_compile=True, reduce_retracing=True)
+        @tf.function(jit_compile=True)  # one trace per batch shape: the static shapes the ops read
         def whole_step(X: Any, Y: Any) -> Any:
             with tf.GradientTape() as tape:
                 value = loss(module(X), Y)

@@ -325,9 +325,11 @@ class TorchBackend(Backend):
             for name, grad in grads.items():
                 params[name].sub_(grad, alpha=lr)
 
-    # LeNet, batch 128, 2 loaded cores: compiling took 37 s (more with an empty inductor cache) and saved 43 ms a
-    # step (138 -> 96 ms), even after 870 steps; twice that covers a cold cache.
-    compile_break_even_steps = 2000
+    # compile="auto" leaves PyTorch eager. On LeNet at batch 128 (2 loaded cores) compiling took 37 s and saved
+    # 43 ms a step (138 -> 96 ms), even after 870 steps; but a whole 10-epoch run saved only 5% (305 s against
+    # 320 s, evaluation included), and TorchInductor's max-pooling backward differs from eager PyTorch's on some
+    # inputs (ReLU LeNet, batch 16: the second loss 0.2% apart; aot_eager, without Inductor, matches exactly).
+    compile_break_even_steps = None
 
     def compiled_train_step(self, module: nn.Module, loss: Loss, lr: float) -> Step:
         """The step as the book's training loop writes it, under ``torch.compile`` (TorchInductor).
