@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -109,7 +110,7 @@ def main(args: argparse.Namespace) -> int:
     )
     print(format_report(results))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps(strict_json(results), indent=1, allow_nan=False) + "\n")
     if args.plot:
         plot(results, args.plot)
     failed = [t for t in results["targets"] if t["passed"] is False]  # WITHIN NOISE is not a failure
@@ -135,3 +136,20 @@ def _positive(kind: type, zero: bool = False) -> Callable[[str], Any]:
 
     parse.__name__ = kind.__name__  # argparse names the type in its errors
     return parse
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every infinite or NaN float as ``None``: JSON has no such numbers, and strict readers refuse them.
+
+    Examples
+    --------
+    >>> strict_json({"ratio": float("inf"), "samples": [1.0, float("nan")]})
+    {'ratio': None, 'samples': [1.0, None]}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
