@@ -1071,9 +1071,13 @@ runs at 12 ns a column packed and 3 ns in pieces under the threshold (one core).
 """
 
 _SMALL_IMAGES = 4
-"""The fewest images per chunk worth taking in :data:`_SMALL_PRODUCT` pieces: with fewer, a
-pass makes so many products (LeNet's second layer, 3 images a piece: 43) that Python's work
-around each one costs more than the small kernel saves."""
+"""The fewest images per chunk worth taking in :data:`_SMALL_PRODUCT` pieces, which run on one core.
+
+LeNet's first layer (7 images a piece, 19 products a pass) is faster that way on one core
+and with two BLAS threads; its second (3 images a piece, 43 products) is faster on one core
+(forward and backward 5.0 ms, not 9.3) but slower with two threads (7.7 ms, not 5.9), where
+its single large product runs on both cores.
+"""
 
 
 def _image_chunks(N: int, bytes_per_image: int, macs_per_image: int) -> list[slice]:
