@@ -25,6 +25,7 @@ real outcome of the book's loop layer on NumPy, not a bug to work around.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
 from typing import Any
@@ -795,24 +796,55 @@ def _channel_major(matrices: np.ndarray) -> bool:
     return matrices.transpose(1, 0, 2).flags.c_contiguous
 
 
-def _matmul_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _matmul_per_image(a: np.ndarray, b: np.ndarray, buffer: np.ndarray | None = None) -> np.ndarray:
     """``a @ b[n]`` for every image n, (N, M, L)-indexed in the memory order of ``b``.
 
     ``a`` is (M, K), or (groups, M / groups, K / groups) to multiply group g of its rows
-    with group g of the rows of ``b`` only (a grouped convolution).
+    with group g of the rows of ``b`` only (a grouped convolution). Channel-major, the
+    product is written into the start of ``buffer`` when given (see :func:`_buffered`).
     """
     N, K, L = b.shape
     groups = 1 if a.ndim == 2 else a.shape[0]
     M = a.shape[-2] * groups
     if _channel_major(b):
         columns = b.transpose(1, 0, 2).reshape(groups, K // groups, N * L)
-        product = np.matmul(a if groups > 1 else a.reshape(1, M, K), columns)  # (groups, M / groups, N * L)
+        out = None if buffer is None else _buffered(buffer, (groups, M // groups, N * L))
+        product = np.matmul(a if groups > 1 else a.reshape(1, M, K), columns, out=out)  # (groups, M / groups, N * L)
         return product.reshape(M, N, L).transpose(1, 0, 2)
     product = np.matmul(a, b if groups == 1 else b.reshape(N, groups, K // groups, L))
     return product.reshape(N, M, L)
 
 
-def _window_columns(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> tuple[np.ndarray, int]:
+def _buffered(buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The start of the flat, C-contiguous ``buffer`` as a C-contiguous array of ``shape``.
+
+    A convolution in many small chunks copies each chunk's columns into the same buffers,
+    allocated once per pass: fresh arrays of a few hundred KiB each time would each be
+    new pages for the kernel to fault in and zero, which cost as much as the copies.
+    """
+    return buffer[: math.prod(shape)].reshape(shape)
+
+
+def _strided(
+    base: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...], offset: int = 0, writeable: bool = False
+) -> np.ndarray:
+    """``as_strided``: a view of ``base``'s memory from byte ``offset``, quicker where ``base`` is C-contiguous.
+
+    np.ndarray over the memory takes 0.35 us, as_strided's bookkeeping 3.2; a convolution in
+    small chunks makes a few of these views per chunk, 19 chunks a pass on LeNet's first layer.
+    """
+    if base.flags.c_contiguous:
+        view = np.ndarray(shape, base.dtype, base, offset, strides)
+        view.flags.writeable = writeable and base.flags.writeable
+        return view
+    if offset:
+        raise ValueError("an offset needs a C-contiguous base")
+    return as_strided(base, shape, strides, writeable=writeable)
+
+
+def _window_columns(
+    xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int, buffer: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
     """The windows of padded NCHW images as (N, C * kH * kW, L)-indexed columns, and the width of their rows.
 
     Row (c, a, b) of image n holds element (a, b) of every window of channel c; column p
@@ -829,8 +861,9 @@ def _window_columns(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> tup
       them; they cost (kW - 1) / Wp more arithmetic, and no run leaves its image's plane.
     * other strides: ``row = W_out`` and L = H_out * W_out, copied from a strided view.
 
-    The columns are copied channel-major. A 1x1 kernel at stride 1 reads every pixel once,
-    in order: its columns are ``xp`` itself, batch-major, without a copy.
+    The columns are copied channel-major, into the start of ``buffer`` when given (see
+    :func:`_buffered`). A 1x1 kernel at stride 1 reads every pixel once, in order: its
+    columns are ``xp`` itself, batch-major, without a copy.
     """
     N, C, Hp, Wp = xp.shape
     H_out, W_out = _output_size(Hp, Wp, kH, kW, s_h, s_w)
@@ -838,17 +871,22 @@ def _window_columns(xp: np.ndarray, kH: int, kW: int, s_h: int, s_w: int) -> tup
         return _blas_ready(xp.reshape(N, C, Hp * Wp)), Wp
     if (s_h, s_w) != (1, 1):
         sN, sC, sH, sW = xp.strides
-        windows = as_strided(xp, (C, kH, kW, N, H_out, W_out), (sC, sH, sW, sN, sH * s_h, sW * s_w), writeable=False)
+        windows = _strided(xp, (C, kH, kW, N, H_out, W_out), (sC, sH, sW, sN, sH * s_h, sW * s_w))
         row, L = W_out, H_out * W_out
     else:
         if xp.strides[2] != Wp * xp.strides[3]:  # the runs need each plane's rows back to back
             xp = np.ascontiguousarray(xp)
         sN, sC, sH, sW = xp.strides
         row, L = Wp, (H_out - 1) * Wp + W_out
-        windows = as_strided(xp, (C, kH, kW, N, L), (sC, sH, sW, sN, sW), writeable=False)
+        windows = _strided(xp, (C, kH, kW, N, L), (sC, sH, sW, sN, sW))
     # The copy is here. (A reshape alone may not copy: with one image, or one row of windows, it can
     # merge the axes into a view of xp whose rows overlap, which BLAS cannot take.)
-    return np.ascontiguousarray(windows).reshape(C * kH * kW, N, L).transpose(1, 0, 2), row
+    if buffer is None:
+        cols = np.ascontiguousarray(windows)
+    else:
+        cols = _buffered(buffer, windows.shape)
+        np.copyto(cols, windows)
+    return cols.reshape(C * kH * kW, N, L).transpose(1, 0, 2), row
 
 
 def _blas_ready(matrices: np.ndarray) -> np.ndarray:
@@ -859,21 +897,22 @@ def _blas_ready(matrices: np.ndarray) -> np.ndarray:
     return matrices
 
 
-def _rows(g: np.ndarray, row: int, channel_major: bool) -> np.ndarray:
+def _rows(g: np.ndarray, row: int, channel_major: bool, buffer: np.ndarray | None = None) -> np.ndarray:
     """NCHW ``g`` as (N, C, L)-indexed pixels in rows of ``row`` columns, channel-major or batch-major.
 
     The layout of :func:`_window_columns`' pixels, with zeros in the junk columns, so that
-    products with the columns' junk add nothing.
+    products with the columns' junk add nothing; channel-major, copied into the start of
+    ``buffer`` when given (see :func:`_buffered`).
     """
     N, C, H, W = g.shape
     if not channel_major:
         return _blas_ready(g.reshape(N, C, H * W))  # batch-major pixels have no junk (row == W)
     L = (H - 1) * row + W
-    out = np.empty((C, N, L), dtype=g.dtype)
+    out = np.empty((C, N, L), dtype=g.dtype) if buffer is None else _buffered(buffer, (C, N, L))
     sC, sN, sL = out.strides
-    as_strided(out, (N, C, H, W), (sN, sC, row * sL, sL))[...] = g
+    _strided(out, (N, C, H, W), (sN, sC, row * sL, sL), writeable=True)[...] = g
     if row > W:
-        as_strided(out[:, :, W:], (N, C, H - 1, row - W), (sN, sC, row * sL, sL))[...] = 0
+        _strided(out, (N, C, H - 1, row - W), (sN, sC, row * sL, sL), W * sL, writeable=True)[...] = 0
     return out.transpose(1, 0, 2)
 
 
@@ -892,7 +931,8 @@ def _pixels(
         pixels = flat.reshape(N, C, H, W)
         return pixels if bias is None else _add_bias(pixels, bias, (1, C, 1, 1))
     sN, sC, sL = flat.strides
-    view = as_strided(flat, (N, C, H, W), (sN, sC, row * sL, sL), writeable=False)
+    # Channel-major, flat is a transposed view of a C-contiguous array with the same first element.
+    view = _strided(flat.transpose(1, 0, 2) if _channel_major(flat) else flat, (N, C, H, W), (sN, sC, row * sL, sL))
     if out is None:
         out = np.empty((N, C, H, W), dtype=flat.dtype if bias is None else np.result_type(flat, bias))
     if bias is None:
@@ -1021,15 +1061,41 @@ chunks (four per pass on ResNet's 28x28 layers, one on 7x7 images) were faster t
 """
 
 
-def _image_chunks(N: int, bytes_per_image: int) -> list[slice]:
+_SMALL_PRODUCT = 1_000_000
+"""Multiply-adds of a product small enough for OpenBLAS's small-matrix kernel (its threshold, M * N * K <= 100^3).
+
+That kernel reads its operands as they are, on the calling thread: no packing copy, no
+threads to wait for. A layer with few kernels of few weights (LeNet's first, 6 kernels of
+1x5x5 on 28x28 images) makes a product as long and thin as 6 x 25 by 25 x 114,000, which
+runs at 12 ns a column packed and 3 ns in pieces under the threshold (one core).
+"""
+
+_SMALL_IMAGES = 4
+"""The fewest images per chunk worth taking in :data:`_SMALL_PRODUCT` pieces, which run on one core.
+
+LeNet's first layer (7 images a piece, 19 products a pass) is faster that way on one core
+and with two BLAS threads; its second (3 images a piece, 43 products) is faster on one core
+(forward and backward 5.0 ms, not 9.3) but slower with two threads (7.7 ms, not 5.9), where
+its single large product runs on both cores.
+"""
+
+
+def _image_chunks(N: int, bytes_per_image: int, macs_per_image: int) -> list[slice]:
     """The batch in chunks of whole images whose window columns take about :data:`_CHUNK_BYTES`.
 
     Copied in one piece, a batch's columns are tens of megabytes: written out to memory
     and read back by the product, whose speed they then set (a 16-channel 3x3 layer on
     28x28 images ran at half the speed). A chunk's columns are read from the cache, and
     none are kept for the backward pass, which copies them again, chunk by chunk.
+
+    Where at least :data:`_SMALL_IMAGES` images make a product of at most
+    :data:`_SMALL_PRODUCT` multiply-adds (``macs_per_image`` each), chunks are that size
+    instead, if smaller.
     """
     images = max(1, min(N, _CHUNK_BYTES // max(bytes_per_image, 1)))
+    small = _SMALL_PRODUCT // max(macs_per_image, 1)
+    if small >= _SMALL_IMAGES:
+        images = min(images, small)
     return [slice(first, min(first + images, N)) for first in range(0, N, images)]
 
 
@@ -1157,11 +1223,17 @@ def conv2d(
         # The columns of one image: the largest copy of every pass (the input gradient's gather
         # copies C_out <= C rows per window element, its scatter's shares have C).
         L = (H_out - 1) * Wp + W_out if (s_h, s_w) == (1, 1) else H_out * W_out
-        chunks = _image_chunks(N, C * kH * kW * L * xv.itemsize)
+        chunks = _image_chunks(N, C * kH * kW * L * xv.itemsize, C_out * C_group * kH * kW * L)
+    # Several chunks copy their columns and products into the same buffers, a chunk's worth each
+    # (those of the backward pass are its own: the forward's are not kept).
+    col_buffer = out_buffer = None
+    if len(chunks) > 1:
+        col_buffer = np.empty(C * kH * kW * chunks[0].stop * L, dtype=xp.dtype)
+        out_buffer = np.empty(C_out * chunks[0].stop * L, dtype=np.result_type(kernels, xp))
     y = None
     for chunk in chunks:
-        cols, row = _window_columns(xp[chunk], kH, kW, s_h, s_w)  # (n, C * kH * kW, L)-indexed
-        product = _matmul_per_image(kernels, cols)  # (n, C_out, L)-indexed
+        cols, row = _window_columns(xp[chunk], kH, kW, s_h, s_w, col_buffer)  # (n, C * kH * kW, L)-indexed
+        product = _matmul_per_image(kernels, cols, out_buffer)  # (n, C_out, L)-indexed
         if len(chunks) == 1:
             y = _pixels(product, H_out, W_out, row, bv)
         else:
@@ -1181,10 +1253,14 @@ def conv2d(
             dxp = np.zeros(xp.shape, dtype=np.result_type(g, wv))  # the padded input's, cropped below
         elif need_x and len(chunks) > 1:
             dx = np.empty(xv.shape, dtype=np.result_type(g, wv))
+        rows_buffer = cols_buffer = None
+        if len(chunks) > 1 and (need_x or need_w):
+            rows_buffer = np.empty(C_out * chunks[0].stop * L, dtype=g.dtype) if channel_major else None
+            cols_buffer = np.empty(C * kH * kW * chunks[0].stop * L, dtype=xp.dtype) if need_w else None
         for chunk in chunks if need_x or need_w else ():
-            g_rows = _rows(g[chunk], row, channel_major)  # laid out as the columns' pixels
+            g_rows = _rows(g[chunk], row, channel_major, rows_buffer)  # laid out as the columns' pixels
             if need_w:
-                cols, _ = _window_columns(xp[chunk], kH, kW, s_h, s_w)  # copied again, not kept
+                cols, _ = _window_columns(xp[chunk], kH, kW, s_h, s_w, cols_buffer)  # copied again, not kept
                 part = _sum_over_images(g_rows, cols, groups)  # dY X_cols^T
                 dw = part if dw is None else dw + part
             if dxp is not None:

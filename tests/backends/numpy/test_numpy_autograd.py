@@ -372,6 +372,26 @@ def test_conv2d_in_chunks_of_images_is_the_same_convolution(monkeypatch, x_shape
         np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_conv2d_in_small_products_is_the_same_convolution(monkeypatch):
+    # A layer with few small kernels is convolved in chunks whose products stay under _SMALL_PRODUCT
+    # multiply-adds, every chunk in the same buffers: here 9 images as 2 + 2 + 2 + 2 + 1.
+    x, w, b = rand(9, 1, 8, 8, seed=1), rand(3, 1, 5, 5, seed=2), rand(3, seed=3)
+
+    def run():
+        tx, tw, tb = (Tensor(v, requires_grad=True) for v in (x, w, b))
+        y = ag.conv2d(tx, tw, padding=(2, 2, 2, 2), bias=tb)
+        y.backward(rand(*y.shape, seed=4))
+        return y.data, tx.grad, tw.grad, tb.grad
+
+    whole = run()
+    macs_per_image = 3 * 25 * (7 * 12 + 8)  # C_out * C * kH * kW * L, with L = (H_out - 1) * Wp + W_out
+    monkeypatch.setattr(ag, "_SMALL_PRODUCT", 2 * macs_per_image)
+    monkeypatch.setattr(ag, "_SMALL_IMAGES", 2)
+    assert len(ag._image_chunks(9, 1, macs_per_image)) == 5
+    for ours, expected in zip(run(), whole, strict=True):
+        np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("padding", [(0, 0, 0, 0), (1, 0, 2, 1), (2, 2, 2, 2)])
 def test_conv2d_input_gradient_is_the_full_convolution_of_output_gradient_and_kernel(padding):
     # The transposed convolution, from SciPy: dX[n, c] = sum_o convolve2d(dY[n, o], W[o, c], "full"),
