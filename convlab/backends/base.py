@@ -665,6 +665,21 @@ class Backend(abc.ABC):
         """
         raise CompileUnavailableError(f"the {self.name} backend has no compiled training step")
 
+    def compiled_predict(self, module: Any) -> Callable[[Tensor], Tensor]:
+        """:meth:`predict` of ``module`` in evaluation mode, compiled by the framework's own compiler.
+
+        For a run whose steps are compiled, evaluation then costs as little
+        per batch. The module's mode at the first call is the one compiled:
+        call it only with the module in evaluation mode, as
+        :func:`convlab.accuracy` does. The default has no compiler.
+
+        Raises
+        ------
+        CompileUnavailableError
+            Where the backend or this module cannot be compiled, with the reason.
+        """
+        raise CompileUnavailableError(f"the {self.name} backend has no compiled prediction")
+
     @abc.abstractmethod
     def grad(self, f: Callable[..., Tensor], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
         """``f(*inputs)`` (a scalar) and its gradient w.r.t. each input, as NumPy arrays (``None``: no gradient).

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from convlab.nn.layers import module_backend
 from convlab.nn.losses import SoftmaxCrossEntropy
 from convlab.nn.modes import evaluating, set_training
 from convlab.train.records import ClassifierResult
-from convlab.train.steps import TrainingStep, check_compile, wants_compiled
+from convlab.train.steps import Prediction, TrainingStep, check_compile, wants_compiled
 
 
 @export
@@ -79,15 +80,26 @@ TRAIN_ACC_BATCHES = 80
 """Training batches kept for :attr:`ClassifierResult.train_acc` (80 x 128: about 10,000 images)."""
 
 
-def accuracy(model: Any, batches: Iterable[tuple[Any, Any]], max_batches: int | None = None) -> float:
-    """The fraction of examples whose largest logit is the label, over ``batches`` (at most ``max_batches``)."""
+def accuracy(
+    model: Any,
+    batches: Iterable[tuple[Any, Any]],
+    max_batches: int | None = None,
+    predict: Callable[[Any], Any] | None = None,
+) -> float:
+    """The fraction of examples whose largest logit is the label, over ``batches`` (at most ``max_batches``).
+
+    ``predict(X)`` gives the logits, with the model in evaluation mode
+    (default: the backend's eager :meth:`~convlab.backends.base.Backend.predict`).
+    """
     backend = module_backend(model, "model")
+    if predict is None:
+        predict = partial(backend.predict, model)
     correct = total = 0
     with evaluating(model):  # batch norm's running statistics, no dropout: what the model has learnt
         for index, (X, y) in enumerate(batches):
             if max_batches is not None and index >= max_batches:
                 break
-            predicted = to_numpy(backend.argmax(backend.predict(model, X), axis=1))
+            predicted = to_numpy(backend.argmax(predict(X), axis=1))
             labels = to_numpy(y)
             correct += int((predicted == labels).sum())
             total += len(labels)
@@ -158,6 +170,7 @@ def train_classifier(
     steps_per_epoch = _steps(data, limit)
     total_steps = None if steps_per_epoch is None else steps_per_epoch * epochs
     step = TrainingStep(backend, model, loss, lr, wants_compiled(backend, compile, total_steps))
+    predict = Prediction(backend, model, step.compiled)
     classes = model_classes(model)
     seen, training_time = 0, 0.0
     progress = _progress(None if steps_per_epoch is None else steps_per_epoch * epochs, verbose, backend.name)
@@ -182,8 +195,8 @@ def train_classifier(
             training_time += time.perf_counter() - start
             result.step_losses.extend(epoch_losses)
             result.train_loss.append(float(np.mean(epoch_losses)))
-            result.train_acc.append(accuracy(model, visited))
-            result.val_acc.append(accuracy(model, data.val_dataloader(), limit))
+            result.train_acc.append(accuracy(model, visited, predict=predict))
+            result.val_acc.append(accuracy(model, data.val_dataloader(), limit, predict))
             if verbose:
                 bar.write(
                     f"epoch {epoch + 1}: train loss {result.train_loss[-1]:.3f}, "

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from convlab.backends.base import Backend, CompileUnavailableError, Loss, Step, Tensor
+from convlab.backends.base import Backend, CompileUnavailableError, Loss
 from convlab.errors import CompileFallbackWarning
 
 COMPILE_CHOICES = ("auto", True, False)
@@ -31,14 +33,83 @@ def wants_compiled(backend: Backend, compile: bool | str, steps: int | None) -> 
     return break_even is not None and steps is not None and steps >= break_even
 
 
-class TrainingStep:
-    """One SGD step of ``model`` on ``(X, Y)``, compiled where asked and possible, eager otherwise.
+class CompiledOrEager:
+    """A function compiled by the framework where asked and possible, its eager twin otherwise.
 
-    A compiled step that fails (no compiler for this model, no C++ compiler
-    for TorchInductor, an operation the compiler refuses) is replaced by the
-    eager step, which then runs the same batch again; a
+    A compiled function that fails (no compiler for this model, no C++
+    compiler for TorchInductor, an operation the compiler refuses) is replaced
+    by the eager one, which then runs the same call again; a
     :class:`CompileFallbackWarning` says why, once. Only the first call can
-    fail this way: a compiled step that has run once is kept.
+    fail this way: a compiled function that has run once is kept.
+
+    Parameters
+    ----------
+    backend : Backend
+        The backend both functions run on (its name goes in the warning).
+    purpose : str
+        What the function does, for the warning ("the training step").
+    eager : callable
+        The eager function.
+    compiled : callable, optional
+        Builds the compiled function; may raise :class:`CompileUnavailableError`.
+        ``None``: run eagerly.
+    warn_unavailable : bool
+        Warn where ``compiled`` raises :class:`CompileUnavailableError` (else
+        run eagerly in silence: for a function whose compiling nobody asked
+        for by name, such as evaluation in a compiled run).
+
+    Attributes
+    ----------
+    compiled : bool
+        Whether the function runs compiled (``False`` after a fallback).
+    reason : str or None
+        Why a function asked to compile runs eagerly.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        purpose: str,
+        eager: Callable[..., Any],
+        compiled: Callable[[], Callable[..., Any]] | None,
+        warn_unavailable: bool = True,
+    ) -> None:
+        self.backend, self.purpose = backend, purpose
+        self.reason: str | None = None
+        self._eager = self._function = eager
+        self._proven = compiled is None
+        if compiled is not None:
+            try:
+                self._function = compiled()
+            except CompileUnavailableError as error:
+                self._fall_back(str(error), warn=warn_unavailable)
+        self.compiled = self._function is not self._eager
+
+    def __call__(self, *args: Any) -> Any:
+        if self._proven:
+            return self._function(*args)
+        try:
+            value = self._function(*args)
+        except Exception as error:  # whatever the compiler raises; the eager function re-raises real faults
+            gist, kind = _gist(error), type(error).__name__
+            self._fall_back(gist if gist.startswith(f"{kind}: ") else f"{kind}: {gist}")
+            return self._eager(*args)
+        self._proven = True
+        return value
+
+    def _fall_back(self, reason: str, warn: bool = True) -> None:
+        self.reason = reason
+        self._function, self._proven, self.compiled = self._eager, True, False
+        if warn:
+            warnings.warn(
+                f"the {self.backend.name} backend could not compile {self.purpose} ({reason}); running it eagerly",
+                CompileFallbackWarning,
+                stacklevel=3,
+            )
+
+
+class TrainingStep(CompiledOrEager):
+    """One SGD step of ``model`` on ``(X, Y)``, compiled whole where asked and possible, eager otherwise.
 
     Parameters
     ----------
@@ -51,49 +122,28 @@ class TrainingStep:
     lr : float
         Learning rate.
     compile : bool
-        Compile the whole step with the framework's compiler.
-
-    Attributes
-    ----------
-    compiled : bool
-        Whether the step runs compiled (``False`` after a fallback).
-    reason : str or None
-        Why a step asked to compile runs eagerly.
+        Compile the whole step with the framework's compiler
+        (:meth:`~convlab.backends.base.Backend.compiled_train_step`); see
+        :class:`CompiledOrEager` for what happens where it cannot.
     """
 
     def __init__(self, backend: Backend, model: Any, loss: Loss, lr: float, compile: bool) -> None:
-        self.backend, self.model, self.loss, self.lr = backend, model, loss, lr
-        self.reason: str | None = None
-        self._eager = backend.train_step(model, loss, lr)
-        self._step: Step = self._eager
-        self._proven = not compile
-        if compile:
-            try:
-                self._step = backend.compiled_train_step(model, loss, lr)
-            except CompileUnavailableError as error:
-                self._fall_back(str(error))
-        self.compiled = self._step is not self._eager
+        compiled = (lambda: backend.compiled_train_step(model, loss, lr)) if compile else None
+        super().__init__(backend, "the training step", backend.train_step(model, loss, lr), compiled)
 
-    def __call__(self, X: Tensor, Y: Tensor) -> Any:
-        if self._proven:
-            return self._step(X, Y)
-        try:
-            value = self._step(X, Y)
-        except Exception as error:  # whatever the compiler raises; the eager step re-raises real faults
-            gist, kind = _gist(error), type(error).__name__
-            self._fall_back(gist if gist.startswith(f"{kind}: ") else f"{kind}: {gist}")
-            return self._eager(X, Y)
-        self._proven = True
-        return value
 
-    def _fall_back(self, reason: str) -> None:
-        self.reason = reason
-        self._step, self._proven, self.compiled = self._eager, True, False
-        warnings.warn(
-            f"the {self.backend.name} backend could not compile the training step ({reason}); training eagerly",
-            CompileFallbackWarning,
-            stacklevel=3,
-        )
+class Prediction(CompiledOrEager):
+    """``model(X)`` for evaluation, compiled where asked and the backend can, eager otherwise.
+
+    A backend without a compiled prediction
+    (:meth:`~convlab.backends.base.Backend.compiled_predict`) predicts eagerly
+    without a warning: a compiled run asks for its training step, which
+    takes nearly all of its time.
+    """
+
+    def __init__(self, backend: Backend, model: Any, compile: bool) -> None:
+        compiled = (lambda: backend.compiled_predict(model)) if compile else None
+        super().__init__(backend, "evaluation", partial(backend.predict, model), compiled, warn_unavailable=False)
 
 
 def _gist(error: Exception) -> str:

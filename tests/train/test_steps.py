@@ -11,7 +11,8 @@ from fashion_data import fashion_mnist
 import convlab as cl
 from convlab.backends.base import CompileUnavailableError
 from convlab.errors import CompileFallbackWarning
-from convlab.train.steps import TrainingStep, check_compile, wants_compiled
+from convlab.nn.modes import evaluating
+from convlab.train.steps import Prediction, TrainingStep, check_compile, wants_compiled
 
 STEPS = 50
 """LeNet steps compared, compiled against eager, as the issue asks."""
@@ -84,6 +85,56 @@ class _FakeBackend:
         return step
 
 
+def test_evaluation_compiles_silently_where_the_backend_can_and_falls_back_loudly_where_it_fails():
+    class _PredictingBackend(_FakeBackend):
+        def predict(self, module, X):
+            return "eager"
+
+        def compiled_predict(self, module):
+            if self.unavailable:
+                raise CompileUnavailableError("no compiled prediction")
+
+            def predict(X):
+                if self.fails_on_call:
+                    raise RuntimeError("XLA: unsupported op")
+                return "xla"
+
+            return predict
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no compiled prediction: eager, without a word
+        unavailable = Prediction(_PredictingBackend(unavailable=True), None, compile=True)
+        assert unavailable(None) == "eager" and not unavailable.compiled
+        assert Prediction(_PredictingBackend(), None, compile=False)(None) == "eager"
+        assert Prediction(_PredictingBackend(), None, compile=True)(None) == "xla"
+    failing = Prediction(_PredictingBackend(fails_on_call=True), None, compile=True)
+    with pytest.warns(CompileFallbackWarning, match=r"could not compile evaluation \(RuntimeError: XLA: unsupported"):
+        assert failing(None) == "eager"
+    assert not failing.compiled
+
+
+def test_compiled_prediction_gives_the_eager_logits_in_evaluation_mode(backend):
+    """BN-LeNet after two steps, in evaluation mode: its running statistics, read inside the compiled forward pass."""
+    from convlab.nn.losses import SoftmaxCrossEntropy
+
+    net = cl.models.bn_lenet(seed=0)
+    try:
+        compiled = backend.compiled_predict(net)
+    except CompileUnavailableError as error:
+        assert f"the {backend.name} backend has no compiled prediction" in str(error)
+        return
+    rng = np.random.default_rng(0)
+    step = backend.train_step(net, SoftmaxCrossEntropy(backend), 0.1)
+    for _ in range(2):  # running statistics away from their initial 0 and 1
+        X, y = rng.random((16, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 16)
+        step(backend.tensor(X), backend.one_hot(backend.labels(y), 10))
+    with evaluating(net):
+        for n in (16, 6):  # a second batch shape: a new trace, not the first one's
+            X = backend.tensor(rng.random((n, 1, 28, 28), dtype=np.float32))
+            expected = cl.to_numpy(backend.predict(net, X))
+            np.testing.assert_allclose(cl.to_numpy(compiled(X)), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_auto_compiles_once_the_run_reaches_the_backends_break_even():
     assert not wants_compiled(_FakeBackend(break_even=None), "auto", 10**6)
     assert not wants_compiled(_FakeBackend(break_even=1000), "auto", 999)
@@ -107,7 +158,8 @@ def test_a_compiled_step_that_fails_at_its_first_call_reruns_the_batch_eagerly()
     backend = _FakeBackend(fails_on_call=True)
     step = TrainingStep(backend, None, None, 0.1, compile=True)
     assert step.compiled
-    with pytest.warns(CompileFallbackWarning, match=r"\(RuntimeError: inductor: no C\+\+ compiler\); training eagerly"):
+    fell_back = r"\(RuntimeError: inductor: no C\+\+ compiler\); running it eagerly"
+    with pytest.warns(CompileFallbackWarning, match=fell_back):
         assert step(None, None) == 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -555,7 +555,6 @@ class TensorFlowBackend(Backend):
         handles = [variable.value.handle for variable in variables]
         rate = tf.constant(lr, self._dtype)
 
-        @tf.function(jit_compile=True)  # one trace per batch shape: the static shapes the ops read
         def whole_step(X: Any, Y: Any) -> Any:
             with tf.GradientTape() as tape:
                 value = loss(module(X), Y)
@@ -563,11 +562,25 @@ class TensorFlowBackend(Backend):
                 tf.raw_ops.ResourceApplyGradientDescent(var=handle, alpha=rate, delta=grad)
             return value
 
-        def step(X: Any, Y: Any) -> Any:
-            with self.tracing():
-                return whole_step(X, Y)
+        return self._xla(whole_step)
 
-        return step
+    def compiled_predict(self, module: Any) -> Callable[[Any], Any]:
+        """The forward pass in one ``tf.function(jit_compile=True)``: evaluation at the compiled step's pace."""
+
+        def forward(X: Any) -> Any:
+            return module(X)
+
+        return self._xla(forward)
+
+    def _xla(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` compiled by XLA, called with this backend :meth:`traced`, so its ops run inline."""
+        compiled = tf.function(function, jit_compile=True)  # one trace per batch shape: the static shapes ops read
+
+        def call(*args: Any) -> Any:
+            with self.tracing():
+                return compiled(*args)
+
+        return call
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
         arrays = [np.asarray(x) for x in inputs]
