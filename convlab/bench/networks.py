@@ -144,19 +144,25 @@ def time_conv_layers(
     return rows
 
 
-def time_lenet_steps(backends: dict[str, Backend], repeats: int, stat: str, progress: Progress) -> list[dict[str, Any]]:
+def time_lenet_steps(
+    backends: dict[str, Backend], repeats: int, stat: str, progress: Progress, compiled: bool = True
+) -> list[dict[str, Any]]:
     """One row per backend: seconds per LeNet training step at batch 128, convlab's and the idiomatic one.
 
     Each row is ``{"backend", "convlab_s", "idiomatic_s"}``, or ``"error"``;
     where the reference module provides no idiomatic step,
-    ``"not_provided": ["idiomatic"]`` replaces ``idiomatic_s``.
+    ``"not_provided": ["idiomatic"]`` replaces ``idiomatic_s``. With
+    ``compiled``, the backend's compiled step too (``"compiled_s"``, or
+    ``"compiled"`` in ``"not_provided"``); without, none is compiled (compiling
+    takes seconds to a minute a backend: ``--quick`` leaves it out).
     """
     rows = []
     for backend_name, backend in backends.items():
         progress(f"{backend_name} LeNet step vs the framework's idiomatic step, batch {LENET_BATCH}")
         with use_backend(backend_name):
             net = models.lenet(seed=0)
-            twin = models.lenet(seed=0)  # the compiled step's own copy: the two steps never share a module
+            # the compiled step's own copy: the two steps never share a module
+            twin = models.lenet(seed=0) if compiled else None
         row = {"backend": backend_name}
         rows.append(_step_row(backend, net, row, "idiomatic_lenet_step", (), repeats, stat, progress, "h", twin))
     return rows

@@ -84,8 +84,8 @@ def run_benchmark(
         batches against LeNet's step.
     quick : bool
         A tiny configuration for tests: fewer training epochs and workloads,
-        LeNet's first convolution alone for ``cl.nn.Conv2d``, and of §8's
-        networks BN-LeNet alone.
+        LeNet's first convolution alone for ``cl.nn.Conv2d``, no compiled
+        step, and of §8's networks BN-LeNet alone.
     progress : file, optional
         Where progress lines go (``None``: nowhere).
 
@@ -139,7 +139,7 @@ def run_benchmark(
         results["memory"] = measure_memory(memory_size, 3, say) if memory and "numpy" in loaded else None
         shapes = CONV_SHAPES[:1] if quick else CONV_SHAPES
         results["conv_layers"] = time_conv_layers(loaded, repeats, stat, say, shapes) if networks else []
-        results["lenet"] = time_lenet_steps(loaded, repeats, stat, say) if networks else []
+        results["lenet"] = time_lenet_steps(loaded, repeats, stat, say, compiled=not quick) if networks else []
         modern = ("bn_lenet",) if quick else MODERN_MODELS
         results["modern"] = time_modern_steps(loaded, repeats, stat, say, modern) if networks else []
         results["data"] = time_data_loading(loaded, results["lenet"], repeats, stat, say) if networks else []
