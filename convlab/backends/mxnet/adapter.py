@@ -1,4 +1,4 @@
-"""The MXNet backend: MXNet's NumPy interface (``mxnet.np``, ``npx.set_np()``) and Gluon, eager.
+"""The MXNet backend: MXNet's NumPy interface (``mxnet.np``, ``npx.set_np()``) and Gluon, eager or traced whole.
 
 Each choice is explained beside the code it concerns; the book's MXNet tabs
 and Gluon's idiomatic code are in :mod:`convlab.backends.mxnet.reference`.
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from convlab.backends.base import Backend, LayerCall, LayerDef, Loss, Padding, Pair
+from convlab.backends.base import Backend, CompileUnavailableError, LayerCall, LayerDef, Loss, Padding, Pair, Step
 from convlab.backends.mxnet.numpy_compat import add_numpy_names_for_mxnet
 
 # CONVLAB_VERBOSE=1 (any value but "" or "0") shows the warnings hidden here, which are MXNet's, not the user's.
@@ -70,7 +70,8 @@ class Module(nn.Block):
     ``self.params.get`` parameter per initial value, as the book's layer
     does, so ``gluon.Trainer(net.collect_params(), "sgd", ...)`` trains it. It
     is a ``Block``, not a ``HybridBlock``: the core's forward passes call
-    ``mxnet.np`` on arrays, not symbols, so ``hybridize()`` leaves it eager.
+    ``mxnet.np`` on arrays, not symbols, so ``hybridize()`` leaves it eager;
+    :meth:`MXNetBackend.compiled_train_step` traces it into a graph instead.
     Its mode is its own ``training`` attribute, not Gluon's process-wide
     ``autograd.train_mode()``, so one model can hold modules in either mode,
     as in PyTorch.
@@ -131,13 +132,19 @@ class Module(nn.Block):
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def forward(self, X: Any) -> Any:
+        # Traced (a compiled step's first call), the parameters are the graph's variables and the new state values
+        # become outputs of the graph, which the step writes back once it has run.
+        trace = X.trace if isinstance(X, _Traced) else None
         # _reg_params is Gluon's own registry of this block's parameters: reading it costs less than collect_params().
         params, state = {}, {}
         for name, p in self._reg_params.items():
-            (params if p._differentiable else state)[name] = p.data()
+            (params if p._differentiable else state)[name] = p.data() if trace is None else trace.parameter(p)
         call = LayerCall(self.training, state)
         Y = self.definition.forward(self.backend, params, X, self.layers, call)
-        if call.updates:
+        if call.updates and trace is not None:
+            for name, value in call.updates.items():
+                trace.update(self._reg_params[name], value)
+        elif call.updates:
             # Paused, the copy is not recorded: under autograd.record() it would make the state an output of the
             # graph, which the next in-place write refuses. copyto casts a float64 block's values.
             with autograd.pause():
@@ -184,6 +191,29 @@ def _gluon_parameters(module: nn.Block, trainable: bool = True) -> dict[str, glu
     return {name: p for name, p in module._collect_params_with_prefix().items() if p._differentiable == trainable}
 
 
+def _descendants(module: nn.Block) -> list[nn.Block]:
+    """Every block under ``module``, depth first."""
+    return [block for child in module._children.values() for block in (child, *_descendants(child))]
+
+
+def _fresh_gradients(params: Mapping[str, gluon.Parameter]) -> dict[str, Any]:
+    """The gradient buffer of each parameter that the last ``backward()`` wrote, else ``None``; computed on return.
+
+    ``backward()`` flags the variable, not its gradient buffer: MXNet's
+    "fresh gradient" flag, which ``gluon.Trainer`` checks too, and which is
+    cleared here. The gradients are returned computed, so that a timed step
+    counts its backward pass.
+    """
+    grads = {}
+    for name, p in params.items():
+        data = p.data()
+        grads[name] = p.grad() if data._fresh_grad else None
+        data._fresh_grad = False
+        if grads[name] is not None:
+            grads[name].wait_to_read()
+    return grads
+
+
 def _halves(padding: Padding) -> Pair | None:
     """``(rows, columns)`` on each side where ``padding`` is symmetric, else ``None``."""
     top, bottom, left, right = padding
@@ -196,15 +226,278 @@ def _pad(x: Any, padding: Padding, value: float = 0.0) -> Any:
     ``mxnet.np.pad`` does not work here: it reads ``numpy.compat``, gone in
     NumPy 2, and ignores ``constant_values``.
     """
+    F = _namespace(x)
     top, bottom, left, right = padding
     for axis, sizes in ((2, (top, bottom)), (3, (left, right))):
         if any(sizes):
             before, after = (
-                mnp.full((*x.shape[:axis], size, *x.shape[axis + 1 :]), value, dtype=x.dtype, ctx=x.ctx)
+                F.np.full((*x.shape[:axis], size, *x.shape[axis + 1 :]), value, dtype=x.dtype, ctx=x.ctx)
                 for size in sizes
             )
-            x = mnp.concatenate([before, x, after], axis=axis)
+            x = F.np.concatenate([before, x, after], axis=axis)
     return x
+
+
+# -- the compiled step's tracing --------------------------------------------------
+# MXNet 1.9.1 compiles a graph of symbols (mx.sym), which a HybridBlock's hybrid_forward(F, x) writes with F = mx.sym;
+# it cannot record one from NDArray calls (deferred compute came in 2.0). The core's forward passes call this
+# adapter's ops, and read shapes (a layer checks its input, Flatten computes its output's), which a symbol lacks.
+# So a compiled step traces them once per batch shape on _Traced values, symbols that know their shape: each op
+# takes its namespaces from its input (_namespace), mxnet.np and mxnet.npx for arrays, their mx.sym twins for
+# traced values, as Gluon's F does. The graph then runs as Gluon runs a hybridized block, one CachedOp.
+
+
+class _Traced:
+    """A tensor of a forward pass being traced into an ``mx.sym`` graph: a symbol that knows its shape and dtype.
+
+    The shape and dtype are inferred from the graph's inputs, whose shapes
+    the trace knows. Arithmetic, indexing and methods (``x * y``,
+    ``x.sum()``) are the symbol's, their results traced again; reading a
+    value (``float(x)``, ``asnumpy``) is refused: the graph has none until
+    it runs.
+    """
+
+    __slots__ = ("_dtype", "_shape", "symbol", "trace")
+
+    def __init__(self, symbol: Any, trace: _Trace) -> None:
+        self.symbol, self.trace = symbol, trace
+        self._shape: tuple[int, ...] | None = None
+        self._dtype: np.dtype | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self._shape is None:
+            self._shape = self.trace.infer(self.symbol, "shape")
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        if self._dtype is None:
+            self._dtype = np.dtype(self.trace.infer(self.symbol, "type"))
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def ctx(self) -> Any:
+        return self.trace.context
+
+    @property
+    def T(self) -> _Traced:  # noqa: N802 - NumPy's name
+        return self.trace.wrap(self.symbol.T)
+
+    def reshape_view(self, shape: tuple[int, ...]) -> _Traced:
+        return self.trace.wrap(self.symbol.reshape(shape))  # in a graph a reshape copies nothing either
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.symbol, name)
+        if not callable(method):
+            raise AttributeError(f"a traced tensor has no attribute {name!r}")
+        return lambda *args, **kwargs: self.trace.call(method, *args, **kwargs)
+
+    def __getitem__(self, key: Any) -> _Traced:
+        return self.trace.call(self.symbol.__getitem__, key)
+
+    def _value(self, *_: Any) -> Any:
+        raise CompileUnavailableError(
+            "the forward pass reads a tensor's value, which a traced graph has only when it runs"
+        )
+
+    asnumpy = item = wait_to_read = __array__ = __bool__ = __float__ = __int__ = __index__ = _value
+
+    def __repr__(self) -> str:
+        return f"<traced {self.symbol.name} {self.shape} {self.dtype}>"
+
+
+def _traced_operator(name: str) -> Callable[..., Any]:
+    def operator(self: _Traced, *others: Any) -> Any:
+        return self.trace.call(getattr(type(self.symbol), name), self.symbol, *others)
+
+    operator.__name__ = name
+    return operator
+
+
+for _name in (
+    "add sub mul truediv pow matmul radd rsub rmul rtruediv rpow rmatmul neg eq ne lt le gt ge".split()
+):  # the dunders the core's forward passes and losses use
+    setattr(_Traced, f"__{_name}__", _traced_operator(f"__{_name}__"))
+
+
+class _Namespaces:
+    """``np`` and ``npx`` of one kind: ``mxnet``'s for arrays, a trace's (``mx.sym``'s, traced) for its values."""
+
+    def __init__(self, np_: Any, npx_: Any) -> None:
+        self.np, self.npx = np_, npx_
+
+
+_CONSTANTS = ("zeros", "ones", "full")
+"""``mxnet.np``'s functions that make an array of known values, which a trace makes an input of the graph."""
+
+
+class _TracedNamespace:
+    """An ``mx.sym`` namespace (``mx.sym.np``, ``mx.sym.npx``) whose functions take and return traced values.
+
+    ``np.zeros``, ``np.ones`` and ``np.full`` make their array at once, an
+    input of the graph (see :meth:`_Trace.constant`), not an operator in it:
+    an operator's output cannot be where an operator writes (batch norm's
+    running statistics), which a graph takes only from its inputs.
+    """
+
+    def __init__(self, namespace: Any, eager: Any, trace: _Trace) -> None:
+        self._namespace, self._eager, self._trace = namespace, eager, trace
+
+    def __getattr__(self, name: str) -> Any:
+        function = getattr(self._namespace, name)
+        if not callable(function):  # a submodule: mx.sym.np.random
+            return _TracedNamespace(function, getattr(self._eager, name), self._trace)
+        if self._eager is mnp and name in _CONSTANTS:
+            return lambda *args, **kwargs: self._trace.constant(getattr(mnp, name)(*args, **kwargs))
+        return lambda *args, **kwargs: self._trace.call(function, *args, **kwargs)
+
+
+_ARRAYS = _Namespaces(mnp, npx)
+
+
+def _namespace(x: Any) -> Any:
+    """``mxnet.np`` and ``mxnet.npx`` as ``.np`` and ``.npx`` for an array; for a traced value, its trace's twins."""
+    return x.trace.namespaces if isinstance(x, _Traced) else _ARRAYS
+
+
+class _Trace:
+    """One training step's forward pass and loss being written as one ``mx.sym`` graph, for one batch shape.
+
+    Its inputs are the batch, ``X`` and ``Y``, and the parameters the
+    forward pass reads (trainable and state alike), each a variable of known
+    shape and dtype; its outputs, the loss and each state's new value.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.namespaces = _Namespaces(_TracedNamespace(mx.sym.np, mnp, self), _TracedNamespace(mx.sym.npx, npx, self))
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.dtypes: dict[str, np.dtype] = {}
+        self.sources: dict[str, gluon.Parameter | str | _HostInput | Any] = {}
+        """What feeds each variable, by name: ``"X"`` or ``"Y"``, a Gluon parameter, a host function, an array."""
+        self.updates: dict[str, tuple[gluon.Parameter, Any]] = {}
+        """Each state written: its variable's name, its parameter and its new value, a symbol."""
+        self._variables: dict[int, _Traced] = {}
+
+    def variable(self, name: str, shape: tuple[int, ...], dtype: Any, source: Any) -> _Traced:
+        self.shapes[name], self.dtypes[name], self.sources[name] = tuple(shape), np.dtype(dtype), source
+        return _Traced(mx.sym.var(name, shape=shape, dtype=np.dtype(dtype).name).as_np_ndarray(), self)
+
+    def parameter(self, parameter: gluon.Parameter) -> _Traced:
+        """The variable of ``parameter``: one per parameter, however many layers read it."""
+        if id(parameter) not in self._variables:
+            data = parameter.data()
+            name = f"p{len(self._variables)}_{parameter.name}"
+            self._variables[id(parameter)] = self.variable(name, data.shape, data.dtype, parameter)
+        return self._variables[id(parameter)]
+
+    def constant(self, array: Any) -> _Traced:
+        """A variable fed ``array``, made at trace time, at every run."""
+        return self.variable(f"c{len(self.sources)}", array.shape, array.dtype, array)
+
+    def host(self, function: Callable[..., np.ndarray], shape: tuple[int, ...], dtype: Any, args: Any) -> _Traced:
+        """A variable fed ``function`` of the values of ``args`` (variables of the graph), computed before each run."""
+        names = [arg.symbol.name if isinstance(arg, _Traced) else None for arg in args]
+        if any(name not in self.sources for name in names):
+            raise CompileUnavailableError("a host function (seeded dropout's mask) takes a value the graph computes")
+        sources = tuple(self.sources[name] for name in names)
+        return self.variable(f"h{len(self.sources)}", shape, dtype, _HostInput(function, sources, dtype, self.context))
+
+    def update(self, parameter: gluon.Parameter, value: Any) -> None:
+        """Write ``value`` into ``parameter`` (a state) once the graph has run, as an eager module writes it."""
+        if not isinstance(value, _Traced):
+            raise CompileUnavailableError(f"a layer updates its state {parameter.name} with {type(value).__name__}")
+        name = self.parameter(parameter).symbol.name
+        if name in self.updates:  # eagerly the second call reads the first one's value; the graph, the old one
+            raise CompileUnavailableError(f"a layer called twice in one step updates its state {parameter.name} twice")
+        self.updates[name] = (parameter, value.symbol)
+
+    def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``function`` (of ``mx.sym``) on the symbols of traced ``args``, its result traced."""
+        return self.wrap(function(*_symbols(args), **_symbols(kwargs)))
+
+    def wrap(self, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):  # an operator of several outputs (batch norm's) returns a list
+            return type(value)(self.wrap(item) for item in value)
+        return _Traced(value, self) if isinstance(value, mx.sym.Symbol) else value
+
+    def infer(self, symbol: Any, what: str) -> Any:
+        """The shape (``what="shape"``) or dtype (``"type"``) of ``symbol``'s output, from the inputs'."""
+        known = self.shapes if what == "shape" else {name: dtype.type for name, dtype in self.dtypes.items()}
+        given = {name: known[name] for name in symbol.list_inputs() if name in known}
+        _, (result, *_), _ = getattr(symbol, f"infer_{what}_partial")(**given)
+        if result is None or (what == "shape" and any(n < 0 for n in result)):
+            raise CompileUnavailableError(f"MXNet could not infer the {what} of {symbol.name} while tracing")
+        return tuple(result) if what == "shape" else result
+
+
+def _symbols(value: Any) -> Any:
+    """``value`` with each traced value in it (also in lists, tuples and dicts) replaced by its symbol."""
+    if isinstance(value, _Traced):
+        return value.symbol
+    if isinstance(value, (list, tuple)):
+        return type(value)(_symbols(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _symbols(item) for key, item in value.items()}
+    return value
+
+
+class _HostInput:
+    """A graph input that NumPy computes before each run, from other inputs' values (:meth:`Backend.from_host`)."""
+
+    def __init__(self, function: Callable[..., np.ndarray], sources: tuple[Any, ...], dtype: Any, context: Any) -> None:
+        self.function, self.sources, self.dtype, self.context = function, sources, dtype, context
+
+    def __call__(self, X: Any, Y: Any) -> Any:
+        values = (_feed(source, X, Y).asnumpy() for source in self.sources)
+        return mnp.array(self.function(*values), dtype=self.dtype, ctx=self.context)
+
+
+def _feed(source: Any, X: Any, Y: Any) -> Any:
+    """The array a graph's input gets from ``source`` (:attr:`_Trace.sources`) for the batch ``(X, Y)``."""
+    if isinstance(source, gluon.Parameter):
+        return source.data()
+    if isinstance(source, str):
+        return X if source == "X" else Y
+    if isinstance(source, _HostInput):
+        return source(X, Y)
+    return source
+
+
+class _CompiledGraph:
+    """A traced step's graph as one ``CachedOp``, with the memory plan and shapes fixed, as ``hybridize`` makes it.
+
+    Called on a batch, it returns the loss and writes the new state values
+    back into their parameters; recorded under ``autograd.record()``, the
+    loss's ``backward()`` reaches the trainable parameters' gradients.
+    """
+
+    def __init__(self, trace: _Trace, loss: _Traced) -> None:
+        self.updates = list(trace.updates.values())
+        graph = mx.sym.Group([loss.symbol, *(value for _, value in self.updates)], create_fn=type(loss.symbol))
+        names = graph.list_inputs()
+        self.sources = [trace.sources[name] for name in names]
+        # The batch and host inputs change from call to call; the parameters' and constants' arrays stay, as
+        # Gluon's flags say.
+        data = [index for index, source in enumerate(self.sources) if isinstance(source, (str, _HostInput))]
+        others = [index for index in range(len(names)) if index not in data]
+        flags = [("static_alloc", True), ("static_shape", True), ("data_indices", data), ("param_indices", others)]
+        self.cached_op = mx.nd.CachedOp(graph, [(key, str(value)) for key, value in flags])
+
+    def __call__(self, X: Any, Y: Any) -> Any:
+        args = [_feed(source, X, Y) for source in self.sources]
+        with autograd.record():
+            outputs = self.cached_op(*args)
+        value, *states = outputs if isinstance(outputs, list) else [outputs]  # a list where there are several
+        with autograd.pause():
+            for (parameter, _), state in zip(self.updates, states, strict=True):
+                state.copyto(parameter.data())
+        return value
 
 
 class MXNetBackend(Backend):
@@ -234,13 +527,17 @@ class MXNetBackend(Backend):
 
     @property
     def tensor_types(self) -> tuple[type, ...]:
-        return (mnp.ndarray,)  # what Gluon's Parameter.data() and grad() return in NumPy mode
+        # What Gluon's Parameter.data() and grad() return in NumPy mode; and, while a compiled step traces its
+        # forward pass, the values traced, which the core's checks then take for this backend's tensors.
+        return (mnp.ndarray, _Traced)
 
     def tensor(self, data: Any) -> Any:
         # mxnet.numpy.ndarray, float32, in the context of the device (mx.cpu(), mx.gpu(i)). Legacy mx.nd.NDArray
         # input is accepted as any other array, through NumPy (a copy).
         if isinstance(data, mnp.ndarray):  # the same array when nothing changes, so parameters keep their graph
             return data.astype(self.dtype, copy=False).as_in_ctx(self.context)
+        if isinstance(data, _Traced):
+            return data if data.dtype == self.dtype else data.astype(self.dtype)
         return mnp.array(data, dtype=self.dtype, ctx=self.context)  # without dtype, float64 would stay float64
 
     def one_hot(self, labels: Any, classes: int) -> Any:
@@ -267,7 +564,7 @@ class MXNetBackend(Backend):
             x, halves = _pad(x, padding), (0, 0)
         # The bias is npx.convolution's own (no_bias=False), as nn.Conv2D passes it.
         out_channels, _, *kernel = w.shape  # one shape query: each costs a call into MXNet
-        return npx.convolution(
+        return _namespace(x).npx.convolution(
             data=x,
             weight=w,
             bias=bias,
@@ -280,6 +577,7 @@ class MXNetBackend(Backend):
         )
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
+        F = _namespace(x)
         halves = _halves(padding)
         # MXNet's own padding suits the protocol where it is symmetric: max pooling ignores it, average pooling
         # counts it (count_include_pad=True). Other paddings are concatenated first, -inf for max pooling and
@@ -290,14 +588,14 @@ class MXNetBackend(Backend):
             # MXNet 1.9.1's max-pooling backward misreads an input that is a reshape_view (it sends
             # every window's gradient to the window's first element): pool a copy.
             x = x.reshape(x.shape)
-        y = npx.pooling(x, kernel=window, stride=stride, pad=halves, pool_type=mode, count_include_pad=True)
+        y = F.npx.pooling(x, kernel=window, stride=stride, pad=halves, pool_type=mode, count_include_pad=True)
         top, bottom, left, right = padding
         if mode == "max" and (max(top, bottom) >= window[0] or max(left, right) >= window[1]):
             # Some window may lie wholly in the -inf padding; MXNet's max starts from the dtype's lowest
             # finite value, so such a window gives that instead of -inf. Both as arrays: a float64
             # scalar is compared in float32, and where()'s scalar form sends no gradient to y.
-            lowest = mnp.array(np.finfo(y.dtype).min, dtype=y.dtype, ctx=y.ctx)
-            y = mnp.where(y == lowest, mnp.full(y.shape, -np.inf, dtype=y.dtype, ctx=y.ctx), y)
+            lowest = F.np.full((), np.finfo(y.dtype).min, dtype=y.dtype, ctx=y.ctx)
+            y = F.np.where(y == lowest, F.np.full(y.shape, -np.inf, dtype=y.dtype, ctx=y.ctx), y)
         return y
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
@@ -306,35 +604,39 @@ class MXNetBackend(Backend):
 
     def linear(self, x: Any, w: Any, bias: Any = None) -> Any:
         # nn.Dense's operator, whose weight is (out, in) already; flatten=False keeps x's leading axes.
-        return npx.fully_connected(x, w, bias, num_hidden=w.shape[0], no_bias=bias is None, flatten=False)
+        return _namespace(x).npx.fully_connected(x, w, bias, num_hidden=w.shape[0], no_bias=bias is None, flatten=False)
 
     def sigmoid(self, x: Any) -> Any:
         # The operator of Gluon's activation= and nn.Activation, which oneDNN computes on the CPU. npx.sigmoid's
         # generic elementwise kernel took ten times as long on LeNet's first activation (128 x 6 x 28 x 28: 8 to
         # 11 ms against 1 ms), and an eager LeNet step 8 to 15% longer.
-        return npx.activation(x, act_type="sigmoid")
+        return _namespace(x).npx.activation(x, act_type="sigmoid")
 
     def relu(self, x: Any) -> Any:
-        return npx.activation(x, act_type="relu")  # as sigmoid: Gluon's operator, computed by oneDNN
+        return _namespace(x).npx.activation(x, act_type="relu")  # as sigmoid: Gluon's operator, computed by oneDNN
 
     def log_softmax(self, x: Any, axis: int = -1) -> Any:
         # npx.log_softmax is off by about 1e-6 where the answer is 0: the maximum is subtracted here.
+        F = _namespace(x)
         shifted = x - x.max(axis=axis, keepdims=True)
-        return shifted - mnp.log(mnp.exp(shifted).sum(axis=axis, keepdims=True))
+        return shifted - F.np.log(F.np.exp(shifted).sum(axis=axis, keepdims=True))
 
     def concat(self, tensors: Any, axis: int) -> Any:
-        return mnp.concatenate(list(tensors), axis=axis)
+        return _namespace(tensors[0]).np.concatenate(list(tensors), axis=axis)
 
     def sqrt(self, x: Any) -> Any:
-        return mnp.sqrt(x)
+        return _namespace(x).np.sqrt(x)
 
     def batch_norm(self, X: Any, weight: Any, bias: Any, eps: float) -> tuple[Any, Any, Any]:
         # nn.BatchNorm's fused kernel, which returns the batch's mean and 1 / sqrt(variance + eps) beside Y.
+        F = _namespace(X)
         channels = X.shape[1]
-        running_mean = mnp.zeros(channels, dtype=X.dtype, ctx=X.ctx)
-        running_var = mnp.ones(channels, dtype=X.dtype, ctx=X.ctx)
-        with autograd.train_mode():  # outside it, MXNet's kernel normalises by the running statistics
-            Y, mean, inverse_std = npx.batch_norm(
+        running_mean = F.np.zeros(channels, dtype=X.dtype, ctx=X.ctx)
+        running_var = F.np.ones(channels, dtype=X.dtype, ctx=X.ctx)
+        # Outside train mode, MXNet's kernel normalises by the running statistics. A traced graph takes its mode
+        # when it runs: a compiled step runs it under autograd.record(), which is train mode.
+        with autograd.train_mode():
+            Y, mean, inverse_std = F.npx.batch_norm(
                 X, weight, bias, running_mean, running_var, eps=eps, momentum=0.0, fix_gamma=False,
                 use_global_stats=False, output_mean_var=True, axis=1,
             )  # fmt: skip
@@ -387,9 +689,18 @@ class MXNetBackend(Backend):
     def state(self, module: nn.Block) -> dict[str, Any]:
         return {name: p.data() for name, p in _gluon_parameters(module, trainable=False).items()}
 
+    def from_host(self, function: Callable[..., np.ndarray], shape: tuple[int, ...], *args: Any) -> Any:
+        # Traced, the function becomes an input of the graph, computed before each run from its arguments' values.
+        trace = next((arg.trace for arg in args if isinstance(arg, _Traced)), None)
+        if trace is not None:
+            return trace.host(function, shape, self.dtype, args)
+        if self.traced() is self:  # nothing says which trace: its value would be computed once, at trace time
+            raise CompileUnavailableError("a host function without tensor arguments cannot be traced")
+        return super().from_host(function, shape, *args)
+
     def dropout_mask(self, shape: tuple[int, ...], p: float, counter: Any) -> Any:
         # MXNet's generator (mx.random.seed governs it), on the device: keep where U >= p, with probability 1 - p.
-        uniform = mnp.random.uniform(size=shape, dtype=self.dtype, ctx=self.context)
+        uniform = _namespace(counter).np.random.uniform(size=shape, dtype=self.dtype, ctx=self.context)
         return (uniform >= p).astype(self.dtype) / (1.0 - p)
 
     def framework_initial(self, kind: str, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
@@ -439,17 +750,13 @@ class MXNetBackend(Backend):
         with autograd.record():
             value = loss(module(X), Y)
         value.backward()
-        grads = {}
-        for name, p in params.items():
-            data = p.data()  # backward() flags the variable, not its gradient buffer
-            grads[name] = p.grad() if data._fresh_grad else None
-            data._fresh_grad = False
-            if grads[name] is not None:
-                grads[name].wait_to_read()  # returned computed, so that a timed step counts its backward
-        return value.item(), grads
+        return value.item(), _fresh_gradients(params)
 
     def sgd_update(self, module: nn.Block, grads: Mapping[str, Any], lr: float) -> None:
-        params = _gluon_parameters(module)
+        self._sgd(_gluon_parameters(module), grads, lr)
+
+    def _sgd(self, params: Mapping[str, gluon.Parameter], grads: Mapping[str, Any], lr: float) -> None:
+        """:meth:`sgd_update` of the parameters ``params``, by name as ``grads`` names them."""
         if self.dtype != np.float32:
             # multi_sgd_update takes its learning rates as float32 (0.1 becomes 0.10000000149): a float64 step
             # would not be the float64 update every other backend makes, so it is the book's two operations.
@@ -469,6 +776,53 @@ class MXNetBackend(Backend):
             mx.nd.multi_sgd_update(*arrays, out=chunk, num_weights=count, lrs=(lr,) * count, wds=(0.0,) * count)
         for weight in weights:
             weight.wait_to_read()  # finished on return, so that a timed step counts its update
+
+    # LeNet, batch 128, 2 loaded cores: the first compiled call, traced and made a CachedOp, took 26 to 55 ms against
+    # 24 to 40 ms for a steady compiled call, which saved 11 to 16 ms on the eager step (36 to 56 ms): repaid
+    # within 2 steps. 10 leaves room for a busier machine and a larger model's trace.
+    compile_break_even_steps = 10
+
+    def compiled_train_step(self, module: nn.Block, loss: Loss, lr: float) -> Step:
+        """The forward pass and the loss as one graph, run as a hybridized block runs; then the eager step's update.
+
+        At the first call on a batch shape the core's forward pass and loss
+        are traced into one ``mx.sym`` graph (see :class:`_Traced`), which
+        becomes a ``CachedOp`` with ``static_alloc`` and ``static_shape``,
+        as ``hybridize(static_alloc=True, static_shape=True)`` makes one;
+        each call runs it under ``autograd.record()``, ``backward()``, then
+        :meth:`sgd_update`'s fused ``multi_sgd_update``. State the forward pass
+        changes (batch norm's running statistics) is an output of the graph,
+        written back after each run; what NumPy draws on the host (seeded
+        dropout's masks) is an input, drawn before each run. A graph is kept
+        per batch shape and per layers' modes. A forward pass that reads a
+        tensor's value (``float(x)``) cannot be traced: its first call raises
+        :class:`CompileUnavailableError`, as does one that writes a state
+        twice in a step.
+        """
+        params = _gluon_parameters(module)
+        layers = [module, *_descendants(module)]
+        graphs: dict[tuple[Any, ...], _CompiledGraph] = {}
+
+        def step(X: Any, Y: Any) -> Any:
+            # A graph holds the shapes and the layers' modes it was traced with (batch norm's statistics, dropout).
+            key = (X.shape, X.dtype, Y.shape, Y.dtype, *(getattr(layer, "training", None) for layer in layers))
+            if key not in graphs:
+                graphs[key] = self._trace_step(module, loss, X, Y)
+            value = graphs[key](X, Y)
+            value.backward()
+            self._sgd(params, _fresh_gradients(params), lr)
+            return value
+
+        return step
+
+    def _trace_step(self, module: nn.Block, loss: Loss, X: Any, Y: Any) -> _CompiledGraph:
+        """``loss(module(X), Y)`` traced into one graph for batches of ``X``'s and ``Y``'s shapes, and compiled."""
+        trace = _Trace(self.context)
+        with self.tracing():
+            value = loss(module(trace.variable("X", X.shape, X.dtype, "X")), trace.variable("Y", Y.shape, Y.dtype, "Y"))
+        if not isinstance(value, _Traced) or value.shape != ():
+            raise CompileUnavailableError(f"the loss traced to {value!r}, not a scalar of the graph")
+        return _CompiledGraph(trace, value)
 
     def grad(self, f: Callable[..., Any], *inputs: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
         """``f(*inputs)`` and its gradients; float inputs keep their dtype, others become float64.
