@@ -175,6 +175,10 @@ def framework_conv2d_step(
     return step
 
 
+IDIOMATIC_STEP_COMPILED = True
+"""d2l's MXNet LeNet is hybridized, one ``CachedOp`` with ``static_alloc``: a compiled step is held to it (target n)."""
+
+
 def idiomatic_lenet_step(
     backend: MXNetBackend, weights: Mapping[str, np.ndarray], lr: float, X: np.ndarray, y: np.ndarray
 ) -> Callable[[], float]:
