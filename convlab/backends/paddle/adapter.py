@@ -195,7 +195,15 @@ class PaddleBackend(Backend):
     # -- nn ----------------------------------------------------------------------
     def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
         # Paddle takes the core's (top, bottom, left, right) padding as it is, asymmetric included.
-        return F.conv2d(x, w, bias, stride=list(stride), padding=list(padding), groups=groups)
+        y = F.conv2d(x, w, stride=list(stride), padding=list(padding), groups=groups)
+        if bias is None:
+            return y
+        # The bias added over (N, C, H W) rather than F.conv2d's (N, C, H, W): the same sums, but Paddle's CPU
+        # broadcast over four axes, and its gradient's reduction, took 4.3 + 12.5 ms on LeNet's first layer at
+        # batch 128, over 1.7 + 2.0 ms (medians of 25).
+        batch, channels, height, width = y.shape
+        flat = y.reshape([batch, channels, height * width]) + bias.reshape([channels, 1])
+        return flat.reshape([batch, channels, height, width])
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
         top, bottom, left, right = padding
