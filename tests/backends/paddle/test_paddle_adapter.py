@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from reference import pool2d_reference
 import convlab as cl
 from conftest import load_or_skip
 from convlab import nn
-from convlab.nn.losses import SquaredError
+from convlab.nn.losses import SoftmaxCrossEntropy, SquaredError
 
 
 @pytest.fixture
@@ -165,3 +167,37 @@ def test_pooling_where_paddles_own_padding_differs(paddle_backend, mode, window,
     x = np.random.default_rng(3).standard_normal((2, 3, 4, 5))
     got = cl.to_numpy(paddle_backend.pool2d(paddle_backend.tensor(x), window, stride, padding, mode))
     np.testing.assert_allclose(got, pool2d_reference(x, window, stride, padding, mode), rtol=1e-5, atol=1e-6)
+
+
+@dataclass(frozen=True)
+class _CountedLoss:
+    """A core loss that records the batch shape of each call; it compares as the loss it wraps."""
+
+    loss: Any
+    shapes: list = field(default_factory=list, compare=False)
+
+    def __call__(self, Y_hat, Y):
+        self.shapes.append(tuple(Y.shape))
+        return self.loss(Y_hat, Y)
+
+
+def test_the_compiled_step_runs_a_program_traced_once_per_batch_shape(paddle_backend):
+    """No silent fallback to eager: the step's Python (here, the loss) runs while Paddle traces, not at each step.
+
+    Each step's update is the one the eager gradients give, computed here in NumPy.
+    """
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, seed=0), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 3 * 3, 10, seed=1))
+    twin = nn.Sequential(nn.Conv2d(1, 2, 3, seed=0), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 3 * 3, 10, seed=1))
+    loss = _CountedLoss(SoftmaxCrossEntropy(paddle_backend))
+    step = paddle_backend.compiled_train_step(net, loss, 0.1)
+    rng = np.random.default_rng(4)
+    for n in (8, 8, 5, 5, 8):
+        X = paddle_backend.tensor(rng.standard_normal((n, 1, 5, 5)))
+        Y = paddle_backend.one_hot(paddle_backend.labels(rng.integers(0, 10, n)), 10)
+        value, grads = paddle_backend.value_and_grad(twin, X, Y, SoftmaxCrossEntropy(paddle_backend))
+        expected = {name: cl.to_numpy(p) - 0.1 * cl.to_numpy(grads[name]) for name, p in cl.parameters(twin).items()}
+        np.testing.assert_allclose(float(step(X, Y)), value, rtol=1e-5)
+        for name, p in cl.parameters(net).items():
+            np.testing.assert_allclose(cl.to_numpy(p), expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        paddle_backend.sgd_update(twin, grads, 0.1)
+    assert loss.shapes == [(8, 10), (5, 10)]
