@@ -1,4 +1,4 @@
-"""The TensorFlow backend: TensorFlow 2, eager, with Keras 3 layers; XLA compiles the convolutions and pooling.
+"""The TensorFlow backend: TensorFlow 2, eager, with Keras 3 layers; NCHW convolutions and pooling on oneDNN's kernels.
 
 Each choice is explained beside the code it concerns; the book's TensorFlow
 tabs and Keras' idiomatic code are in :mod:`convlab.backends.tensorflow.reference`.
@@ -213,14 +213,15 @@ def _shift_and_add_graph(x_shape: Pair, k_shape: Pair, dtype: tf.DType) -> Any:
 
 
 def _conv2d_nchw(config: tuple[Pair, Padding], x: Any, w: Any, bias: Any = None) -> Any:
-    """NCHW/OIHW convolution through TensorFlow's NHWC/HWIO one (the CPU's only layout).
+    """NCHW/OIHW convolution through TensorFlow's NHWC/HWIO one: where the CPU kernels take no NCHW.
 
-    Eagerly, the transposes in and out cost up to 1.2x Keras' ``Conv2D`` on
-    channels_last input (TensorFlow's CPU transpose is slow on few channels);
-    compiled by XLA (:meth:`TensorFlowBackend._run_compiled`), they fold into
-    the convolution, which then beats Keras' own (``convlab bench``, target f).
-    The explicit padding takes (top, bottom) and (left, right) pairs,
-    asymmetric ones included, so no separate pad is needed.
+    TensorFlow's own CPU kernels take NHWC alone; oneDNN's take NCHW too
+    (:func:`_nchw_kernels`), and :func:`_conv2d_native` then needs no
+    transpose of the images. This path serves the rest: a build or a run
+    without oneDNN (``TF_ENABLE_ONEDNN_OPTS=0``), float64 (oneDNN's kernels
+    are float32), a GPU, and the compiled step, where XLA folds the transposes
+    into the convolution. The explicit padding takes (top, bottom) and (left,
+    right) pairs, asymmetric ones included, so no separate pad is needed.
     """
     stride, padding = config
     x, w = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(w, (2, 3, 1, 0))  # NCHW -> NHWC, OIHW -> HWIO
@@ -232,13 +233,16 @@ def _conv2d_nchw(config: tuple[Pair, Padding], x: Any, w: Any, bias: Any = None)
 
 
 def _pool2d_nchw(config: tuple[Pair, Pair, Padding, str], x: Any) -> Any:
-    """Max or average pooling of NCHW images, each channel alone.
+    """Max or average pooling of NCHW images, each channel alone: where the CPU kernels take no NCHW.
 
-    Eagerly TensorFlow pools one channel slowly (about 3x Keras' NHWC pooling
-    on LeNet's first maps); compiled by XLA it is faster than Keras'.
-    TensorFlow's pools pad only as ``"SAME"`` (average pooling then divides by
-    the real pixels alone), and explicit padding in max pooling is an
-    extension that XLA refuses: so both pad first and pool ``"VALID"``.
+    The reshape that makes each channel an NHWC image of one channel is free
+    in NCHW. Eagerly TensorFlow pools one channel slowly (about 3x Keras' NHWC
+    pooling on LeNet's first maps), so this runs compiled by XLA
+    (:meth:`TensorFlowBackend._run_compiled`) where oneDNN's NCHW kernels
+    (:func:`_pool2d_native`) are not to be had. TensorFlow's pools pad only as
+    ``"SAME"`` (average pooling then divides by the real pixels alone), and
+    explicit padding in max pooling is an extension that XLA refuses: so both
+    pad first and pool ``"VALID"``.
     """
     window, stride, padding, mode = config
     n, c, h, w = x.shape
@@ -252,6 +256,139 @@ def _pool2d_nchw(config: tuple[Pair, Pair, Padding, str], x: Any) -> Any:
         # padding alone would come out as -3.4e38 (float32): give it the -inf it covers.
         y = tf.where(tf.equal(y, y.dtype.min), tf.constant(-np.inf, y.dtype), y)
     return tf.reshape(y, (n, c, y.shape[1], y.shape[2]))
+
+
+_NCHW_PADDING = [[0, 0], [0, 0]]
+"""No padding of the batch and channel axes, ahead of an NCHW tensor's spatial pairs."""
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """The (before, after) padding of TensorFlow's ``"SAME"`` along one axis: the extra pixel goes after."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv2d_native(stride: Pair, padding: Padding, x: Any, w: Any, bias: Any = None) -> Any:
+    """NCHW/OIHW convolution on oneDNN's NCHW kernels, eagerly: only the small kernel is transposed (to HWIO).
+
+    TensorFlow infers the groups from the kernel's input channels, and lays
+    the output channels out group after group, as convlab does. oneDNN's
+    gradient for the input takes no explicit padding in NCHW: a padding that
+    is ``"SAME"``'s is asked for as such, any other is padded first.
+    """
+    w = tf.transpose(w, (2, 3, 1, 0))  # OIHW -> HWIO, the filter layout of every data format
+    top, bottom, left, right = padding
+    (h, width), (k_h, k_w) = x.shape[2:], w.shape[:2]
+    if not any(padding):
+        pads = "VALID"
+    elif (top, bottom) == _same_padding(h, k_h, stride[0]) and (left, right) == _same_padding(width, k_w, stride[1]):
+        pads = "SAME"  # LeNet's first layer, every 3x3 with padding 1: no padded copy of the images
+    else:
+        x, pads = tf.pad(x, [*_NCHW_PADDING, [top, bottom], [left, right]]), "VALID"
+    y = tf.nn.conv2d(x, w, stride, pads, data_format="NCHW")
+    return y if bias is None else tf.nn.bias_add(y, bias, data_format="NCHW")
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _max_pool_backward(shape: tuple[int, ...], dtype: tf.DType, window: Pair, stride: Pair) -> Any:
+    # The gradient of an NCHW max pooling, forward and backward in one graph: oneDNN's NCHW MaxPoolGrad reads the
+    # argmax its forward saves, and TensorFlow pairs the two kernels only in a graph (eagerly, and in a graph
+    # without the forward, MaxPoolGrad is TensorFlow's own, NHWC only). The forward runs twice: much cheaper than
+    # the four transposes of an NHWC round trip, or XLA's pooling.
+    def backward(x: Any, dy: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.max_pool2d(x, window, stride, "VALID", data_format="NCHW")
+        return tape.gradient(y, x, output_gradients=dy)
+
+    signature = [tf.TensorSpec(shape, dtype), tf.TensorSpec(None, dtype)]
+    return tf.function(backward, input_signature=signature)
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _max_pool_native(window: Pair, stride: Pair) -> Callable[[Any], Any]:
+    """``x -> max_pool2d(x)`` on NCHW ``x`` with oneDNN's kernels, its gradient from :func:`_max_pool_backward`."""
+
+    @tf.custom_gradient
+    def max_pool(x: Any) -> Any:
+        y = tf.nn.max_pool2d(x, window, stride, "VALID", data_format="NCHW")
+
+        def gradient(dy: Any) -> Any:
+            return _max_pool_backward(tuple(x.shape), x.dtype, window, stride)(x, dy)
+
+        return y, gradient
+
+    return max_pool
+
+
+def _pool2d_native(window: Pair, stride: Pair, padding: Padding, mode: str, x: Any) -> Any:
+    """Max or average pooling of NCHW images on oneDNN's kernels, eagerly; padded first as in :func:`_pool2d_nchw`."""
+    top, bottom, left, right = padding
+    if any(padding):  # -inf never wins a max; zeros count in an average's whole window
+        pads = [*_NCHW_PADDING, [top, bottom], [left, right]]
+        x = tf.pad(x, pads, constant_values=-np.inf if mode == "max" else 0.0)
+    if mode == "avg":
+        return tf.nn.avg_pool2d(x, window, stride, "VALID", data_format="NCHW")
+    y = _max_pool_native(window, stride)(x)
+    if any(padding):  # as in _pool2d_nchw: a window of padding alone is -inf, not the lowest float
+        y = tf.where(tf.equal(y, y.dtype.min), tf.constant(-np.inf, y.dtype), y)
+    return y
+
+
+NCHW_OPS = ("conv2d", "grouped_conv2d", "avg_pool2d", "max_pool2d")
+"""The operations :func:`_nchw_kernels` probes, each alone: a build may have some in NCHW and not others."""
+
+
+def _nhwc(x: Any) -> Any:
+    return tf.transpose(x, (0, 2, 3, 1))
+
+
+@functools.cache
+def _nchw_kernels(op: str, dtype: tf.DType) -> bool:
+    """Whether the CPU computes ``op`` on NCHW ``dtype`` tensors, its gradient included, as it does in NHWC.
+
+    TensorFlow's own CPU kernels refuse NCHW; oneDNN's (on by default on
+    x86 Linux; ``TF_ENABLE_ONEDNN_OPTS=0`` turns them off) take it, in
+    float32 alone, and for max pooling's gradient only within a graph. So
+    each op is tried once per process and dtype, on a few numbers, eagerly
+    (lifted out of any graph being traced), and its values and gradients
+    compared with the NHWC kernels'; an error or a mismatch says no.
+    """
+    if op not in NCHW_OPS:
+        raise ValueError(f"op: expected one of {NCHW_OPS}, got {op!r}")
+    rng = np.random.default_rng(0)
+    channels, groups = (4, 2) if op == "grouped_conv2d" else (2, 1)
+    x_value = rng.standard_normal((2, channels, 5, 5))
+    w_value = rng.standard_normal((3 * groups, channels // groups, 2, 2))
+
+    def native_and_reference(x: Any, w: Any) -> tuple[Any, Any]:
+        # both NCHW; the reference on NHWC kernels alone
+        if op == "avg_pool2d":
+            return _pool2d_native((2, 2), (2, 2), (0, 0, 0, 0), "avg", x), _pool2d_nchw(
+                ((2, 2), (2, 2), (0, 0, 0, 0), "avg"), x
+            )
+        if op == "max_pool2d":
+            config = ((2, 2), (1, 2), (1, 0, 0, 1), "max")  # strides and padding that differ by axis
+            return _pool2d_native(*config, x), _pool2d_nchw(config, x)
+        # one NHWC convolution per group: a group's kernels are a slice of the output channels
+        nhwc_groups = zip(tf.split(_nhwc(x), groups, axis=3), tf.split(w, groups, axis=0), strict=True)
+        nhwc = [tf.nn.conv2d(x_g, tf.transpose(w_g, (2, 3, 1, 0)), (2, 1), "SAME") for x_g, w_g in nhwc_groups]
+        return _conv2d_native((2, 1), (0, 1, 0, 1), x, w), tf.transpose(tf.concat(nhwc, axis=3), (0, 3, 1, 2))
+
+    with tf.init_scope(), tf.device("/CPU:0"):
+        x, w = tf.constant(x_value, dtype), tf.constant(w_value, dtype)
+        try:
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch([x, w])
+                y, y_reference = native_and_reference(x, w)
+                weights = tf.constant(rng.standard_normal(y_reference.shape), dtype)  # distinct output gradients
+                total, total_reference = tf.reduce_sum(y * weights), tf.reduce_sum(y_reference * weights)
+            gradients = tape.gradient(total, [x, w], unconnected_gradients="zero")
+            gradients_reference = tape.gradient(total_reference, [x, w], unconnected_gradients="zero")
+            pairs = [(y, y_reference), *zip(gradients, gradients_reference, strict=True)]
+            return all(np.allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4) for a, b in pairs)
+        except tf.errors.OpError:
+            return False
 
 
 @functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
@@ -371,10 +508,12 @@ class TensorFlowBackend(Backend):
 
     # -- nn ----------------------------------------------------------------
     def conv2d(self, x: Any, w: Any, stride: Pair, padding: Padding, groups: int, bias: Any = None) -> Any:
+        if self._nchw_kernels("conv2d" if groups == 1 else "grouped_conv2d", x):
+            return _conv2d_native(stride, padding, x, w, bias)
         tensors = (x, w) if bias is None else (x, w, bias)
         if groups == 1:
             return self._run_compiled(_conv2d_nchw, (stride, padding), *tensors)
-        # TensorFlow's CPU kernels have no gradient for grouped convolutions: one convolution per group.
+        # TensorFlow's own CPU kernels have no gradient for grouped convolutions: one convolution per group.
         x, w = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(w, (2, 3, 1, 0))  # NCHW -> NHWC, OIHW -> HWIO
         pads = _spatial(padding) if any(padding) else "VALID"
         pairs = zip(tf.split(x, groups, axis=3), tf.split(w, groups, axis=3), strict=True)
@@ -384,8 +523,25 @@ class TensorFlowBackend(Backend):
         return tf.transpose(y, (0, 3, 1, 2))
 
     def pool2d(self, x: Any, window: Pair, stride: Pair, padding: Padding, mode: str) -> Any:
-        # The reshape that makes each channel an image is free in NCHW: no transpose, unlike conv2d.
+        if self._nchw_kernels(f"{mode}_pool2d", x):
+            return _pool2d_native(window, stride, padding, mode, x)
         return self._run_compiled(_pool2d_nchw, (window, stride, padding, mode), x)
+
+    def _nchw_kernels(self, op: str, x: Any) -> bool:
+        """Whether ``op`` runs on oneDNN's NCHW kernels here, eagerly: faster than TensorFlow's NHWC ones or XLA's.
+
+        Eagerly on the CPU, where :func:`_nchw_kernels` finds them for ``x``'s
+        dtype. Not in the compiled step: XLA's own kernels compute it whole
+        (:meth:`compiled_train_step`) and take any layout. Forward and
+        backward (input included), medians of 21 interleaved samples on 2
+        loaded cores, against the XLA-compiled transposing op this replaces
+        and Keras' NHWC layer: LeNet's 1->6 5x5 convolution 11.3 ms (was
+        32.4; Keras 12.9), its 6->16 9.8 ms (19.8; 10.3), a 64->64 3x3 at
+        56x56, batch 8, 62 ms (87; 58); 2x2 average pooling of 128x6x28x28
+        2.0 ms (2.6; 2.5); 3x3 max pooling, stride 2, of 128x32x26x26 8.8 ms
+        (40; 26).
+        """
+        return self._on_cpu and self.traced() is not self and _nchw_kernels(op, x.dtype)
 
     def _run_compiled(self, op: Callable[..., Any], config: tuple[Any, ...], *tensors: Any) -> Any:
         """``op(config, *tensors)``, compiled by XLA on the CPU from the first call (the same bits on every call).
@@ -541,9 +697,16 @@ class TensorFlowBackend(Backend):
             # subtract, a cast and an assign).
             tf.raw_ops.ResourceApplyGradientDescent(var=variables[name].value.handle, alpha=lr, delta=grad)
 
-    # LeNet, batch 128, 2 loaded cores: XLA compiled the step in 4.8 s, which then ran in 64 ms where the eager one
-    # took 129 ms: even after 73 steps.
-    compile_break_even_steps = 200
+    @property
+    def compile_break_even_steps(self) -> int | None:  # type: ignore[override]
+        # LeNet, batch 128, 2 loaded cores. On oneDNN's NCHW kernels the eager step runs as fast as XLA's whole
+        # step (27.5 against 27.8 ms, medians of 40 interleaved samples; compiling it took 1.3 s), so compiling
+        # never repays itself. Where they are missing, the eager step runs its convolutions and pooling as
+        # XLA-compiled ops: XLA compiled the step in 4.8 s, which then ran in 64 ms where the eager one took
+        # 129 ms, even after 73 steps.
+        if self._on_cpu and all(_nchw_kernels(op, self._dtype) for op in ("conv2d", "avg_pool2d", "max_pool2d")):
+            return None
+        return 200
 
     def compiled_train_step(self, module: Any, loss: Loss, lr: float) -> Step:
         """The tape, the gradient and ``ResourceApplyGradientDescent`` in one ``tf.function(jit_compile=True)``.

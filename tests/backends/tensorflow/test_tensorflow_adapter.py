@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from reference import conv2d_reference, pool2d_reference
 
 import convlab as cl
 from conftest import load_or_skip
@@ -195,13 +196,14 @@ def test_framework_conv2d_step_differentiates_the_sum(backend, padding):
     np.testing.assert_allclose(d_kernel, np.repeat(want[..., None], 2, axis=-1), rtol=1e-4, atol=1e-4)
 
 
-def test_compiled_functions_are_bounded(backend):
+def test_compiled_functions_are_bounded(backend, monkeypatch):
     # One compilation per operation, settings and shapes, in caches of a fixed size: exploring many shapes
     # (a notebook) drops the least recently used instead of growing without limit.
     from convlab.backends.tensorflow import adapter
 
-    for cache in (adapter._compiled, adapter._shift_and_add_graph):
+    for cache in (adapter._compiled, adapter._shift_and_add_graph, adapter._max_pool_backward):
         assert cache.cache_info().maxsize == adapter.COMPILED_CACHE_SIZE
+    monkeypatch.setattr(adapter, "_nchw_kernels", lambda op, dtype: False)  # the XLA path, whatever the build
     before = adapter._compiled.cache_info()
     for n in (41, 43, 47):  # shapes no other test uses
         cl.pool2d(np.ones((n, 5), np.float32), 2)
@@ -225,3 +227,126 @@ def test_keras_training_argument_sets_the_mode_of_a_call(backend):
     assert not np.allclose(trained, evaluated)  # the batch's statistics, not the running ones
     cl.nn.set_training(net, False)
     np.testing.assert_allclose(cl.to_numpy(net(X, training=True)), trained, rtol=1e-5)  # the argument wins
+
+
+NCHW_CASES = [
+    ("conv2d", dict(stride=(1, 1), padding=(2, 2, 2, 2), groups=1)),  # "SAME"
+    ("conv2d", dict(stride=(2, 3), padding=(0, 1, 2, 0), groups=1)),  # padded first
+    ("conv2d", dict(stride=(2, 2), padding=(0, 1, 0, 1), groups=1)),  # "SAME" at stride 2
+    ("conv2d", dict(stride=(1, 1), padding=(0, 0, 0, 0), groups=2)),
+    ("max", dict(window=(3, 3), stride=(2, 2), padding=(1, 1, 1, 1))),
+    ("max", dict(window=(2, 3), stride=(1, 3), padding=(0, 0, 1, 2))),
+    ("avg", dict(window=(2, 2), stride=(2, 2), padding=(0, 0, 0, 0))),
+    ("avg", dict(window=(3, 2), stride=(1, 2), padding=(1, 0, 0, 1))),
+]
+
+
+def _nchw_op_and_reference(backend, kind, settings, x, w):
+    """The backend's op on float32 tensors, and the float64 reference's values, of ``kind`` and ``settings``."""
+    if kind == "conv2d":
+        op = lambda x, w: backend.conv2d(x, w, settings["stride"], settings["padding"], settings["groups"])  # noqa: E731
+        reference = lambda x, w: conv2d_reference(x, w, settings["stride"], settings["padding"], settings["groups"])  # noqa: E731
+        return op, reference
+    window, stride, padding = settings["window"], settings["stride"], settings["padding"]
+    return (
+        lambda x, w: backend.pool2d(x, window, stride, padding, kind),
+        lambda x, w: pool2d_reference(x, window, stride, padding, kind),
+    )
+
+
+@pytest.mark.parametrize("kernels", ["nchw", "transposing"])
+@pytest.mark.parametrize(("kind", "settings"), NCHW_CASES)
+def test_nchw_kernels_and_their_fallback_match_the_reference(backend, monkeypatch, kernels, kind, settings):
+    # oneDNN's NCHW kernels where the build has them, and the transposing XLA path that stands in for them
+    # elsewhere (TF_ENABLE_ONEDNN_OPTS=0, float64), each against float64 NumPy: values and gradients.
+    import tensorflow as tf
+
+    from convlab.backends.tensorflow import adapter
+
+    op_name = f"{kind}_pool2d" if kind in ("max", "avg") else "grouped_conv2d" if settings.get("groups") == 2 else kind
+    if kernels == "nchw" and not adapter._nchw_kernels(op_name, tf.float32):
+        pytest.skip("this TensorFlow has no NCHW CPU kernel for it (oneDNN off)")
+    if kernels == "transposing":
+        monkeypatch.setattr(adapter, "_nchw_kernels", lambda op, dtype: False)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4 // settings.get("groups", 1), 3, 3)).astype(np.float32)
+    op, reference = _nchw_op_and_reference(backend, kind, settings, x, w)
+    want = reference(x, w)
+    dy = rng.standard_normal(want.shape)
+    X, W, dY = tf.constant(x), tf.constant(w), tf.constant(dy.astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch([X, W])
+        y = op(X, W)
+        total = tf.reduce_sum(y * dY)
+    dx, dw = tape.gradient(total, [X, W], unconnected_gradients="zero")
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-5, atol=1e-5)
+    # The gradients' inner products with a direction, against the reference's directional derivative.
+    eps = 1e-4
+    direction_x, direction_w = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+
+    def along(t):
+        return float((dy * reference(x + t * direction_x, w + t * direction_w)).sum())
+
+    numeric = (along(eps) - along(-eps)) / (2 * eps)
+    analytic = float((dx.numpy() * direction_x).sum() + (dw.numpy() * direction_w).sum())
+    assert analytic == pytest.approx(numeric, rel=1e-4, abs=1e-3)
+
+
+def test_nchw_probe_names_its_ops():
+    from convlab.backends.tensorflow import adapter
+
+    with pytest.raises(ValueError, match="conv2d"):
+        adapter._nchw_kernels("conv3d", None)
+
+
+def test_max_pool_ties_take_the_transposing_paths_gradient(backend, monkeypatch):
+    # After a ReLU, windows of zeros tie: oneDNN's NCHW gradient must route each to the pixel the NHWC path does.
+    import tensorflow as tf
+
+    from convlab.backends.tensorflow import adapter
+
+    if not adapter._nchw_kernels("max_pool2d", tf.float32):
+        pytest.skip("this TensorFlow has no NCHW CPU max pooling (oneDNN off)")
+    x = tf.constant(np.maximum(np.random.default_rng(8).standard_normal((2, 3, 8, 8)), 0).astype(np.float32))
+
+    def gradient():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = backend.pool2d(x, (3, 3), (2, 2), (1, 1, 1, 1), "max")
+        return tape.gradient(y, x, output_gradients=y + 1).numpy()
+
+    native = gradient()
+    monkeypatch.setattr(adapter, "_nchw_kernels", lambda op, dtype: False)
+    np.testing.assert_array_equal(native, gradient())
+
+
+ONEDNN_OFF = """
+import numpy as np, tensorflow as tf
+import convlab as cl
+from convlab.backends.tensorflow import adapter
+from reference import conv2d_reference, pool2d_reference
+assert not any(adapter._nchw_kernels(op, tf.float32) for op in adapter.NCHW_OPS)
+x = np.random.default_rng(0).standard_normal((2, 3, 7, 7)).astype(np.float32)
+w = np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32)
+with cl.use_backend("tensorflow") as backend:
+    y = backend.conv2d(backend.tensor(x), backend.tensor(w), (2, 1), (1, 0, 1, 1), 1)
+    np.testing.assert_allclose(y.numpy(), conv2d_reference(x, w, (2, 1), (1, 0, 1, 1), 1), rtol=1e-5, atol=1e-5)
+    y = backend.pool2d(backend.tensor(x), (3, 3), (2, 2), (1, 1, 1, 1), "max")
+    np.testing.assert_allclose(y.numpy(), pool2d_reference(x, (3, 3), (2, 2), (1, 1, 1, 1), "max"))
+"""
+
+
+def test_without_onednn_the_transposing_path_computes():
+    # TF_ENABLE_ONEDNN_OPTS=0 leaves TensorFlow's own CPU kernels, NHWC only: read when TensorFlow loads, so a
+    # process of its own. The probe finds no NCHW kernel, and the transposing path gives the right values.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parents[2]
+    path = os.pathsep.join([str(tests.parent), str(tests), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONPATH": path}
+    done = subprocess.run([sys.executable, "-c", ONEDNN_OFF], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
