@@ -4,8 +4,8 @@
   the framework's own conv layer (the ``framework_conv2d_step`` of the
   backend's reference module,
   :meth:`ReferenceModule.framework_conv2d_step <convlab.backends.reference.ReferenceModule.framework_conv2d_step>`)
-  at LeNet's two convolutions and a 64-channel 3x3, and NumPy's forward
-  convolution against a ``numpy.matmul`` of equal FLOPs;
+  at LeNet's two convolutions and a 64-channel 3x3 (NumPy's, which has no
+  framework layer, against PyTorch's);
 * :func:`time_lenet_steps`: one ``train_classifier`` step of LeNet against
   the same step written the framework's idiomatic way (its reference
   module's ``idiomatic_lenet_step``,
@@ -91,23 +91,14 @@ def _row(row: dict[str, Any], timings: dict[str, Any], stat: str, progress: Prog
     return out
 
 
-def conv_flops(in_channels: int, out_channels: int, kernel: int, padding: int, shape: tuple[int, ...]) -> int:
-    """Multiply-adds times two of the forward convolution (stride 1)."""
-    n, _, h, w = shape
-    out_h, out_w = h + 2 * padding - kernel + 1, w + 2 * padding - kernel + 1
-    return 2 * n * out_channels * out_h * out_w * in_channels * kernel * kernel
-
-
 def time_conv_layers(
     backends: dict[str, Backend], repeats: int, stat: str, progress: Progress, shapes: tuple = CONV_SHAPES
 ) -> list[dict[str, Any]]:
     """One row per backend and ``shapes`` entry (default :data:`CONV_SHAPES`).
 
     Each row is ``{"backend", "workload", "convlab_s", "framework_s"}``
-    (forward and backward of ``sum(output)`` w.r.t. the parameters), and for
-    NumPy ``"forward_s"``, ``"matmul_s"`` (a square ``numpy.matmul`` of the
-    forward's FLOPs) and ``"flop_rate_ratio"`` (forward FLOP rate over the
-    matmul's); ``"error"`` where a call failed. Where the reference module
+    (forward and backward of ``sum(output)`` w.r.t. the parameters), or
+    ``"error"`` where a call failed. Where the reference module
     provides no conv layer, ``"not_provided": ["framework"]`` replaces
     ``framework_s``.
     """
@@ -128,19 +119,7 @@ def time_conv_layers(
                 row["not_provided"] = ["framework"]
             else:
                 fns["framework"] = own
-            if backend_name == "numpy":
-                flops = conv_flops(c_in, c_out, kernel, padding, shape)
-                side = max(1, round((flops / 2) ** (1 / 3)))
-                a, b = rng.standard_normal((2, side, side), dtype=np.float32)
-                fns["forward"] = functools.partial(layer, X)
-                fns["matmul"] = functools.partial(np.matmul, a, b)
-                matmul_flops = 2 * side**3
-                until.append(Comparison("forward", ("matmul",), TARGETS["g"][1], scale=matmul_flops / flops))
-            timings = measure_side_by_side(fns, repeats, until)
-            row = _row(row, timings, stat, progress)
-            if "error" not in row and "matmul" in timings:
-                row["flop_rate_ratio"] = (flops / row["forward_s"]) / (matmul_flops / row["matmul_s"])
-            rows.append(row)
+            rows.append(_row(row, measure_side_by_side(fns, repeats, until), stat, progress))
     return rows
 
 

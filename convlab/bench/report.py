@@ -122,13 +122,12 @@ def _network_tables(results: dict[str, Any]) -> list[str]:
     lines = []
     if results.get("conv_layers"):
         lines += ["", "cl.nn.Conv2d vs the framework's conv layer: milliseconds per forward + backward"]
-        rows = [["backend", "workload", "cl.nn", "framework", "ratio", "spread", "numpy forward vs matmul rate"]]
+        rows = [["backend", "workload", "cl.nn", "framework", "ratio", "spread"]]
         for r in results["conv_layers"]:
             ours, own = r.get("convlab_s"), r.get("framework_s")
             ratio = f"{ours / own:.2f}" if ours and own else ("error" if "error" in r else "-")
-            rate = f"{r['flop_rate_ratio']:.0%}" if r.get("flop_rate_ratio") else ""
             spread = _spread(r, "convlab", "framework")
-            rows.append([r["backend"], r["workload"], _ms(ours), _baseline_ms(r, "framework"), ratio, spread, rate])
+            rows.append([r["backend"], r["workload"], _ms(ours), _baseline_ms(r, "framework"), ratio, spread])
         lines += _table(rows, left=2)
     if results.get("lenet"):
         lines += ["", "LeNet training step, batch 128: milliseconds (convlab vs the framework's idiomatic code)"]

@@ -90,8 +90,8 @@ def median_interval(values: Sequence[float], level: float = LEVEL) -> tuple[floa
     return statistics.median(ordered), ordered[k - 1], ordered[n - k]
 
 
-def paired_ratios(numerator: Sequence[float], denominator: Sequence[float], scale: float = 1.0) -> list[float]:
-    """``scale * numerator[i] / denominator[i]`` for each pair of samples taken in the same turn.
+def paired_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:
+    """``numerator[i] / denominator[i]`` for each pair of samples taken in the same turn.
 
     A denominator at or below zero (a difference of two timings that noise
     made negative) gives an infinite ratio, which counts as a slow sample.
@@ -105,7 +105,7 @@ def paired_ratios(numerator: Sequence[float], denominator: Sequence[float], scal
         raise ValueError(
             f"numerator, denominator: paired samples need equal counts, got {len(numerator)} and {len(denominator)}"
         )
-    return [scale * a / b if b > 0 else math.inf for a, b in zip(numerator, denominator, strict=True)]
+    return [a / b if b > 0 else math.inf for a, b in zip(numerator, denominator, strict=True)]
 
 
 def unpaired_ratio_interval(

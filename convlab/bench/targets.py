@@ -79,7 +79,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _network_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
-    # Targets f to j: cl.nn and LeNet against each framework's own way, and data loading against a step.
+    # Targets f to o: cl.nn and LeNet against each framework's own way, and data loading against a step.
     out = []
     conv = [row for row in results.get("conv_layers", []) if "error" not in row]
     for name in results["backends"] if conv else []:
@@ -90,14 +90,15 @@ def _network_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
         ]
         if ratios:
             out.append(_verdict("f", name, *_worst(ratios, "f", "not measured")))
-    # matmul's FLOP rate over the forward's = forward_s / matmul_s scaled by matmul's FLOPs over the forward's
-    rates = [
-        (_paired(r, "forward_", r, "matmul_", scale=r["matmul_s"] / (r["forward_s"] * rate)), r["workload"])
+    # Target (o): NumPy's layer against PyTorch's own at each shape, timed apart (NumPy has no framework layer)
+    torch_layers = {r["workload"]: r for r in conv if r["backend"] == "torch" and "framework_s" in r}
+    numpy_ratios = [
+        (_unpaired(r, "convlab_", torch_layers[r["workload"]], "framework_"), r["workload"])
         for r in conv
-        if (rate := r.get("flop_rate_ratio"))
+        if r["backend"] == "numpy" and r["workload"] in torch_layers
     ]
-    if rates:
-        out.append(_verdict("g", "numpy", *_worst(rates, "g", "not measured")))
+    if numpy_ratios:
+        out.append(_verdict("o", "numpy", *_worst(numpy_ratios, "o", "not measured")))
     steps = {row["backend"]: row for row in results.get("lenet", []) if "error" not in row}
     for name, row in steps.items():
         if "idiomatic_s" in row:
@@ -121,7 +122,7 @@ def _network_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     out += _modern_verdicts(results.get("modern", []))
     measured = {verdict["target"] for verdict in out}
     unmeasured = "not measured (needs a framework's own layer, PyTorch, or Fashion-MNIST in this run)"
-    out += [_verdict(target, "-", None, unmeasured) for target in "fghijklmn" if target not in measured]
+    out += [_verdict(target, "-", None, unmeasured) for target in "fhijklmno" if target not in measured]
     return out
 
 
@@ -170,9 +171,7 @@ def _auto_against_its_rivals(
     return worst, where
 
 
-def _paired(
-    a: dict[str, Any], a_label: str, b: dict[str, Any], b_label: str, stat: str = "median", scale: float = 1.0
-) -> Ratio:
+def _paired(a: dict[str, Any], a_label: str, b: dict[str, Any], b_label: str, stat: str = "median") -> Ratio:
     """``a``'s timing ``a_label`` over ``b``'s ``b_label``: the median of their paired ratios and its interval.
 
     A labelled timing's samples are ``<label>times_s`` and its figure
@@ -182,21 +181,20 @@ def _paired(
     """
     a_times, b_times = a.get(f"{a_label}times_s"), b.get(f"{b_label}times_s")
     if a_times and b_times and len(a_times) == len(b_times):
-        ratios = paired_ratios(a_times, b_times, scale)
+        ratios = paired_ratios(a_times, b_times)
         return (*median_interval(ratios), len(ratios))
     if a_times and b_times:
-        return _unpaired(a, a_label, b, b_label, scale)
+        return _unpaired(a, a_label, b, b_label)
     a_figure, b_figure = (f"{label}s" if label else f"{stat}_s" for label in (a_label, b_label))
-    return _bare(scale * a[a_figure] / b[b_figure])
+    return _bare(a[a_figure] / b[b_figure])
 
 
-def _unpaired(a: dict[str, Any], a_label: str, b: dict[str, Any], b_label: str, scale: float = 1.0) -> Ratio:
+def _unpaired(a: dict[str, Any], a_label: str, b: dict[str, Any], b_label: str) -> Ratio:
     """Like :func:`_paired` for timings taken apart: the ratio of medians, and the widest their intervals allow."""
     a_times, b_times = a.get(f"{a_label}times_s"), b.get(f"{b_label}times_s")
     if not (a_times and b_times):
-        return _bare(scale * a[f"{a_label}s"] / b[f"{b_label}s"])
-    value, low, high = unpaired_ratio_interval(a_times, b_times)
-    return scale * value, scale * low, scale * high, min(len(a_times), len(b_times))
+        return _bare(a[f"{a_label}s"] / b[f"{b_label}s"])
+    return (*unpaired_ratio_interval(a_times, b_times), min(len(a_times), len(b_times)))
 
 
 def _import_difference(imports: dict[str, Any]) -> Ratio:

@@ -84,20 +84,16 @@ class Comparison:
         ``native`` and ``vectorized``).
     limit : float
         The target's limit on the ratio.
-    scale : float
-        Multiplies each ratio (a FLOP rate's ratio is a time ratio scaled by
-        the FLOP counts).
     """
 
     numerator: Hashable
     denominators: tuple[Hashable, ...]
     limit: float
-    scale: float = 1.0
 
     def ratios(self, times: Mapping[Hashable, Sequence[float]]) -> list[float]:
         """The paired ratios of the samples ``times`` (per-call seconds by key, taken in turns)."""
         denominator = min(self.denominators, key=lambda key: statistics.median(times[key]))
-        return paired_ratios(times[self.numerator], times[denominator], self.scale)
+        return paired_ratios(times[self.numerator], times[denominator])
 
     def settled(self, times: Mapping[Hashable, Sequence[float]]) -> bool:
         """Whether the ratios' interval lies wholly on one side of the limit (PASS or FAIL, not WITHIN NOISE)."""

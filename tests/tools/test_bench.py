@@ -153,6 +153,22 @@ def test_modern_targets_take_each_backends_worst_network():
     assert any(line.split() == ["nin", "torch", "3000", "43", "2000", "64", "1.50"] for line in lines), text
 
 
+def test_numpys_conv_layer_is_held_to_pytorchs_at_its_worst_shape():
+    rows = [
+        {"backend": "torch", "workload": "1->6", "convlab_s": 1.1, "framework_s": 1.0},
+        {"backend": "torch", "workload": "64->64", "convlab_s": 4.0, "framework_s": 4.0},
+        {"backend": "numpy", "workload": "1->6", "convlab_s": 1.5, "not_provided": ["framework"]},
+        {"backend": "numpy", "workload": "64->64", "convlab_s": 10.0, "not_provided": ["framework"]},
+    ]
+    config = {"stat": "median", "repeats": 1, "kernels": [], "sizes": []}
+    results = {"config": config, "backends": ["torch", "numpy"], "corr2d": [], "conv_layers": rows}
+    verdicts = {(t["target"], t["subject"]): t for t in bench.evaluate_targets(results)}
+    # against PyTorch's own layer (1.0 and 4.0), not convlab's on PyTorch: the worst is 10 / 4
+    assert verdicts[("o", "numpy")]["value"] == 2.5 and verdicts[("o", "numpy")]["where"] == "64->64"
+    assert verdicts[("o", "numpy")]["passed"] is False
+    assert ("f", "numpy") not in verdicts and verdicts[("f", "torch")]["value"] == pytest.approx(1.1)
+
+
 def test_plot_is_written(run):
     if importlib.util.find_spec("matplotlib") is None:
         pytest.skip("matplotlib not installed")

@@ -242,9 +242,9 @@ class TorchBackend(Backend):
         # each pass one fused multiply-add (add_ with alpha). Whole-image passes stream the image from memory
         # once per kernel element, several times slower past 1024x1024. Each run stays under PyTorch's parallel
         # grain (32768 elements), so no pass waits for a thread: on a busy machine a parallel pass of 64K
-        # elements took 10x to 60x longer than a serial one of 32K. So auto keeps the base's choice: oneDNN's
-        # (banded) convolution, parallel too, beat the runs by up to 2x at 512x512 on a quiet machine, but on a
-        # busy one each call, from 8x8 up, waited about 7 ms for its thread.
+        # elements took 10x to 60x longer than a serial one of 32K. oneDNN's (banded) convolution, parallel too,
+        # beat the runs by up to 2x at 512x512 on a quiet machine, but on a busy one each call, from 8x8 up,
+        # waited about 7 ms for its thread: auto_method takes it only where the runs' passes cost more than that.
         flat = X.contiguous().view(-1)
         full = torch.empty(out_h * X.shape[1], dtype=X.dtype)
         weights = K.reshape(-1).tolist()
@@ -255,6 +255,14 @@ class TorchBackend(Backend):
             for offset, k in zip(offsets[1:], weights[1:], strict=True):
                 Y.add_(flat[start + offset : start + offset + length], alpha=k)
         return full.view(out_h, X.shape[1])[:, :out_w]
+
+    def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
+        # The runs pass over the image once per kernel element; oneDNN's banded convolution reads it once, plus its
+        # wait for a thread on a busy machine (above). Quiet, medians of convlab bench: at 1024x1024 with 5x5 the
+        # runs took 6.8 ms, oneDNN 2.8; at 2048x2048, 13.5 against 10.7 with 3x3, 27.9 against 10.2 with 5x5. With
+        # 2x2 the runs won (7.5 against 8.8); at 1024x1024 with 3x3 oneDNN's lead (2.2 against 2.6) is under its wait.
+        passes = x_shape[0] * x_shape[1] * k_shape[0] * k_shape[1]
+        return "native" if passes >= 25 * 1024 * 1024 and k_shape[0] * k_shape[1] >= 9 else "vectorized"
 
     def corr2d_bands(self, x_shape: Pair, k_shape: Pair) -> int:
         # oneDNN's one-channel convolution takes a slow path past 256x256 pixels; as 16 channels of a depthwise
