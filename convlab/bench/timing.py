@@ -142,7 +142,8 @@ def measure_side_by_side(
 
     Each function is warmed up and calibrated, then sample ``i`` of every
     function is taken before sample ``i + 1`` of any, so that changes in the
-    machine's load hit all of them alike and their ratios stay fair.
+    machine's load hit all of them alike and their ratios stay fair. The
+    order within a round rotates from round to round.
 
     Without comparisons, each function gets ``repeats`` samples. With them,
     sampling goes on until the interval of every comparison's paired ratios
@@ -193,8 +194,13 @@ def measure_side_by_side(
     # fewer than min_samples() pairs make no 95% interval: compared timings take at least that many
     minimum = max(repeats, min_samples()) if comparisons else repeats
     start, look = None, minimum
+    order = list(plans)
     while plans:
-        for key, (fn, number, _) in plans.items():
+        # Each round starts one function later than the last: a call can leave the next one a cost (memory to
+        # fault in again, threads spinning down), which would otherwise always fall on the same function.
+        shift = len(next(iter(times.values()))) % len(order)
+        for key in order[shift:] + order[:shift]:
+            fn, number, _ = plans[key]
             times[key].append(_sample(fn, number, clock))
         taken = len(next(iter(times.values())))
         if taken < minimum:

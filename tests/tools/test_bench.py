@@ -293,6 +293,18 @@ class FakeClock:
         return fn
 
 
+def test_side_by_side_rounds_rotate_which_function_goes_first():
+    clock, calls = FakeClock(), []
+
+    def counted(key):
+        tick = clock.call([1.0])
+        return lambda: calls.append(key) or tick()
+
+    bench.measure_side_by_side({key: counted(key) for key in "abc"}, repeats=3, clock=clock)
+    # warm-up and calibration first, a function at a time; then rounds of one call each (a call takes 1 s)
+    assert "".join(calls) == "aabbcc" + "abc" + "bca" + "cab"
+
+
 def test_median_interval_is_the_sign_tests():
     assert median_interval(list(range(20))) == (9.5, 5, 14)
     assert median_interval(list(range(100)))[1:] == (39, 60)  # the textbook ranks 40 and 61 (1-based)
