@@ -129,6 +129,13 @@ def test_quick_run_times_bn_lenet_against_each_idiomatic_copy(run):
             assert verdicts[row["backend"]]["where"] == "bn_lenet"
 
 
+def _verdicts(backends, **sections):
+    """The results of a run with only ``sections`` (rows by section name), and its verdicts by (target, subject)."""
+    config = {"stat": "median", "repeats": 1, "kernels": [], "sizes": []}
+    results = {"config": config, "backends": backends, "corr2d": [], **sections}
+    return results, {(t["target"], t["subject"]): t for t in bench.evaluate_targets(results)}
+
+
 def test_modern_targets_take_each_backends_worst_network():
     rows = [
         {"model": "vgg", "backend": "torch", "convlab_s": 1.0, "idiomatic_s": 1.0},
@@ -137,9 +144,7 @@ def test_modern_targets_take_each_backends_worst_network():
         {"model": "nin", "backend": "numpy", "convlab_s": 5.0, "not_provided": ["idiomatic"]},
         {"model": "nin", "backend": "jax", "error": "RuntimeError: no"},
     ]
-    config = {"stat": "median", "repeats": 1, "kernels": [], "sizes": []}
-    results = {"config": config, "backends": ["torch", "numpy", "jax"], "corr2d": [], "modern": rows}
-    verdicts = {(t["target"], t["subject"]): t for t in bench.evaluate_targets(results)}
+    results, verdicts = _verdicts(["torch", "numpy", "jax"], modern=rows)
     assert verdicts[("k", "torch")]["value"] == 1.5 and verdicts[("k", "torch")]["where"] == "nin"
     assert verdicts[("k", "torch")]["passed"] is False
     # NumPy has no idiomatic copy: its steps are held to PyTorch's idiomatic ones, the worst being NiN's 5 / 2
@@ -160,9 +165,7 @@ def test_numpys_conv_layer_is_held_to_pytorchs_at_its_worst_shape():
         {"backend": "numpy", "workload": "1->6", "convlab_s": 1.5, "not_provided": ["framework"]},
         {"backend": "numpy", "workload": "64->64", "convlab_s": 10.0, "not_provided": ["framework"]},
     ]
-    config = {"stat": "median", "repeats": 1, "kernels": [], "sizes": []}
-    results = {"config": config, "backends": ["torch", "numpy"], "corr2d": [], "conv_layers": rows}
-    verdicts = {(t["target"], t["subject"]): t for t in bench.evaluate_targets(results)}
+    _, verdicts = _verdicts(["torch", "numpy"], conv_layers=rows)
     # against PyTorch's own layer (1.0 and 4.0), not convlab's on PyTorch: the worst is 10 / 4
     assert verdicts[("o", "numpy")]["value"] == 2.5 and verdicts[("o", "numpy")]["where"] == "64->64"
     assert verdicts[("o", "numpy")]["passed"] is False
