@@ -157,6 +157,7 @@ def time_modern_steps(
     stat: str,
     progress: Progress,
     model_names: tuple[str, ...] = MODERN_MODELS,
+    compiled: bool = True,
 ) -> list[dict[str, Any]]:
     """One row per §8 network and backend: seconds per training step at batch 128, convlab's and the idiomatic one.
 
@@ -168,16 +169,25 @@ def time_modern_steps(
 
     Each row is ``{"model", "backend", "convlab_s", "idiomatic_s"}``, or
     ``"error"``; ``"not_provided": ["idiomatic"]`` replaces ``idiomatic_s``
-    where the reference module has no copy of the network.
+    where the reference module has no copy of the network. Where
+    ``train_classifier(compile="auto")`` compiles an epoch's run on the
+    backend (its :attr:`~convlab.backends.base.Backend.compile_break_even_steps`
+    is set), the row has ``"auto_compiles": True`` and, with ``compiled``,
+    the compiled step's ``"compiled_s"`` too: the step such a run takes,
+    which target (k) judges.
     """
     rows = []
     for model in model_names:
         for backend_name, backend in backends.items():
             progress(f"{backend_name} {model} step vs the framework's idiomatic step, batch {LENET_BATCH}")
+            auto_compiles = backend.compile_break_even_steps is not None
             with use_backend(backend_name):
-                net = getattr(models, model)(seed=0, size="book" if model == "bn_lenet" else "mini")
-            row = {"model": model, "backend": backend_name}
-            rows.append(_step_row(backend, net, row, "idiomatic_modern_step", (model,), repeats, stat, progress, "k"))
+                make = functools.partial(getattr(models, model), seed=0, size="book" if model == "bn_lenet" else "mini")
+                net = make()
+                twin = make() if compiled and auto_compiles else None
+            row = {"model": model, "backend": backend_name, **({"auto_compiles": True} if auto_compiles else {})}
+            reference = ("idiomatic_modern_step", (model,))
+            rows.append(_step_row(backend, net, row, *reference, repeats, stat, progress, "k", twin, "k"))
     return rows
 
 
@@ -192,13 +202,15 @@ def _step_row(
     progress: Progress,
     target: str | None = None,
     compiled_net: Any = None,
+    compiled_target: str | None = None,
 ) -> dict[str, Any]:
     """``row`` with the seconds of one SGD step of ``net`` at batch 128 and of the reference module's ``reference``.
 
     With a ``target`` of :data:`~convlab.bench.limits.TARGETS`, sampling goes on until the steps' ratio settles
     against its limit (:func:`~convlab.bench.timing.measure_side_by_side`). With ``compiled_net`` (a copy of
-    ``net``), the backend's compiled step of it is timed too, as ``"compiled"`` (targets m and n), its compile
-    time apart; ``"idiomatic_compiled"`` says whether the idiomatic step is itself compiled whole (JAX's).
+    ``net``), the backend's compiled step of it is timed too, as ``"compiled"``, its compile time apart, until
+    its ratio settles against ``compiled_target``'s limit (by default target m, or n where the idiomatic step is
+    itself compiled whole, as JAX's is: ``"idiomatic_compiled"`` says which).
     """
     rng = np.random.default_rng(0)
     X = rng.random((LENET_BATCH, 1, 28, 28), dtype=np.float32)
@@ -223,7 +235,7 @@ def _step_row(
         else:
             fns["compiled"] = functools.partial(_read, compiled, backend.tensor(X), backend.tensor(Y))
             row["idiomatic_compiled"] = bool(getattr(load_reference(backend), "IDIOMATIC_STEP_COMPILED", False))
-            limit = TARGETS["n" if row["idiomatic_compiled"] else "m"][1]
+            limit = TARGETS[compiled_target or ("n" if row["idiomatic_compiled"] else "m")][1]
             until += [Comparison("compiled", ("idiomatic",), limit)] if own is not None else []
     return _row(row, measure_side_by_side(fns, repeats, until), stat, progress)
 

@@ -154,14 +154,22 @@ def _network_tables(results: dict[str, Any]) -> list[str]:
 
 def _modern_table(modern: list[dict[str, Any]]) -> list[str]:
     # One row per network and backend: both steps in ms and examples per second, and their ratio.
+    # A compiled column where compile="auto" compiles an epoch's run: that is the step such a run takes.
     lines = ["", "d2l §8 networks, training step at batch 128: milliseconds and examples/s (convlab vs idiomatic)"]
-    rows = [["model", "backend", "convlab", "ex/s", "idiomatic", "ex/s", "ratio", "spread"]]
+    header = ["model", "backend", "convlab", "ex/s", "idiomatic", "ex/s", "ratio", "spread"]
+    compiled = any("compiled_s" in r for r in modern)
+    rows = [header + (["compiled", "ratio", "spread"] if compiled else [])]
     for r in modern:
         ours, own = r.get("convlab_s"), r.get("idiomatic_s")
         ratio = f"{ours / own:.2f}" if ours and own else (_last_line(r["error"]) if "error" in r else "-")
         idiomatic = _baseline_ms(r, "idiomatic")
         spread = _spread(r, "convlab", "idiomatic")
-        rows.append([r["model"], r["backend"], _ms(ours), _rate(ours), idiomatic, _rate(own), ratio, spread])
+        row = [r["model"], r["backend"], _ms(ours), _rate(ours), idiomatic, _rate(own), ratio, spread]
+        if compiled:
+            fast = r.get("compiled_s")
+            fast_ratio = f"{fast / own:.2f}" if fast and own else "-"
+            row += [_ms(fast), fast_ratio, _spread(r, "compiled", "idiomatic")]
+        rows.append(row)
     return lines + _table(rows, left=2)
 
 

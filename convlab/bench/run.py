@@ -141,7 +141,7 @@ def run_benchmark(
         results["conv_layers"] = time_conv_layers(loaded, repeats, stat, say, shapes) if networks else []
         results["lenet"] = time_lenet_steps(loaded, repeats, stat, say, compiled=not quick) if networks else []
         modern = ("bn_lenet",) if quick else MODERN_MODELS
-        results["modern"] = time_modern_steps(loaded, repeats, stat, say, modern) if networks else []
+        results["modern"] = time_modern_steps(loaded, repeats, stat, say, modern, not quick) if networks else []
         results["data"] = time_data_loading(loaded, results["lenet"], repeats, stat, say) if networks else []
     results["targets"] = evaluate_targets(results)
     say("done")

@@ -131,8 +131,11 @@ def _modern_verdicts(modern: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = [row for row in modern if "error" not in row]
     out = []
     for name in dict.fromkeys(row["backend"] for row in rows):
+        # the step train_classifier takes over an epoch: compiled where compile="auto" compiles
         ratios = [
-            (_paired(r, "convlab_", r, "idiomatic_"), r["model"])
+            (_paired(r, "compiled_", r, "idiomatic_"), f"{r['model']}, compiled")
+            if r.get("auto_compiles") and "compiled_s" in r
+            else (_paired(r, "convlab_", r, "idiomatic_"), r["model"])
             for r in rows
             if r["backend"] == name and "idiomatic_s" in r
         ]

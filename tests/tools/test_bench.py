@@ -17,7 +17,7 @@ import convlab as cl
 from convlab import bench
 from convlab.backends.reference import NOT_PROVIDED, reference_function
 from convlab.backends.spec import BackendSpec
-from convlab.bench.networks import time_lenet_steps
+from convlab.bench.networks import time_lenet_steps, time_modern_steps
 from convlab.bench.stats import median_interval, min_samples, paired_ratios
 from convlab.bench.timing import Comparison, Progress
 from convlab.bench.workloads import time_training
@@ -158,6 +158,39 @@ def test_modern_targets_take_each_backends_worst_network():
     assert any(line.split() == ["nin", "torch", "3000", "43", "2000", "64", "1.50"] for line in lines), text
 
 
+def test_where_auto_compiles_an_epoch_the_modern_target_judges_the_compiled_step():
+    rows = [
+        {
+            "model": "vgg",
+            "backend": "mxnet",
+            "auto_compiles": True,
+            "convlab_s": 3.0,
+            "idiomatic_s": 2.0,
+            "compiled_s": 2.2,
+        },
+        {
+            "model": "nin",
+            "backend": "mxnet",
+            "auto_compiles": True,
+            "convlab_s": 2.0,
+            "idiomatic_s": 2.0,
+            "compiled_s": 1.8,
+        },
+        {"model": "vgg", "backend": "torch", "convlab_s": 1.1, "idiomatic_s": 1.0},
+    ]
+    results, verdicts = _verdicts(["mxnet", "torch"], modern=rows)
+    # MXNet's eager VGG (1.5x) is not what an epoch trains on: its compiled step (1.1x) is
+    assert verdicts[("k", "mxnet")]["value"] == pytest.approx(1.1) and verdicts[("k", "mxnet")]["passed"] is True
+    assert verdicts[("k", "mxnet")]["where"] == "vgg, compiled"
+    assert verdicts[("k", "torch")]["value"] == pytest.approx(1.1) and verdicts[("k", "torch")]["where"] == "vgg"
+    text = bench.format_report(
+        {**results, "machine": {"versions": {}, "cpus": 1}, "skipped": {}, "targets": list(verdicts.values())}
+    )
+    lines = [line.split() for line in text.splitlines()]
+    assert ["vgg", "mxnet", "3000", "43", "2000", "64", "1.50", "2200", "1.10"] in lines, text
+    assert ["vgg", "torch", "1100", "116", "1000", "128", "1.10", "-", "-"] in lines, text
+
+
 def test_numpys_conv_layer_is_held_to_pytorchs_at_its_worst_shape():
     rows = [
         {"backend": "torch", "workload": "1->6", "convlab_s": 1.1, "framework_s": 1.0},
@@ -247,11 +280,18 @@ def test_a_compiled_step_is_timed_apart_from_the_eager_one():
         backend.compiled_train_step = compiled_train_step
         (with_compiled,) = time_lenet_steps({"compiledfake": backend}, 1, "median", Progress(None))
         (without,) = time_lenet_steps({"compiledfake": backend}, 1, "median", Progress(None), compiled=False)
+        lenet_calls = len(compiled_calls)
+        # a §8 network's compiled step is timed only where compile="auto" would compile an epoch
+        (eager_modern,) = time_modern_steps({"compiledfake": backend}, 1, "median", Progress(None), ("bn_lenet",))
+        assert len(compiled_calls) == lenet_calls and "compiled_s" not in eager_modern
+        backend.compile_break_even_steps = 10
+        (auto_modern,) = time_modern_steps({"compiledfake": backend}, 1, "median", Progress(None), ("bn_lenet",))
     finally:
         cl.unregister_backend("compiledfake")
     assert with_compiled["compiled_s"] > 0 and with_compiled["not_provided"] == ["idiomatic"]
-    assert len(compiled_calls) >= 3  # warm-up, calibration and at least one sample
+    assert lenet_calls >= 3  # warm-up, calibration and at least one sample
     assert "compiled_s" not in without and without["not_provided"] == ["idiomatic"]
+    assert auto_modern["auto_compiles"] and auto_modern["compiled_s"] > 0 and len(compiled_calls) >= lenet_calls + 3
 
 
 def test_measure_and_synchronize():
