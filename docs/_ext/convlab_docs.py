@@ -163,17 +163,19 @@ def quotes_for(cls: type, methods: list[str], instance: Any = None) -> list[Quot
     the step runs. Given the loaded adapter ``instance``, functions it stores
     as attributes when its framework is imported (``self._native =
     tf.function(_conv)``) are found too. Helpers are followed within the
-    adapter's module only.
+    adapter's package only: its module and the modules beside it (MXNet's
+    tracing, TensorFlow's kernels).
     """
     from convlab.backends.base import Backend
 
     quotes: list[Quote] = []
     seen: set[int] = set()
+    package = cls.__module__.rpartition(".")[0] or cls.__module__
 
     def quote(obj: Any, title: str, note: str = "") -> None:
         seen.add(id(obj))
         quotes.append(Quote(obj, title, note))
-        if inspect.isfunction(obj) and obj.__module__ == cls.__module__:
+        if inspect.isfunction(obj) and (obj.__module__ == cls.__module__ or obj.__module__.startswith(f"{package}.")):
             add_helpers(obj)
 
     def add_helpers(func: Any) -> None:

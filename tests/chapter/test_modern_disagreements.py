@@ -152,7 +152,7 @@ def test_dropout_scales_kept_units_in_training_and_is_the_identity_in_evaluation
 
 def test_gluon_moves_its_running_statistics_in_the_backward_pass():
     backend = load_or_skip("mxnet")
-    from convlab.backends.mxnet.adapter import autograd, mnp, nn
+    from convlab.backends.mxnet.framework import autograd, mnp, nn
 
     layer = nn.BatchNorm()
     layer.initialize(ctx=backend.context)

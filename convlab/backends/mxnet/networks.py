@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-# MXNet as the adapter imports it (after making it importable on today's NumPy).
-from convlab.backends.mxnet.adapter import _np_mode, mnp, nn, npx
+# MXNet as the whole backend imports it (after making it importable on today's NumPy).
+from convlab.backends.mxnet.framework import _np_mode, mnp, nn, npx
 
 
 def batch_norm() -> nn.BatchNorm:

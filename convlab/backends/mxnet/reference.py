@@ -13,19 +13,10 @@ import numpy as np
 
 from convlab.backends.base import Padding, Pair
 from convlab.backends.mxnet import networks
+from convlab.backends.mxnet.adapter import MXNetBackend, _gluon_parameters
 
-# MXNet as the adapter imports it (after making it importable on today's NumPy), whichever module comes first.
-from convlab.backends.mxnet.adapter import (
-    MXNetBackend,
-    _gluon_parameters,
-    _np_mode,
-    autograd,
-    gluon,
-    init,
-    mnp,
-    nn,
-    npx,
-)
+# MXNet as the whole backend imports it (after making it importable on today's NumPy).
+from convlab.backends.mxnet.framework import _np_mode, autograd, gluon, init, mnp, nn, npx
 from convlab.backends.reference import BookTab, FrameworkRun
 
 AUTOGRAD_OUTCOME = ("error", "Inplace operations")
