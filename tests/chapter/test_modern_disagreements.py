@@ -166,7 +166,7 @@ def test_gluon_moves_its_running_statistics_in_the_backward_pass():
 
 def test_keras_dropout_called_without_training_is_the_identity():
     load_or_skip("tensorflow")
-    from convlab.backends.tensorflow.adapter import keras
+    from convlab.backends.tensorflow.framework import keras
 
     X = dropout_input()
     np.testing.assert_array_equal(keras.layers.Dropout(DROPOUT_P)(X), X)

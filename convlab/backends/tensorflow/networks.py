@@ -26,7 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from convlab.backends.tensorflow.adapter import keras
+# Keras as the whole backend imports it (its logging level set first, Keras' backend checked).
+from convlab.backends.tensorflow.framework import keras
 
 layers = keras.layers
 

@@ -13,10 +13,10 @@ import numpy as np
 
 from convlab.backends.base import Padding, Pair
 from convlab.backends.reference import BookTab, FrameworkRun
+from convlab.backends.tensorflow.adapter import TensorFlowBackend
 
-# TensorFlow and Keras as the adapter imports them (its logging level set first, Keras' backend checked),
-# whichever module is imported first.
-from convlab.backends.tensorflow.adapter import TensorFlowBackend, keras, tf
+# TensorFlow and Keras as the whole backend imports them (its logging level set first, Keras' backend checked).
+from convlab.backends.tensorflow.framework import keras, tf
 from convlab.backends.tensorflow.networks import FLATTENED, NETWORKS, keras_dropout
 
 AUTOGRAD_OUTCOME = ("no gradient", "no gradient for weight")

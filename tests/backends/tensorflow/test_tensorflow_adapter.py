@@ -199,18 +199,18 @@ def test_framework_conv2d_step_differentiates_the_sum(backend, padding):
 def test_compiled_functions_are_bounded(backend, monkeypatch):
     # One compilation per operation, settings and shapes, in caches of a fixed size: exploring many shapes
     # (a notebook) drops the least recently used instead of growing without limit.
-    from convlab.backends.tensorflow import adapter
+    from convlab.backends.tensorflow import adapter, kernels
 
-    for cache in (adapter._compiled, adapter._shift_and_add_graph, adapter._max_pool_backward):
-        assert cache.cache_info().maxsize == adapter.COMPILED_CACHE_SIZE
+    for cache in (kernels._compiled, kernels._shift_and_add_graph, kernels._max_pool_backward):
+        assert cache.cache_info().maxsize == kernels.COMPILED_CACHE_SIZE
     monkeypatch.setattr(adapter, "_nchw_kernels", lambda op, dtype: False)  # the XLA path, whatever the build
-    before = adapter._compiled.cache_info()
+    before = kernels._compiled.cache_info()
     for n in (41, 43, 47):  # shapes no other test uses
         cl.pool2d(np.ones((n, 5), np.float32), 2)
         cl.pool2d(np.ones((n, 5), np.float32), 2)  # the same shapes again: a hit, not a new compilation
-    after = adapter._compiled.cache_info()
+    after = kernels._compiled.cache_info()
     assert after.misses - before.misses == 3 and after.hits - before.hits >= 3
-    assert after.currsize <= adapter.COMPILED_CACHE_SIZE
+    assert after.currsize <= kernels.COMPILED_CACHE_SIZE
 
 
 def test_keras_training_argument_sets_the_mode_of_a_call(backend):
@@ -262,9 +262,10 @@ def test_nchw_kernels_and_their_fallback_match_the_reference(backend, monkeypatc
     import tensorflow as tf
 
     from convlab.backends.tensorflow import adapter
+    from convlab.backends.tensorflow.kernels import _nchw_kernels
 
     op_name = f"{kind}_pool2d" if kind in ("max", "avg") else "grouped_conv2d" if settings.get("groups") == 2 else kind
-    if kernels == "nchw" and not adapter._nchw_kernels(op_name, tf.float32):
+    if kernels == "nchw" and not _nchw_kernels(op_name, tf.float32):
         pytest.skip("this TensorFlow has no NCHW CPU kernel for it (oneDNN off)")
     if kernels == "transposing":
         monkeypatch.setattr(adapter, "_nchw_kernels", lambda op, dtype: False)
@@ -294,19 +295,19 @@ def test_nchw_kernels_and_their_fallback_match_the_reference(backend, monkeypatc
 
 
 def test_nchw_probe_names_its_ops():
-    from convlab.backends.tensorflow import adapter
+    from convlab.backends.tensorflow import kernels
 
     with pytest.raises(ValueError, match="conv2d"):
-        adapter._nchw_kernels("conv3d", None)
+        kernels._nchw_kernels("conv3d", None)
 
 
 def test_max_pool_ties_take_the_transposing_paths_gradient(backend, monkeypatch):
     # After a ReLU, windows of zeros tie: oneDNN's NCHW gradient must route each to the pixel the NHWC path does.
     import tensorflow as tf
 
-    from convlab.backends.tensorflow import adapter
+    from convlab.backends.tensorflow import adapter, kernels
 
-    if not adapter._nchw_kernels("max_pool2d", tf.float32):
+    if not kernels._nchw_kernels("max_pool2d", tf.float32):
         pytest.skip("this TensorFlow has no NCHW CPU max pooling (oneDNN off)")
     x = tf.constant(np.maximum(np.random.default_rng(8).standard_normal((2, 3, 8, 8)), 0).astype(np.float32))
 
@@ -324,9 +325,9 @@ def test_max_pool_ties_take_the_transposing_paths_gradient(backend, monkeypatch)
 ONEDNN_OFF = """
 import numpy as np, tensorflow as tf
 import convlab as cl
-from convlab.backends.tensorflow import adapter
+from convlab.backends.tensorflow import kernels
 from reference import conv2d_reference, pool2d_reference
-assert not any(adapter._nchw_kernels(op, tf.float32) for op in adapter.NCHW_OPS)
+assert not any(kernels._nchw_kernels(op, tf.float32) for op in kernels.NCHW_OPS)
 x = np.random.default_rng(0).standard_normal((2, 3, 7, 7)).astype(np.float32)
 w = np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32)
 with cl.use_backend("tensorflow") as backend:
