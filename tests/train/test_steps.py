@@ -16,6 +16,17 @@ from convlab.train.steps import Prediction, TrainingStep, check_compile, wants_c
 
 STEPS = 50
 """LeNet steps compared, compiled against eager, as the issue asks."""
+STEPS_RTOL = 1e-10
+"""How far compiled and eager float64 losses may part in those steps.
+
+Compiled against eager in float64, the largest relative difference over the 50 steps: 2.5e-15 on PyTorch, 1.7e-14 on
+TensorFlow, 0 elsewhere. A learning rate rounded to float32 in a compiled program (Paddle's was, once) put them
+2e-9 apart at the first step. In float32 the steps are compared no further than they hold: at this learning rate
+ReLU LeNet's steps amplify a last-bit difference (compiled kernels round differently) by up to 1.4x a step, and
+whether a max-pooling or ReLU decision flips, and where, depended on what had run before in the process: PyTorch's
+curves parted by 2.8% from step 42 when this test ran alone, and held 1e-4 when the file ran whole. float32 compiled
+steps are compared over a few steps below (BN-LeNet's, and a smaller last batch).
+"""
 
 
 def _has_compiled_step(backend) -> bool:
@@ -23,7 +34,7 @@ def _has_compiled_step(backend) -> bool:
 
 
 def _lenet_losses(backend_name: str, compile: bool) -> tuple[list[float], dict[str, np.ndarray], bool]:
-    with cl.use_backend(backend_name):
+    with cl.use_backend(backend_name, dtype="float64"):
         net = cl.models.lenet(seed=0, activation="relu", pooling="max")
         data = fashion_mnist(batch_size=64, seed=0)
         result = cl.train_classifier(net, data, 1, 0.1, max_batches=STEPS, verbose=False, compile=compile)
@@ -45,9 +56,12 @@ def test_compiled_lenet_steps_match_eager_steps_and_repeat_bit_for_bit(backend):
     assert was_compiled and not eager_compiled
     # ReLU LeNet leaves log(10) within these 50 steps (sigmoid LeNet sits there), so the losses test learning
     assert eager[-1] < 0.9 * eager[0]
-    np.testing.assert_allclose(compiled, eager, rtol=1e-4)
+    np.testing.assert_allclose(compiled, eager, rtol=STEPS_RTOL)
+    largest = max(np.abs(value).max() for value in eager_params.values())
     for name, value in eager_params.items():
-        np.testing.assert_allclose(compiled_params[name], value, rtol=1e-3, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(
+            compiled_params[name], value, rtol=STEPS_RTOL, atol=STEPS_RTOL * largest, err_msg=name
+        )
     assert again == compiled  # the determinism contract: the same seed, the same losses, every run
 
 
