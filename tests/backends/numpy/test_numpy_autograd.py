@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -714,3 +715,111 @@ def test_tensor_basics():
     assert "requires_grad=True" in repr(t) and repr(Tensor(1.0)) == "Tensor(1., dtype=float64)"
     with pytest.raises(TypeError, match="ufunc"):
         np.exp(t)  # NumPy's functions would silently drop the graph: they refuse instead
+
+
+# Reusing memory from step to step ---------------------------------------------------------------------------------
+
+
+def test_a_workspace_reuses_an_array_only_once_nothing_reaches_it():
+    workspace = ag.Workspace()
+    first = workspace.empty((256, 256), np.float32)
+    address = first.__array_interface__["data"][0]
+    view = first.reshape(-1)[::2]  # a view outlives the array it came from
+    del first
+    second = workspace.empty((256, 256), np.float32)
+    assert not np.shares_memory(second, view)
+    del view
+    third = workspace.empty((256, 256), np.float32)
+    assert third.__array_interface__["data"][0] == address  # the first one's memory, free again
+
+
+def test_a_workspace_forgets_arrays_no_step_asked_for():
+    workspace = ag.Workspace()
+    array = workspace.empty((300, 300), np.float32)
+    memory = weakref.ref(array.base.memory)
+    del array
+    workspace.release_unused()  # handed out during this step: kept for the next
+    assert memory() is not None
+    workspace.empty((100, 100), np.float32)  # the next step asks for other shapes only (a smaller batch)
+    workspace.release_unused()
+    assert memory() is None
+
+
+def _lenet_step(X, Y, params):
+    """A LeNet-shaped computation on the primitives: its loss, gradients and the activations a caller might keep."""
+    h = ag.sigmoid(ag.conv2d(X, params[0], padding=(2, 2, 2, 2), bias=params[1]))
+    h = ag.pool2d(h, (2, 2), mode="avg")
+    h = ag.relu(ag.conv2d(h, params[2], bias=params[3]))
+    h = ag.pool2d(h, (2, 2), mode="max")
+    logits = ag.linear(ag.reshape(h, (X.shape[0], -1)), params[4])
+    loss = -ag.sum(Y * ag.log_softmax(logits, 1)) / X.shape[0]
+    loss.backward()
+    return loss, h, [p.grad for p in params]
+
+
+def test_primitives_in_a_workspace_give_the_same_bits_and_never_overwrite_what_is_still_held():
+    rng = np.random.default_rng(0)
+    shapes = [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (10, 400)]
+    values = [rng.standard_normal(shape).astype(np.float32) * 0.3 for shape in shapes]
+    batches = [rng.random((64, 1, 28, 28), dtype=np.float32) for _ in range(3)]
+    Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 64)]
+
+    def run(X, workspace):
+        params = [Tensor(v, requires_grad=True) for v in values]
+        if workspace is None:
+            return _lenet_step(X, Y, params)
+        with ag.reusing(workspace):
+            return _lenet_step(X, Y, params)
+
+    workspace = ag.Workspace()
+    held = []  # what a caller keeps from each step: the loss, an activation (a Tensor and a view), the gradients
+    for X in batches:
+        loss, h, grads = run(X, workspace)
+        expected_loss, expected_h, expected_grads = run(X, None)
+        assert loss.data.tobytes() == expected_loss.data.tobytes()
+        assert h.data.tobytes() == expected_h.data.tobytes()
+        assert all(g.tobytes() == e.tobytes() for g, e in zip(grads, expected_grads, strict=True))
+        held.append((loss, h, h.data[:, 3], grads, [a.copy() for a in (loss.data, h.data, *grads)]))
+        del h  # only the view of it is held now, for the next steps
+    for loss, h, view, grads, copies in held:
+        assert all(np.array_equal(a, c) for a, c in zip((loss.data, h.data, *grads), copies, strict=True))
+        assert np.array_equal(view, copies[1][:, 3])
+    # the workspace does reuse: a step whose results nobody keeps hands its memory to the next
+    run(batches[0], workspace)
+    blocks = sum(len(b) for b in workspace._blocks.values())
+    for _ in range(3):
+        run(batches[0], workspace)
+    assert sum(len(b) for b in workspace._blocks.values()) == blocks
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "padding", "groups"),
+    [
+        ((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), (2, 2, 2, 2), 1),  # LeNet's first layer: many small chunks
+        ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0, 0, 0), 1),  # its second: one chunk, input gradient scattered
+        ((32, 8, 16, 16), (8, 8, 3, 3), (1, 1), (1, 1, 1, 1), 1),  # input gradient gathered
+        ((16, 8, 17, 17), (12, 4, 3, 3), (2, 2), (1, 0, 1, 0), 2),  # strided, grouped, uneven padding
+        ((1, 3, 64, 64), (1, 3, 3, 3), (2, 2), (0, 0, 0, 0), 1),  # one image, one kernel: a product that is NCHW
+        ((8, 16, 32, 32), (8, 16, 1, 1), (1, 1), (0, 0, 0, 0), 1),  # 1x1: the pixels are the columns
+        ((1, 16, 32, 32), (8, 16, 1, 1), (1, 1), (0, 0, 0, 0), 1),
+    ],
+)
+def test_conv2d_and_pooling_in_a_workspace_give_the_eager_bits(x_shape, w_shape, stride, padding, groups):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32)
+    bias = rng.standard_normal(w_shape[0]).astype(np.float32)
+
+    def run():
+        leaves = [Tensor(a, requires_grad=True) for a in (x, w, bias)]
+        y = ag.conv2d(leaves[0], leaves[1], stride, padding, groups, leaves[2])
+        again = ag.conv2d(leaves[0] * 0.5, leaves[1], stride, padding, groups)  # the same temporaries, other values
+        pooled = [ag.pool2d(ag.sigmoid(y), (2, 2), mode=mode, padding=(0, 1, 0, 1)) for mode in ("max", "avg")]
+        total = ag.sum(ag.relu(pooled[0]) * pooled[1]) + ag.sum(again * again)
+        total.backward()
+        return [a.tobytes() for a in (y.data, again.data, total.data, *(leaf.grad for leaf in leaves))]
+
+    eager = run()
+    workspace = ag.Workspace()
+    for _ in range(3):  # the first run fills the workspace, the next ones reuse it
+        with ag.reusing(workspace):
+            assert run() == eager
