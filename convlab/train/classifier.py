@@ -149,7 +149,9 @@ def train_classifier(
     compile : {"auto", True, False}
         Run each step compiled whole (forward, loss, backward and update) by
         the framework's own compiler: ``torch.compile``, ``tf.function``
-        with XLA, ``jax.jit``... (:meth:`~convlab.backends.base.Backend.compiled_train_step`).
+        with XLA, ``jax.jit``... (:meth:`~convlab.backends.base.Backend.compiled_train_step`);
+        NumPy, without a compiler, runs its eager step in memory reused from
+        step to step, the same losses bit for bit.
         ``"auto"`` compiles where the run is long enough for the compile
         time to pay (:attr:`~convlab.backends.base.Backend.compile_break_even_steps`);
         a step that cannot compile runs eagerly and says why, once. The

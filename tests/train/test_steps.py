@@ -261,3 +261,70 @@ def test_a_compiled_step_takes_a_last_smaller_batch(backend):
         step = (backend.compiled_train_step if compiled else backend.train_step)(net, loss, 0.1)
         losses[compiled] = [float(step(backend.tensor(X), backend.one_hot(backend.labels(y), 10))) for X, y in batches]
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: cl.models.lenet(seed=0),
+        lambda: cl.models.lenet(seed=0, activation="relu", pooling="max"),
+        lambda: cl.models.bn_lenet(seed=0),
+    ],
+    ids=["lenet", "relu-max-lenet", "bn-lenet"],
+)
+def test_numpy_compiled_steps_are_its_eager_steps_bit_for_bit(make):
+    """NumPy's compiled step is its eager step in reused memory: the same losses, parameters and state, every bit."""
+    from convlab.nn.losses import SoftmaxCrossEntropy
+
+    backend = cl.core.registry.load_backend("numpy")
+    rng = np.random.default_rng(0)
+    batches = [(rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n)) for n in (64, 64, 20, 64, 64)]
+    runs = {}
+    for compiled in (False, True):
+        with cl.use_backend("numpy"):
+            net = make()
+        step = (backend.compiled_train_step if compiled else backend.train_step)(net, SoftmaxCrossEntropy(backend), 0.1)
+        losses = [step(X, np.eye(10, dtype=np.float32)[y]) for X, y in batches]
+        runs[compiled] = losses, {**backend.parameters(net), **backend.state(net)}
+    (eager, eager_arrays), (compiled, compiled_arrays) = runs[False], runs[True]
+    assert compiled == eager
+    assert eager_arrays.keys() == compiled_arrays.keys()
+    for name, value in eager_arrays.items():
+        assert compiled_arrays[name].tobytes() == value.tobytes(), name
+
+
+def test_numpy_compiled_step_never_reuses_memory_something_still_holds():
+    """A layer that keeps its outputs (and views) across steps finds them as they were; unkept, they share memory."""
+    from convlab.nn.losses import SoftmaxCrossEntropy
+
+    backend = cl.core.registry.load_backend("numpy")
+
+    class Conv(cl.nn.Module):
+        """A conv layer that remembers its outputs, or only where they lived."""
+
+        def __init__(self, keep):
+            self.conv = cl.nn.Conv2d(1, 6, 5, padding=2, seed=0)
+            self.keep = keep
+
+        def forward(self, X):
+            Y = self.conv(X)
+            data = Y.data  # the step differentiates: a NumPy autograd Tensor
+            kept.append((Y, data[:, 2, 1:], data.copy()) if self.keep else data.__array_interface__["data"][0])
+            return Y
+
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 1, 28, 28), dtype=np.float32)
+    Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 64)]
+    for keep in (True, False):
+        kept = []
+        with cl.use_backend("numpy"):
+            net = cl.nn.Sequential(Conv(keep), cl.nn.Sigmoid(), cl.nn.Flatten(), cl.nn.Linear(6 * 28 * 28, 10, seed=0))
+        step = backend.compiled_train_step(net, SoftmaxCrossEntropy(backend), 0.1)
+        for _ in range(4):
+            step(X, Y)
+        if keep:
+            for output, view, copy in kept:
+                assert output.data.tobytes() == copy.tobytes()
+                assert view.tobytes() == copy[:, 2, 1:].tobytes()
+        else:
+            assert len(set(kept[1:])) == 1  # after the first step, every step's output in the same memory
