@@ -137,6 +137,7 @@ def measure_side_by_side(
     until: Sequence[Comparison] = (),
     budget_s: float | None = None,
     clock: Clock = time.perf_counter,
+    settle: bool = False,
 ) -> dict[Any, dict[str, Any]]:
     """:func:`measure` for several functions at once, their samples taken in turns.
 
@@ -170,6 +171,15 @@ def measure_side_by_side(
         (default: :func:`sampling_budget`'s).
     clock : callable
         Seconds, monotonic (tests pass a fake one).
+    settle : bool
+        Call each function once, untimed, before each of its samples, so
+        that a sample times the function's repeated calls, as a user's loop
+        makes them, not the state another function left behind. For calls
+        whose output takes megabytes: a 2048x2048 ``corr2d`` that follows
+        another function maps its 16 MiB output afresh, page by page
+        (Paddle's banded convolution took 27 ms after any other call, 17 ms
+        after itself), and which call came before a sample then decides
+        the verdict.
 
     Returns
     -------
@@ -201,6 +211,8 @@ def measure_side_by_side(
         shift = len(next(iter(times.values()))) % len(order)
         for key in order[shift:] + order[:shift]:
             fn, number, _ = plans[key]
+            if settle:
+                fn()
             times[key].append(_sample(fn, number, clock))
         taken = len(next(iter(times.values())))
         if taken < minimum:

@@ -90,8 +90,11 @@ def time_corr2d(
 
     Each row is ``{"backend", "method", "size", "kernel"}`` and the timing
     (or ``"error"``); ``auto`` rows also say which method ``auto`` ``picks``.
-    Sampling goes on until targets (a) and (b) settle at each shape
-    (:func:`~convlab.bench.timing.measure_side_by_side`).
+    Each backend's three methods are timed side by side, apart from the other
+    backends', until target (a) settles at each shape, each sample after an
+    untimed call of the same function
+    (:func:`~convlab.bench.timing.measure_side_by_side` with ``settle``);
+    target (b), across backends, compares timings taken apart.
     """
     rng = np.random.default_rng(0)
     rows = []
@@ -102,11 +105,16 @@ def time_corr2d(
             progress(f"corr2d {n}x{n}, {k}x{k} kernel")
             X = rng.standard_normal((n, n), dtype=np.float32)
             operands = {name: (backend.tensor(X), backend.tensor(K)) for name, backend in backends.items()}
-            fns: dict[tuple[str, str], Callable[[], Any]] = {("floor", "copy"): X.copy}
+            timings = measure_side_by_side({("floor", "copy"): X.copy}, repeats, settle=True)
             for name, backend in backends.items():
-                for method in ("vectorized", "native", "auto"):
-                    fns[(name, method)] = functools.partial(_computed_corr2d, backend, *operands[name], method)
-            timings = measure_side_by_side(fns, repeats, _corr2d_comparisons(backends, n, k, TARGETS))
+                # One backend's methods side by side; other frameworks' threads, spinning a while after each of
+                # their calls (Paddle's Intel OpenMP for 200 ms), would take a core from whichever call came next.
+                fns: dict[tuple[str, str], Callable[[], Any]] = {
+                    (name, method): functools.partial(_computed_corr2d, backend, *operands[name], method)
+                    for method in ("vectorized", "native", "auto")
+                }
+                comparisons = [Comparison((name, "auto"), ((name, "native"), (name, "vectorized")), TARGETS["a"][1])]
+                timings.update(measure_side_by_side(fns, repeats, comparisons, settle=True))
             for name, backend in backends.items():  # the book's loop: alone, within its budget
                 # the loop grows with n^2: skip sizes whose call would pass the budget
                 size, seconds = last_loop.get(name, (n, 0.0))
@@ -128,19 +136,6 @@ def time_corr2d(
                     row["picks"] = backends[name].auto_method((n, n), (k, k))
                 rows.append(row)
     return rows
-
-
-def _corr2d_comparisons(
-    backends: dict[str, Backend], n: int, k: int, targets: dict[str, tuple[str, float]]
-) -> list[Comparison]:
-    # (a) auto against the faster of its rivals at every shape; (b) against the fastest of all at 1024 and 2048, 3x3.
-    rivals = [(name, method) for name in backends for method in ("vectorized", "native", "auto")]
-    comparisons = [
-        Comparison((name, "auto"), ((name, "native"), (name, "vectorized")), targets["a"][1]) for name in backends
-    ]
-    if n in (1024, 2048) and k == 3:
-        comparisons += [Comparison((name, "auto"), tuple(rivals), targets["b"][1]) for name in backends]
-    return comparisons
 
 
 def _computed_corr2d(backend: Backend, X: Any, K: Any, method: str) -> Any:

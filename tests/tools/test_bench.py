@@ -349,6 +349,54 @@ def test_side_by_side_rounds_rotate_which_function_goes_first():
     assert "".join(calls) == "aabbcc" + "abc" + "bca" + "cab"
 
 
+def test_settled_samples_each_follow_an_untimed_call_of_the_same_function():
+    clock, calls = FakeClock(), []
+
+    def counted(key):
+        tick = clock.call([1.0])
+        return lambda: calls.append(key) or tick()
+
+    timings = bench.measure_side_by_side({key: counted(key) for key in "ab"}, repeats=2, clock=clock, settle=True)
+    # warm-up and calibration; then each sample (timed) right after the same function's untimed call
+    assert "".join(calls) == "aabb" + "aabb" + "bbaa"
+    assert all(timing["samples"] == 2 for timing in timings.values())
+
+
+def test_auto_against_the_fastest_of_another_backend_is_unpaired():
+    # Each backend's corr2d methods are timed apart from the others': their samples do not pair up.
+    def row(backend, method, times):
+        return {
+            "backend": backend,
+            "method": method,
+            "size": 1024,
+            "kernel": 3,
+            "times_s": times,
+            "median_s": statistics.median(times),
+            "picks": "native",
+        }
+
+    slow, fast = [3.0, 3.1, 3.2, 3.3, 3.4, 3.5], [1.0, 1.1, 1.2, 1.3, 1.4, 1.5]
+    rows = [
+        row("numpy", "auto", slow),
+        row("numpy", "vectorized", slow),
+        row("numpy", "native", slow),
+        row("jax", "auto", fast),
+        row("jax", "vectorized", fast),
+        row("jax", "native", fast),
+    ]
+    config = {"stat": "median", "repeats": 6, "kernels": [3], "sizes": [1024]}
+    verdicts = {
+        (t["target"], t["subject"]): t
+        for t in bench.evaluate_targets({"config": config, "backends": ["numpy", "jax"], "corr2d": rows})
+    }
+    numpy_b = verdicts[("b", "numpy")]
+    ratio, low, high = bench.stats.unpaired_ratio_interval(slow, fast)
+    assert (numpy_b["value"], numpy_b["low"], numpy_b["high"]) == (ratio, low, high)
+    assert numpy_b["value"] != statistics.median(paired_ratios(slow, fast))
+    jax_b = verdicts[("b", "jax")]  # its own fastest: paired
+    assert jax_b["value"] == 1.0 and jax_b["samples"] == 6
+
+
 def test_median_interval_is_the_sign_tests():
     assert median_interval(list(range(20))) == (9.5, 5, 14)
     assert median_interval(list(range(100)))[1:] == (39, 60)  # the textbook ranks 40 and 61 (1-based)
