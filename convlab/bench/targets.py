@@ -132,11 +132,8 @@ def _modern_verdicts(modern: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = [row for row in modern if "error" not in row]
     out = []
     for name in dict.fromkeys(row["backend"] for row in rows):
-        # the step train_classifier takes over an epoch: compiled where compile="auto" compiles
         ratios = [
-            (_paired(r, "compiled_", r, "idiomatic_"), f"{r['model']}, compiled")
-            if r.get("auto_compiles") and "compiled_s" in r
-            else (_paired(r, "convlab_", r, "idiomatic_"), r["model"])
+            (_paired(r, _trained(r), r, "idiomatic_"), _where(r))
             for r in rows
             if r["backend"] == name and "idiomatic_s" in r
         ]
@@ -144,13 +141,22 @@ def _modern_verdicts(modern: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append(_verdict("k", name, *_worst(ratios, "k", "not measured")))
     torch = {row["model"]: row for row in rows if row["backend"] == "torch" and "idiomatic_s" in row}
     ratios = [
-        (_unpaired(r, "convlab_", torch[r["model"]], "idiomatic_"), r["model"])
+        (_unpaired(r, _trained(r), torch[r["model"]], "idiomatic_"), _where(r))
         for r in rows
         if r["backend"] == "numpy" and r["model"] in torch
     ]
     if ratios:
         out.append(_verdict("l", "numpy", *_worst(ratios, "l", "not measured")))
     return out
+
+
+def _trained(row: dict[str, Any]) -> str:
+    # The step train_classifier takes over an epoch: the compiled one where compile="auto" compiles.
+    return "compiled_" if row.get("auto_compiles") and "compiled_s" in row else "convlab_"
+
+
+def _where(row: dict[str, Any]) -> str:
+    return f"{row['model']}, compiled" if _trained(row) == "compiled_" else row["model"]
 
 
 def _auto_against_its_rivals(

@@ -177,8 +177,12 @@ def test_where_auto_compiles_an_epoch_the_modern_target_judges_the_compiled_step
             "compiled_s": 1.8,
         },
         {"model": "vgg", "backend": "torch", "convlab_s": 1.1, "idiomatic_s": 1.0},
+        {"model": "vgg", "backend": "numpy", "auto_compiles": True, "convlab_s": 3.0, "compiled_s": 1.8},
     ]
-    results, verdicts = _verdicts(["mxnet", "torch"], modern=rows)
+    results, verdicts = _verdicts(["mxnet", "torch", "numpy"], modern=rows)
+    # so is NumPy's, held to PyTorch's idiomatic step: 1.8 / 1.0, not 3.0 / 1.0
+    assert verdicts[("l", "numpy")]["value"] == pytest.approx(1.8) and verdicts[("l", "numpy")]["passed"] is True
+    assert verdicts[("l", "numpy")]["where"] == "vgg, compiled"
     # MXNet's eager VGG (1.5x) is not what an epoch trains on: its compiled step (1.1x) is
     assert verdicts[("k", "mxnet")]["value"] == pytest.approx(1.1) and verdicts[("k", "mxnet")]["passed"] is True
     assert verdicts[("k", "mxnet")]["where"] == "vgg, compiled"
