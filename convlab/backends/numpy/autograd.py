@@ -11,7 +11,7 @@ When no operand is a Tensor, :func:`record` returns the plain ndarray, so code
 running on plain arrays gets plain arrays back and pays nothing for autograd.
 
 Inside ``with reusing(workspace):`` the primitives take their large arrays from a
-:class:`Workspace` that outlives the block, instead of fresh memory: a training
+:class:`~.workspace.Workspace` that outlives the block, instead of fresh memory: a training
 step run there again and again reuses the same pages (NumPy's compiled step).
 The values are the same, bit for bit.
 
@@ -30,16 +30,15 @@ real outcome of the book's loop layer on NumPy, not a bug to work around.
 from __future__ import annotations
 
 import itertools
-import math
-import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from convlab.backends.numpy import workspace
+from convlab.backends.numpy.workspace import Workspace, reusing
 
 __all__ = [
     "Tensor",
@@ -599,7 +598,7 @@ def sigmoid(x: Any) -> Any:
     passes run in place, on one array: on LeNet's activations this is the cost that shows.
     """
     xv = np.asarray(value_of(x))
-    out = _empty(xv.shape, dtype=xv.dtype if xv.dtype.kind == "f" else np.float64)  # an array even for 0-d x
+    out = workspace.empty(xv.shape, dtype=xv.dtype if xv.dtype.kind == "f" else np.float64)  # an array even for 0-d x
     np.negative(xv, out=out)
     with np.errstate(over="ignore"):
         np.exp(out, out=out)
@@ -608,8 +607,8 @@ def sigmoid(x: Any) -> Any:
 
     def rule(g: np.ndarray) -> tuple[np.ndarray]:
         # g * out * (1 - out), in that order; the gradient's shape is out's
-        dx = np.multiply(g, out, out=_empty(out.shape, np.result_type(g, out)))
-        dx *= np.subtract(1, out, out=_scratch("elementwise", out.shape, out.dtype))
+        dx = np.multiply(g, out, out=workspace.empty(out.shape, np.result_type(g, out)))
+        dx *= np.subtract(1, out, out=workspace.scratch("elementwise", out.shape, out.dtype))
         return (dx,)
 
     return record(out, (x,), rule)
@@ -620,11 +619,11 @@ def relu(x: Any) -> Any:
     xv = value_of(x)
     if type(xv) is not np.ndarray or xv.dtype.kind != "f":
         return record(np.maximum(xv, 0), (x,), lambda g: (g * (xv > 0),))
-    out = np.maximum(xv, 0, out=_empty(xv.shape, xv.dtype))
+    out = np.maximum(xv, 0, out=workspace.empty(xv.shape, xv.dtype))
 
     def rule(g: np.ndarray) -> tuple[np.ndarray]:
-        positive = np.greater(xv, 0, out=_scratch("mask", xv.shape, np.bool_))
-        return (np.multiply(g, positive, out=_empty(g.shape, np.result_type(g, positive))),)
+        positive = np.greater(xv, 0, out=workspace.scratch("mask", xv.shape, np.bool_))
+        return (np.multiply(g, positive, out=workspace.empty(g.shape, np.result_type(g, positive))),)
 
     return record(out, (x,), rule)
 
@@ -755,7 +754,7 @@ def _pad_hw(x: np.ndarray, padding: Sequence[int], fill: float) -> np.ndarray:
     if not (top or bottom or left or right):
         return x
     N, C, H, W = x.shape
-    out = _empty((N, C, H + top + bottom, W + left + right), x.dtype)
+    out = workspace.empty((N, C, H + top + bottom, W + left + right), x.dtype)
     out.fill(fill)
     out[:, :, top : top + H, left : left + W] = x
     return out
@@ -827,152 +826,18 @@ def _matmul_per_image(a: np.ndarray, b: np.ndarray, buffer: np.ndarray | None = 
 
     ``a`` is (M, K), or (groups, M / groups, K / groups) to multiply group g of its rows
     with group g of the rows of ``b`` only (a grouped convolution). Channel-major, the
-    product is written into the start of ``buffer`` when given (see :func:`_buffered`).
+    product is written into the start of ``buffer`` when given (see :func:`.workspace.buffered`).
     """
     N, K, L = b.shape
     groups = 1 if a.ndim == 2 else a.shape[0]
     M = a.shape[-2] * groups
     if _channel_major(b):
         columns = b.transpose(1, 0, 2).reshape(groups, K // groups, N * L)
-        out = None if buffer is None else _buffered(buffer, (groups, M // groups, N * L))
+        out = None if buffer is None else workspace.buffered(buffer, (groups, M // groups, N * L))
         product = np.matmul(a if groups > 1 else a.reshape(1, M, K), columns, out=out)  # (groups, M / groups, N * L)
         return product.reshape(M, N, L).transpose(1, 0, 2)
     product = np.matmul(a, b if groups == 1 else b.reshape(N, groups, K // groups, L))
     return product.reshape(N, M, L)
-
-
-def _buffered(buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """The start of the flat, C-contiguous ``buffer`` as a C-contiguous array of ``shape``.
-
-    A convolution in many small chunks copies each chunk's columns into the same buffers,
-    allocated once per pass: fresh arrays of a few hundred KiB each time would each be
-    new pages for the kernel to fault in and zero, which cost as much as the copies.
-    """
-    return buffer[: math.prod(shape)].reshape(shape)
-
-
-class Workspace:
-    """Memory kept from one training step to the next, for the large arrays the primitives make.
-
-    A step allocates the same arrays every time: activations, their gradients, a
-    convolution's window columns. Allocated afresh, the larger ones are new pages
-    for the kernel to fault in and zero at every step (glibc hands large freed
-    blocks back to the system and maps them again). Inside :func:`reusing`, the
-    primitives draw them from a workspace instead, in two ways:
-
-    * :meth:`empty`, for an array that may outlive the primitive that makes it (an
-      output, a gradient, anything a backward rule keeps): it hands out the memory
-      of an earlier array of the same shape and dtype only once no array reaches
-      that memory any more, not even a view, so nothing alive is ever overwritten;
-    * :meth:`scratch`, for a temporary that dies before the primitive that makes it
-      returns (window columns, a product's rows): one buffer per purpose, grown to
-      the largest request, so a network's many layers share it. Two temporaries
-      alive at once have different purposes.
-    """
-
-    __slots__ = ("_blocks", "_buffers", "_generation")
-
-    def __init__(self) -> None:
-        self._buffers: dict[tuple[str, np.dtype], np.ndarray] = {}
-        # (shape, dtype) -> [memory, weak reference to its lease, generation of its last lease] per block
-        self._blocks: dict[tuple[tuple[int, ...], np.dtype], list[list[Any]]] = {}
-        self._generation = 0
-
-    def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        """An uninitialised array: the memory of an earlier one of this shape and dtype, once nothing reaches it."""
-        key = (shape, np.dtype(dtype))
-        blocks = self._blocks.setdefault(key, [])
-        for block in blocks:
-            if block[1]() is None:
-                break
-        else:
-            block = [np.empty(shape, dtype), None, None]
-            blocks.append(block)
-        lease = _Lease(block[0])
-        block[1], block[2] = weakref.ref(lease), self._generation
-        return np.asarray(lease)
-
-    def scratch(self, purpose: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        """A C-contiguous array for a temporary of ``purpose``, in the buffer that purpose used last time."""
-        key, size = (purpose, np.dtype(dtype)), math.prod(shape)
-        buffer = self._buffers.get(key)
-        if buffer is None or buffer.size < size:
-            buffer = self._buffers[key] = np.empty(size, dtype)
-        return _buffered(buffer, shape)
-
-    def release_unused(self) -> None:
-        """Forget the arrays not handed out since the last call (another batch size's), and start counting anew."""
-        for key, blocks in list(self._blocks.items()):
-            blocks[:] = [block for block in blocks if block[2] == self._generation or block[1]() is not None]
-            if not blocks:
-                del self._blocks[key]
-        self._generation += 1
-
-
-class _Lease:
-    # The base of an array handed out by Workspace.empty. Every view of that array (a slice, a reshape,
-    # an as_strided window, a view of a view) holds the array as its base, and the array holds the lease:
-    # the lease lives exactly as long as some array reaches its memory. Once its weak reference is dead,
-    # the memory is free.
-    __slots__ = ("__array_interface__", "__weakref__", "memory")
-
-    def __init__(self, memory: np.ndarray) -> None:
-        self.memory = memory  # kept alive while an array uses it, even if the workspace lets it go
-        self.__array_interface__ = memory.__array_interface__
-
-
-_workspace: ContextVar[Workspace | None] = ContextVar("convlab_numpy_workspace", default=None)
-
-_REUSED_BYTES = 1 << 16
-"""Arrays from this size up come from the workspace; malloc serves smaller ones from memory it keeps anyway."""
-
-
-@contextmanager
-def reusing(workspace: Workspace) -> Iterator[Workspace]:
-    """Let the primitives run inside draw their large arrays from ``workspace`` instead of fresh memory.
-
-    The results are the same, bit for bit; only where they live differs. A
-    workspace serves one thread at a time.
-    """
-    token = _workspace.set(workspace)
-    try:
-        yield workspace
-    finally:
-        _workspace.reset(token)
-
-
-def _empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    # np.empty, from the workspace while one is in use.
-    workspace = _workspace.get()
-    if workspace is None or math.prod(shape) * np.dtype(dtype).itemsize < _REUSED_BYTES:
-        return np.empty(shape, dtype)
-    return workspace.empty(shape, dtype)
-
-
-def _zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    # np.zeros, from the workspace while one is in use.
-    workspace = _workspace.get()
-    if workspace is None or math.prod(shape) * np.dtype(dtype).itemsize < _REUSED_BYTES:
-        return np.zeros(shape, dtype)
-    out = workspace.empty(shape, dtype)
-    out.fill(0)
-    return out
-
-
-def _scratch(purpose: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    # np.empty for a temporary that dies before its primitive returns: the workspace's buffer for `purpose`
-    # while one is in use (see Workspace.scratch).
-    workspace = _workspace.get()
-    return np.empty(shape, dtype) if workspace is None else workspace.scratch(purpose, shape, dtype)
-
-
-def _chunk_buffer(purpose: str, size: int, dtype: Any, chunked: bool) -> np.ndarray | None:
-    # The flat buffer a convolution's chunks copy into one after the other (see _buffered): the workspace's
-    # while one is in use; else a fresh one for several chunks, and None for one (it allocates its own).
-    workspace = _workspace.get()
-    if workspace is not None:
-        return workspace.scratch(purpose, (size,), dtype)
-    return np.empty(size, dtype) if chunked else None
 
 
 def _strided(
@@ -1012,7 +877,7 @@ def _window_columns(
     * other strides: ``row = W_out`` and L = H_out * W_out, copied from a strided view.
 
     The columns are copied channel-major, into the start of ``buffer`` when given (see
-    :func:`_buffered`). A 1x1 kernel at stride 1 reads every pixel once, in order: its
+    :func:`.workspace.buffered`). A 1x1 kernel at stride 1 reads every pixel once, in order: its
     columns are ``xp`` itself, batch-major, without a copy.
     """
     N, C, Hp, Wp = xp.shape
@@ -1034,7 +899,7 @@ def _window_columns(
     if buffer is None:
         cols = np.ascontiguousarray(windows)
     else:
-        cols = _buffered(buffer, windows.shape)
+        cols = workspace.buffered(buffer, windows.shape)
         np.copyto(cols, windows)
     return cols.reshape(C * kH * kW, N, L).transpose(1, 0, 2), row
 
@@ -1052,13 +917,13 @@ def _rows(g: np.ndarray, row: int, channel_major: bool, buffer: np.ndarray | Non
 
     The layout of :func:`_window_columns`' pixels, with zeros in the junk columns, so that
     products with the columns' junk add nothing; channel-major, copied into the start of
-    ``buffer`` when given (see :func:`_buffered`).
+    ``buffer`` when given (see :func:`.workspace.buffered`).
     """
     N, C, H, W = g.shape
     if not channel_major:
         return _blas_ready(g.reshape(N, C, H * W))  # batch-major pixels have no junk (row == W)
     L = (H - 1) * row + W
-    out = np.empty((C, N, L), dtype=g.dtype) if buffer is None else _buffered(buffer, (C, N, L))
+    out = np.empty((C, N, L), dtype=g.dtype) if buffer is None else workspace.buffered(buffer, (C, N, L))
     sC, sN, sL = out.strides
     _strided(out, (N, C, H, W), (sN, sC, row * sL, sL), writeable=True)[...] = g
     if row > W:
@@ -1084,7 +949,7 @@ def _pixels(
     # Channel-major, flat is a transposed view of a C-contiguous array with the same first element.
     view = _strided(flat.transpose(1, 0, 2) if _channel_major(flat) else flat, (N, C, H, W), (sN, sC, row * sL, sL))
     if out is None:
-        out = _empty((N, C, H, W), dtype=flat.dtype if bias is None else np.result_type(flat, bias))
+        out = workspace.empty((N, C, H, W), dtype=flat.dtype if bias is None else np.result_type(flat, bias))
     if bias is None:
         np.copyto(out, view)
     else:
@@ -1167,7 +1032,7 @@ def _scattered_input_gradient(
     (kH, kW), (s_h, s_w) = kernel_size, stride
     H_out, W_out = _output_size(Hp, Wp, kH, kW, s_h, s_w)
     L = g_rows.shape[-1]
-    buffer = _chunk_buffer("shares", N * C * kH * kW * L, np.result_type(kernels, g_rows), chunked=False)
+    buffer = workspace.chunk_buffer("shares", N * C * kH * kW * L, np.result_type(kernels, g_rows), chunked=False)
     shares = _matmul_per_image(np.swapaxes(kernels, -1, -2), g_rows, buffer).reshape(N, C, kH, kW, L)
     planes = dxp.reshape(N, C, Hp * Wp)
     for a in range(kH):
@@ -1379,10 +1244,12 @@ def conv2d(
     # (those of the backward pass are its own: the forward's are not kept). In a workspace one chunk
     # does too, and its product is then copied out like a chunk's: _pixels could hand it back as it is.
     chunked, columns = len(chunks) > 1, not kH == kW == s_h == s_w == 1
-    col_buffer = _chunk_buffer("columns", C * kH * kW * chunks[0].stop * L, xp.dtype, chunked) if columns else None
+    col_buffer = (
+        workspace.chunk_buffer("columns", C * kH * kW * chunks[0].stop * L, xp.dtype, chunked) if columns else None
+    )
     out_buffer = None
-    if chunked or (columns and _workspace.get() is not None):
-        out_buffer = _chunk_buffer("product", C_out * chunks[0].stop * L, np.result_type(kernels, xp), True)
+    if chunked or (columns and workspace.in_use()):
+        out_buffer = workspace.chunk_buffer("product", C_out * chunks[0].stop * L, np.result_type(kernels, xp), True)
     y = None
     for chunk in chunks:
         cols, row = _window_columns(xp[chunk], kH, kW, s_h, s_w, col_buffer)  # (n, C * kH * kW, L)-indexed
@@ -1391,7 +1258,9 @@ def conv2d(
             y = _pixels(product, H_out, W_out, row, bv)
         else:
             if y is None:
-                y = _empty((N, C_out, H_out, W_out), dtype=product.dtype if bv is None else np.result_type(product, bv))
+                y = workspace.empty(
+                    (N, C_out, H_out, W_out), dtype=product.dtype if bv is None else np.result_type(product, bv)
+                )
             _pixels(product, H_out, W_out, row, bv, out=y[chunk])
     channel_major = _channel_major(cols)
     parents: tuple[Any, ...] = (x, w) if bias is None else (x, w, bias)
@@ -1401,15 +1270,15 @@ def conv2d(
         dx = dw = db = dxp = None
         gathers = need_x and _gathers(xv.shape, C_out, padding, (kH, kW), (s_h, s_w))
         if need_x and not gathers:
-            dxp = _zeros(xp.shape, dtype=np.result_type(g, wv))  # the padded input's, cropped below
+            dxp = workspace.zeros(xp.shape, dtype=np.result_type(g, wv))  # the padded input's, cropped below
         elif need_x and len(chunks) > 1:
-            dx = _empty(xv.shape, dtype=np.result_type(g, wv))
+            dx = workspace.empty(xv.shape, dtype=np.result_type(g, wv))
         rows_buffer = cols_buffer = None
         if (need_x or need_w) and columns:  # (a 1x1 kernel's columns and rows are the pixels themselves)
             if channel_major:
-                rows_buffer = _chunk_buffer("rows", C_out * chunks[0].stop * L, g.dtype, chunked)
+                rows_buffer = workspace.chunk_buffer("rows", C_out * chunks[0].stop * L, g.dtype, chunked)
             if need_w:
-                cols_buffer = _chunk_buffer("columns", C * kH * kW * chunks[0].stop * L, xp.dtype, chunked)
+                cols_buffer = workspace.chunk_buffer("columns", C * kH * kW * chunks[0].stop * L, xp.dtype, chunked)
         for chunk in chunks if need_x or need_w else ():
             g_rows = _rows(g[chunk], row, channel_major, rows_buffer)  # laid out as the columns' pixels
             if need_w:
@@ -1520,20 +1389,24 @@ def pool2d(
     offsets = _offsets(kH, kW, s_h, s_w, H_out, W_out)
     runs, row = _window_runs(xp, kH, kW, s_h, s_w)
     combine = np.maximum if mode == "max" else np.add
-    combined = _empty(runs[0].shape, runs[0].dtype)
+    combined = workspace.empty(runs[0].shape, runs[0].dtype)
     np.copyto(combined, runs[0])
     for run in runs[1:]:
         combine(combined, run, out=combined)
     out = combined if row is None else _pixels(combined, H_out, W_out, row)
     if mode == "avg":
-        out = np.divide(out, kH * kW, out=_empty(out.shape, out.dtype)) if out.dtype.kind == "f" else out / (kH * kW)
+        out = (
+            np.divide(out, kH * kW, out=workspace.empty(out.shape, out.dtype))
+            if out.dtype.kind == "f"
+            else out / (kH * kW)
+        )
     # Windows that tile the padded input (the frameworks' default stride, and a size the
     # window divides) write every input pixel's gradient exactly once: no zeros to add to.
     tiles = (s_h, s_w) == (kH, kW) and xp.shape[2:] == (kH * H_out, kW * W_out)
 
     def average_rule(g: np.ndarray) -> tuple[np.ndarray]:
-        dxp = _empty(xp.shape, dtype=g.dtype) if tiles else _zeros(xp.shape, dtype=g.dtype)
-        share = np.divide(g, kH * kW, out=_scratch("elementwise", g.shape, g.dtype))
+        dxp = workspace.empty(xp.shape, dtype=g.dtype) if tiles else workspace.zeros(xp.shape, dtype=g.dtype)
+        share = np.divide(g, kH * kW, out=workspace.scratch("elementwise", g.shape, g.dtype))
         for index in offsets:
             if tiles:
                 dxp[index] = share
@@ -1567,7 +1440,7 @@ def pool2d(
         flat += np.arange(H_out, dtype=np.intp).reshape(H_out, 1) * (s_h * Wp) + np.arange(W_out) * s_w
         if count in first:
             g = np.where(first == count, 0, g)  # NaN windows give no gradient
-        dxp = _zeros(xp.shape, dtype=g.dtype)
+        dxp = workspace.zeros(xp.shape, dtype=g.dtype)
         np.add.at(dxp.reshape(-1), flat.reshape(-1), g.reshape(-1))
         return (dxp[:, :, top : top + H, left : left + W],)
 
