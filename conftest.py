@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import pathlib
 
 
 def _adapters_without_their_framework() -> list[str]:
-    # An adapter module and a reference module import their framework at their top: where that framework is not
-    # installed, there is nothing to collect (its backend's tests skip, saying so).
+    # A backend's modules import their framework at their top (the adapter, the reference module with the book's
+    # tabs, and the modules an adapter is split into): where that framework is not installed, there is nothing to
+    # collect (its backend's tests skip, saying so). The package's __init__ imports no framework.
     from convlab.backends.spec import module_installed
     from convlab.core.registry import specs
 
@@ -15,14 +17,15 @@ def _adapters_without_their_framework() -> list[str]:
     for spec in specs().values():
         if all(module_installed(module) for module in spec.modules):
             continue
-        # the reference module (the book's tabs, idiomatic code) and the networks it times import the framework too
-        adapter = spec.adapter.partition(":")[0]
-        networks = adapter.rpartition(".")[0] + ".networks" if "." in adapter else None
-        for module in (adapter, spec.reference, networks):
+        for module in (spec.adapter.partition(":")[0], spec.reference):
             found = importlib.util.find_spec(module) if module else None
-            if found is not None and found.origin:
-                ignored.append(found.origin)
-    return ignored
+            if found is None or not found.origin:
+                continue
+            ignored.append(found.origin)
+            package = pathlib.Path(found.origin).parent
+            if (package / "__init__.py").exists():
+                ignored += [str(path) for path in sorted(package.glob("*.py")) if path.name != "__init__.py"]
+    return sorted(set(ignored))
 
 
 # Running __main__ would exit; the figures' examples need matplotlib (the `plot` extra).
