@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import statistics
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -41,6 +42,15 @@ SAMPLE_S = 1e-3
 
 MAX_CALLS_PER_SAMPLE = 10_000
 """Bounds a sample of a call too fast for the clock to time once."""
+
+SETTLE_S = 5e-3
+"""A settled sample follows untimed calls of the same function lasting at least this long (at least one call).
+
+What one call leaves behind can outlast the next call: after TensorFlow's
+1024x1024 convolution (3.5 ms), its shift-and-add (0.5 ms) ran 1.10-1.15x
+slower for a call or two, while the framework's threads wound down. Calls
+for 3 ms and more after the convolution brought it back to 1.00-1.02x.
+"""
 
 DEFAULT_BUDGET_S = 2.0
 """Seconds one side-by-side measurement may go on sampling, past its first samples, for its comparisons to settle."""
@@ -144,7 +154,10 @@ def measure_side_by_side(
     Each function is warmed up and calibrated, then sample ``i`` of every
     function is taken before sample ``i + 1`` of any, so that changes in the
     machine's load hit all of them alike and their ratios stay fair. The
-    order within a round rotates from round to round.
+    order within a round changes from round to round (the rows of a
+    Williams design), so that over ``n`` rounds (``2 n`` for an odd ``n``
+    of functions) each function goes first equally often and follows each
+    other one equally often.
 
     Without comparisons, each function gets ``repeats`` samples. With them,
     sampling goes on until the interval of every comparison's paired ratios
@@ -172,9 +185,10 @@ def measure_side_by_side(
     clock : callable
         Seconds, monotonic (tests pass a fake one).
     settle : bool
-        Call each function once, untimed, before each of its samples, so
-        that a sample times the function's repeated calls, as a user's loop
-        makes them, not the state another function left behind. For calls
+        Call each function untimed before each of its samples, once and for
+        at least :data:`SETTLE_S`, so that a sample times the function's
+        repeated calls, as a user's loop makes them, not the state another
+        function left behind. For calls
         whose output takes megabytes: a 2048x2048 ``corr2d`` that follows
         another function maps its 16 MiB output afresh, page by page
         (Paddle's banded convolution took 27 ms after any other call, 17 ms
@@ -206,13 +220,10 @@ def measure_side_by_side(
     start, look = None, minimum
     order = list(plans)
     while plans:
-        # Each round starts one function later than the last: a call can leave the next one a cost (memory to
-        # fault in again, threads spinning down), which would otherwise always fall on the same function.
-        shift = len(next(iter(times.values()))) % len(order)
-        for key in order[shift:] + order[:shift]:
+        for key in _round_order(order, len(next(iter(times.values())))):
             fn, number, _ = plans[key]
             if settle:
-                fn()
+                _settle(fn, clock)
             times[key].append(_sample(fn, number, clock))
         taken = len(next(iter(times.values())))
         if taken < minimum:
@@ -265,6 +276,35 @@ def _calls_per_sample(fn: Callable[[], Any], clock: Clock) -> int:
     fn()
     once = clock() - start
     return max(1, min(MAX_CALLS_PER_SAMPLE, int(SAMPLE_S / max(once, 1e-7))))
+
+
+def _round_order(order: list[Any], round_index: int) -> list[Any]:
+    # A call can leave the next one a cost (memory to fault in again, threads spinning down). Rotating the start
+    # from round to round alone keeps who follows whom; the rounds of a Williams design (a Latin square, with its
+    # mirror image for an odd count) start each function once in every place and put it once after every other.
+    rows = _williams_rows(len(order))
+    return [order[i] for i in rows[round_index % len(rows)]]
+
+
+@functools.cache
+def _williams_rows(n: int) -> tuple[tuple[int, ...], ...]:
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:  # 0, 1, n-1, 2, n-2, ...
+        if len(first) % 2:
+            first.append(low)
+            low += 1
+        else:
+            first.append(high)
+            high -= 1
+    rows = tuple(tuple((i + shift) % n for i in first) for shift in range(n))
+    return rows + tuple(row[::-1] for row in rows) if n % 2 else rows
+
+
+def _settle(fn: Callable[[], Any], clock: Clock) -> None:
+    start = clock()
+    fn()
+    while clock() - start < SETTLE_S:
+        fn()
 
 
 def _sample(fn: Callable[[], Any], number: int, clock: Clock) -> float:

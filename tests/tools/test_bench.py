@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib.util
 import itertools
 import json
@@ -19,7 +20,7 @@ from convlab.backends.reference import NOT_PROVIDED, reference_function
 from convlab.backends.spec import BackendSpec
 from convlab.bench.networks import time_lenet_steps, time_modern_steps
 from convlab.bench.stats import median_interval, min_samples, paired_ratios
-from convlab.bench.timing import Comparison, Progress
+from convlab.bench.timing import SETTLE_S, Comparison, Progress
 from convlab.bench.workloads import time_training
 from convlab.core.registry import available_backends, backend_names, load_backend
 from convlab.errors import BackendNotInstalledError
@@ -348,9 +349,30 @@ def test_side_by_side_rounds_rotate_which_function_goes_first():
         tick = clock.call([1.0])
         return lambda: calls.append(key) or tick()
 
-    bench.measure_side_by_side({key: counted(key) for key in "abc"}, repeats=3, clock=clock)
-    # warm-up and calibration first, a function at a time; then rounds of one call each (a call takes 1 s)
-    assert "".join(calls) == "aabbcc" + "abc" + "bca" + "cab"
+    bench.measure_side_by_side({key: counted(key) for key in "abc"}, repeats=6, clock=clock)
+    # warm-up and calibration first, a function at a time; then rounds of one call each (a call takes 1 s),
+    # the second pass through the rotations backwards
+    assert "".join(calls) == "aabbcc" + "abc" + "bca" + "cab" + "cba" + "acb" + "bac"
+
+
+@pytest.mark.parametrize("keys", ["ab", "abc", "abcd", "abcde"])
+def test_over_its_rounds_each_function_goes_first_and_follows_each_other_equally_often(keys):
+    clock, calls = FakeClock(), []
+
+    def counted(key):
+        tick = clock.call([1.0])
+        return lambda: calls.append(key) or tick()
+
+    n_rounds = len(keys) * (2 if len(keys) % 2 else 1)
+    bench.measure_side_by_side({key: counted(key) for key in keys}, repeats=n_rounds, clock=clock)
+    sampled = "".join(calls[2 * len(keys) :])
+    rounds = [sampled[i : i + len(keys)] for i in range(0, len(sampled), len(keys))]
+    assert len(rounds) == n_rounds and all(sorted(r) == sorted(keys) for r in rounds), rounds
+    firsts = collections.Counter(r[0] for r in rounds)
+    followers = collections.Counter(pair for r in rounds for pair in itertools.pairwise(r))
+    pairs = [(a, b) for a in keys for b in keys if a != b]
+    assert set(firsts.values()) == {n_rounds // len(keys)} and len(firsts) == len(keys), firsts
+    assert {followers[pair] for pair in pairs} == {n_rounds // len(keys)}, followers
 
 
 def test_settled_samples_each_follow_an_untimed_call_of_the_same_function():
@@ -364,6 +386,16 @@ def test_settled_samples_each_follow_an_untimed_call_of_the_same_function():
     # warm-up and calibration; then each sample (timed) right after the same function's untimed call
     assert "".join(calls) == "aabb" + "aabb" + "bbaa"
     assert all(timing["samples"] == 2 for timing in timings.values())
+
+
+def test_a_settled_sample_follows_untimed_calls_lasting_the_settling_time():
+    clock, calls = FakeClock(), []
+    tick = clock.call([0.3 * SETTLE_S])
+    fns = {"a": lambda: calls.append("a") or tick()}
+    timings = bench.measure_side_by_side(fns, repeats=3, clock=clock, settle=True)
+    assert timings["a"]["number"] == 1 and timings["a"]["samples"] == 3
+    # warm-up and calibration; then per sample four untimed calls (1.2 settling times) and the timed one
+    assert len(calls) == 2 + 3 * (4 + 1)
 
 
 def test_auto_against_the_fastest_of_another_backend_is_unpaired():
