@@ -243,8 +243,8 @@ class TorchBackend(Backend):
         # once per kernel element, several times slower past 1024x1024. Each run stays under PyTorch's parallel
         # grain (32768 elements), so no pass waits for a thread: on a busy machine a parallel pass of 64K
         # elements took 10x to 60x longer than a serial one of 32K. oneDNN's (banded) convolution, parallel too,
-        # beat the runs by up to 2x at 512x512 on a quiet machine, but on a busy one each call, from 8x8 up,
-        # waited about 7 ms for its thread: auto_method takes it only where the runs' passes cost more than that.
+        # beat the runs by up to 3x at 512x512 on a quiet machine, but on a busy one each call, from 8x8 up,
+        # waited about 7 ms for its thread (auto_method weighs both).
         flat = X.contiguous().view(-1)
         full = torch.empty(out_h * X.shape[1], dtype=X.dtype)
         weights = K.reshape(-1).tolist()
@@ -257,12 +257,14 @@ class TorchBackend(Backend):
         return full.view(out_h, X.shape[1])[:, :out_w]
 
     def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
-        # The runs pass over the image once per kernel element; oneDNN's banded convolution reads it once, plus its
-        # wait for a thread on a busy machine (above). Quiet, medians of convlab bench: at 1024x1024 with 5x5 the
-        # runs took 6.8 ms, oneDNN 2.8; at 2048x2048, 13.5 against 10.7 with 3x3, 27.9 against 10.2 with 5x5. With
-        # 2x2 the runs won (7.5 against 8.8); at 1024x1024 with 3x3 oneDNN's lead (2.2 against 2.6) is under its wait.
-        passes = x_shape[0] * x_shape[1] * k_shape[0] * k_shape[1]
-        return "native" if passes >= 25 * 1024 * 1024 and k_shape[0] * k_shape[1] >= 9 else "vectorized"
+        # The runs pass over the image once per kernel element; oneDNN's banded convolution reads it once. Quiet,
+        # in `convlab bench` (medians, ms): from 512x512 up with 3x3 and 5x5 oneDNN won (512x512, 3x3: 0.33-0.51
+        # against 0.48-0.85; 5x5: 0.42 against 1.2), or tied (2048x2048, 3x3: 8.2 against 8.1); with 2x2 the runs
+        # won at every size (2048x2048: 4.5-4.8 against 7.3-35). oneDNN runs on two threads and here some
+        # measurements catch each call waiting for the second (1024x1024, 3x3: 7.5 ms against 1.1; on a busy
+        # machine about 7 ms a call, above); the runs, serial, never wait.
+        pixels, taps = x_shape[0] * x_shape[1], k_shape[0] * k_shape[1]
+        return "native" if pixels >= 512 * 512 and taps >= 9 else "vectorized"
 
     def corr2d_bands(self, x_shape: Pair, k_shape: Pair) -> int:
         # oneDNN's one-channel convolution takes a slow path past 256x256 pixels; as 16 channels of a depthwise
