@@ -323,7 +323,11 @@ class PaddleBackend(Backend):
 
     def auto_method(self, x_shape: Pair, k_shape: Pair) -> str:
         # Each shift of the shift-and-add costs tens of microseconds of dispatch and a pass over memory; the
-        # convolution, banded where large (corr2d_bands), was faster at every size `convlab bench` tries.
+        # convolution, banded where large (corr2d_bands), was faster at most sizes `convlab bench` tries. Not past
+        # 1024x1024 with 2x2, whose four shifts cost least: in 5 of 7 measurements at 2048x2048 the banded
+        # convolution took 15-17 ms, the shift-and-add 10-13 (the other 2: 6 ms against 12-13).
+        if x_shape[0] * x_shape[1] > 1024 * 1024 and k_shape[0] * k_shape[1] <= 4:
+            return "vectorized"
         return "native"
 
     def corr2d_bands(self, x_shape: Pair, k_shape: Pair) -> int:
