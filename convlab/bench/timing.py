@@ -188,12 +188,11 @@ def measure_side_by_side(
         Call each function untimed before each of its samples, once and for
         at least :data:`SETTLE_S`, so that a sample times the function's
         repeated calls, as a user's loop makes them, not the state another
-        function left behind. For calls
-        whose output takes megabytes: a 2048x2048 ``corr2d`` that follows
-        another function maps its 16 MiB output afresh, page by page
-        (Paddle's banded convolution took 27 ms after any other call, 17 ms
-        after itself), and which call came before a sample then decides
-        the verdict.
+        function left behind. For calls whose output takes megabytes: a
+        2048x2048 ``corr2d`` that follows another function maps its 16 MiB
+        output afresh, page by page (Paddle's banded convolution took 27 ms
+        after any other call, 17 ms after itself), and which call came
+        before a sample then decides the verdict.
 
     Returns
     -------
