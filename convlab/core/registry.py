@@ -33,6 +33,7 @@ from convlab import backends as _backends_pkg
 from convlab._api import export
 from convlab.backends.base import DTYPES, Backend
 from convlab.backends.spec import BackendSpec, module_installed
+from convlab.core.threads import thread_settings_kept
 from convlab.errors import BackendImportError, BackendLoadOrderError, BackendNotInstalledError
 
 ENV_VAR = "CONVLAB_BACKEND"
@@ -270,16 +271,17 @@ def load_backend(name: str, device: str | None = None, dtype: str | None = None)
                     f"backend {spec.name!r} is not installed here (no module named {spec.modules[0]!r}); "
                     f"install it with: {spec.hint}"
                 )
-            _check_import_order(spec)
-            try:
-                cls = spec.adapter_class()
-            except ImportError as exc:
-                if (exc.name or "").partition(".")[0] == "convlab":
-                    raise  # a bug in convlab, not a missing framework: say so
-                raise BackendImportError(
-                    f"backend {spec.name!r}: {spec.modules[0] if spec.modules else spec.name} is installed but "
-                    f"importing it fails ({exc}); reinstall it with: {spec.hint}"
-                ) from exc
+            with thread_settings_kept():  # a framework's import must not slow down the others in the process
+                _check_import_order(spec)
+                try:
+                    cls = spec.adapter_class()
+                except ImportError as exc:
+                    if (exc.name or "").partition(".")[0] == "convlab":
+                        raise  # a bug in convlab, not a missing framework: say so
+                    raise BackendImportError(
+                        f"backend {spec.name!r}: {spec.modules[0] if spec.modules else spec.name} is installed but "
+                        f"importing it fails ({exc}); reinstall it with: {spec.hint}"
+                    ) from exc
             if key[2] not in cls.dtypes:
                 raise ValueError(
                     f"dtype: the {spec.name} backend cannot compute in {key[2]}; it computes in "

@@ -351,6 +351,44 @@ def test_paddle_after_tensorflow_is_a_clear_error_not_a_crash():
     assert "'paddle'" not in available and "'tensorflow'" in available
 
 
+# -- thread settings ------------------------------------------------------------------------------
+
+
+TORCH_BESIDE_ONE_THAT_SETS_THREADS = installed("torch") and (installed("mxnet") or installed("paddle"))
+
+
+@pytest.mark.skipif(not TORCH_BESIDE_ONE_THAT_SETS_THREADS, reason="needs torch, and mxnet or paddle")
+def test_loading_a_backend_leaves_the_others_their_threads():
+    # MXNet's import sets OpenMP's thread count to half the CPUs on the importing thread, and the runtime is
+    # shared: PyTorch then computed on one of two cores. Paddle's sets OMP_NUM_THREADS=1 for every child process.
+    code = """
+        import json, os
+        import convlab as cl
+        from convlab.core.registry import load_backend
+        load_backend("torch")
+        import torch
+        alone = torch.get_num_threads()
+        for name in ("mxnet", "paddle"):
+            if name in cl.available_backends():
+                load_backend(name)
+        print(json.dumps([alone, torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")]))
+        """
+    unset = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    env = {name: value for name, value in os.environ.items() if name not in unset}
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    alone, beside_the_others, variable = json.loads(run.stdout.splitlines()[-1])
+    assert (beside_the_others, variable) == (alone, None)
+    assert alone == len(os.sched_getaffinity(0))  # PyTorch's own default: one thread per CPU it may run on
+
+
 # -- devices ---------------------------------------------------------------------------------------
 
 
