@@ -262,7 +262,10 @@ class TorchBackend(Backend):
         # against 0.48-0.85; 5x5: 0.42 against 1.2), or tied (2048x2048, 3x3: 8.2 against 8.1); with 2x2 the runs
         # won at every size (2048x2048: 4.5-4.8 against 7.3-35). oneDNN runs on two threads and here some
         # measurements catch each call waiting for the second (1024x1024, 3x3: 7.5 ms against 1.1; on a busy
-        # machine about 7 ms a call, above); the runs, serial, never wait.
+        # machine about 7 ms a call, above); the runs, serial, never wait. Those medians had PyTorch on one thread
+        # (MXNet's import had set it; convlab.core.threads). On two: 512x512, 3x3 oneDNN 0.38-0.42 against 0.45-0.46;
+        # with 2x2 oneDNN is bimodal from 1024x1024 (2048x2048: 2.8 ms in one run, 12.2-12.4 in three, against
+        # 3.8-4.1), and the runs still win at 512x512 (0.26-0.28 against 0.37-0.39).
         pixels, taps = x_shape[0] * x_shape[1], k_shape[0] * k_shape[1]
         return "native" if pixels >= 512 * 512 and taps >= 9 else "vectorized"
 
