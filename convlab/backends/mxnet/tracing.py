@@ -35,12 +35,13 @@ class _Traced:
     it runs.
     """
 
-    __slots__ = ("_dtype", "_shape", "symbol", "trace")
+    __slots__ = ("_dtype", "_shape", "is_reshaped_view", "symbol", "trace")
 
     def __init__(self, symbol: Any, trace: _Trace) -> None:
         self.symbol, self.trace = symbol, trace
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None
+        self.is_reshaped_view = False  # as an array's reshape_view is, once the adapter's reshape marks it
 
     @property
     def shape(self) -> tuple[int, ...]:
