@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterable
 
 import pytest
 
@@ -17,6 +21,25 @@ EXTRA_BACKEND = "CONVLAB_TEST_EXTRA_BACKEND"
 if os.environ.get(EXTRA_BACKEND):
     _module, _, _attribute = os.environ[EXTRA_BACKEND].partition(":")
     cl.register_backend(getattr(importlib.import_module(_module), _attribute))
+
+
+def run_python(code: str, clear: Iterable[str] = (), **env: str) -> str:
+    """Run ``code`` in a fresh interpreter; return its stdout (raises on a non-zero exit).
+
+    ``env`` adds to this process's environment and the names in ``clear`` are left out of it.
+    """
+    inherited = {name: value for name, value in os.environ.items() if name not in set(clear)}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**inherited, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}")
+    return result.stdout.strip()
 
 
 def load_or_skip(name: str):

@@ -14,25 +14,12 @@ import numpy as np
 import pytest
 
 import convlab as cl
+from conftest import run_python
 from convlab import _api
 from convlab.backends.spec import BackendSpec
+from convlab.core.threads import THREAD_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_python(code: str, **env: str) -> str:
-    """Run ``code`` in a fresh interpreter; return its stdout (raises on a non-zero exit)."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
-        check=False,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}")
-    return result.stdout.strip()
 
 
 def installed(name: str) -> bool:
@@ -373,18 +360,8 @@ def test_loading_a_backend_leaves_the_others_their_threads():
                 load_backend(name)
         print(json.dumps([alone, torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")]))
         """
-    unset = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-    env = {name: value for name, value in os.environ.items() if name not in unset}
-    run = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    alone, beside_the_others, variable = json.loads(run.stdout.splitlines()[-1])
+    out = run_python(code, clear=THREAD_VARIABLES)
+    alone, beside_the_others, variable = json.loads(out.splitlines()[-1])
     assert (beside_the_others, variable) == (alone, None)
     assert alone == len(os.sched_getaffinity(0))  # PyTorch's own default: one thread per CPU it may run on
 

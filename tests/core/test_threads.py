@@ -5,12 +5,10 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
+from conftest import run_python
 from convlab.core.threads import THREAD_VARIABLES, thread_settings_kept
 
 
@@ -41,17 +39,7 @@ def _gnu_openmp_or_skip() -> None:
 
 def _run(code: str, **variables: str) -> list[int | None]:
     """The JSON ``code`` prints last, run in a fresh interpreter without the thread variables but ``variables``."""
-    env = {name: value for name, value in os.environ.items() if name not in THREAD_VARIABLES}
-    run = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**env, **variables},
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout.splitlines()[-1])
+    return json.loads(run_python(code, clear=THREAD_VARIABLES, **variables).splitlines()[-1])
 
 
 def test_a_loaded_runtime_gets_its_count_back():
