@@ -42,14 +42,15 @@ def _loaded_runtime(name: str) -> ctypes.CDLL | None:
         return None
 
 
+def _loaded_runtimes() -> dict[str, ctypes.CDLL]:
+    """Each of :data:`OPENMP_RUNTIMES` that the process has loaded, by name."""
+    runtimes = {name: _loaded_runtime(name) for name in OPENMP_RUNTIMES}
+    return {name: lib for name, lib in runtimes.items() if lib is not None and hasattr(lib, "omp_get_max_threads")}
+
+
 def openmp_threads() -> dict[str, int]:
     """``omp_get_max_threads()`` on this thread for each loaded OpenMP runtime: the threads its next region gets."""
-    counts = {}
-    for name in OPENMP_RUNTIMES:
-        runtime = _loaded_runtime(name)
-        if runtime is not None and hasattr(runtime, "omp_get_max_threads"):
-            counts[name] = int(runtime.omp_get_max_threads())
-    return counts
+    return {name: int(runtime.omp_get_max_threads()) for name, runtime in _loaded_runtimes().items()}
 
 
 def _default_openmp_threads(omp_num_threads: str | None) -> int | None:
@@ -93,9 +94,7 @@ def thread_settings_kept() -> Iterator[None]:
             else:
                 os.environ[name] = value
         default = _default_openmp_threads(environment["OMP_NUM_THREADS"])
-        for name, count in openmp_threads().items():
+        for name, runtime in _loaded_runtimes().items():
             wanted = before.get(name, default)
-            if wanted is not None and count != wanted:
-                runtime = _loaded_runtime(name)
-                if runtime is not None:
-                    runtime.omp_set_num_threads(wanted)
+            if wanted is not None and runtime.omp_get_max_threads() != wanted:
+                runtime.omp_set_num_threads(wanted)
