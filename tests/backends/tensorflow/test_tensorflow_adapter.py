@@ -294,6 +294,41 @@ def test_nchw_kernels_and_their_fallback_match_the_reference(backend, monkeypatc
     assert analytic == pytest.approx(numeric, rel=1e-4, abs=1e-3)
 
 
+ONE_COLUMN_CASES = [
+    # (height, width), kernel, stride, padding: one input channel, an output one column wide, strides that differ
+    ((3, 3), (2, 2), (1, 3), (2, 2, 0, 0)),  # Hypothesis' find in test_conv_and_pool_layers_on_drawn_shapes
+    ((5, 2), (1, 2), (1, 2), (0, 0, 0, 0)),
+    ((7, 4), (3, 3), (1, 3), (0, 0, 0, 0)),
+    ((4, 2), (2, 3), (1, 2), (0, 1, 0, 1)),  # "SAME"'s padding for these sizes and strides
+    ((6, 3), (2, 2), (2, 3), (1, 0, 1, 0)),
+]
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "padding"), ONE_COLUMN_CASES)
+def test_a_convolution_one_column_wide_matches_the_reference(backend, size, kernel, stride, padding):
+    # oneDNN's NCHW kernel misplaced these outputs' rows: (3, 3) gave rows 0, 2, 4 where 0, 1, 2 belong.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 1, *size)), rng.standard_normal((2, 1, *kernel))
+    want = conv2d_reference(x, w, stride, padding, 1)
+    assert want.shape[3] == 1
+    dy = rng.standard_normal(want.shape)
+    X, W = tf.constant(x.astype(np.float32)), tf.constant(w.astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch([X, W])
+        y = backend.conv2d(X, W, stride, padding, 1)
+        total = tf.reduce_sum(y * dy.astype(np.float32))
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-5, atol=1e-5)
+    # The output is linear in x and in w: each gradient entry is dy's inner product with the reference's output
+    # for the unit input (or kernel) at that entry.
+    dx, dw = (gradient.numpy().ravel() for gradient in tape.gradient(total, [X, W]))
+    units = np.eye(x.size).reshape(x.size, *x.shape)
+    np.testing.assert_allclose(dx, [(dy * conv2d_reference(u, w, stride, padding, 1)).sum() for u in units], atol=1e-4)
+    units = np.eye(w.size).reshape(w.size, *w.shape)
+    np.testing.assert_allclose(dw, [(dy * conv2d_reference(x, u, stride, padding, 1)).sum() for u in units], atol=1e-4)
+
+
 def test_nchw_probe_names_its_ops():
     from convlab.backends.tensorflow import kernels
 
