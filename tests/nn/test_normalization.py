@@ -98,6 +98,48 @@ def test_gradients_through_batch_norm_pass_gradcheck(backend):
     assert result.passed, result
 
 
+def batch_norm_gradients_reference(X, gamma, beta, upstream, eps=1e-5):
+    """``d sum(upstream * Y) / d (X, gamma, beta)`` in float64, from the chain rule through the batch's statistics."""
+    axes = (0, 2, 3) if X.ndim == 4 else (0,)
+    shape = (1, -1, 1, 1) if X.ndim == 4 else (1, -1)
+    X, upstream = X.astype(np.float64), upstream.astype(np.float64)
+    inverse_std = 1 / np.sqrt(X.var(axis=axes, keepdims=True) + eps)
+    normalised = (X - X.mean(axis=axes, keepdims=True)) * inverse_std
+    d_normalised = upstream * gamma.reshape(shape)
+    d_X = inverse_std * (
+        d_normalised
+        - d_normalised.mean(axis=axes, keepdims=True)
+        - normalised * (d_normalised * normalised).mean(axis=axes, keepdims=True)
+    )
+    return d_X, (upstream * normalised).sum(axis=axes), upstream.sum(axis=axes)
+
+
+@pytest.mark.parametrize("shape", [(8, 3, 6, 5), (32, 16, 9, 9), (12, 7)], ids=["small", "many", "1d"])
+def test_float32_batch_norm_and_its_gradients_match_the_float64_derivation(backend, shape):
+    # In float32, where a framework's fused kernel computes (the float64 gradcheck above runs the composed one).
+    rng = np.random.default_rng(sum(shape))
+    X = rng.normal(2.0, 3.0, size=shape).astype(np.float32)
+    gamma, beta = rng.normal(1.0, 0.5, size=shape[1]), rng.normal(size=shape[1])
+    upstream = rng.normal(size=shape)
+    axes = (0, 2, 3) if len(shape) == 4 else (0,)
+    Y, mean, variance = backend.batch_norm(
+        cl.tensor(X), cl.tensor(gamma.astype(np.float32)), cl.tensor(beta.astype(np.float32)), 1e-5
+    )
+    (expected,), _, _ = batch_norm_reference([X], gamma, beta, spatial=len(shape) == 4)
+    np.testing.assert_allclose(cl.to_numpy(Y), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(cl.to_numpy(mean), X.astype(np.float64).mean(axis=axes), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cl.to_numpy(variance), X.astype(np.float64).var(axis=axes), rtol=1e-5)
+
+    def total(x, weight, bias):
+        active = cl.get_backend()
+        return active.sum(active.batch_norm(x, weight, bias, 1e-5)[0] * active.tensor(upstream))
+
+    _, grads = backend.grad(total, X, gamma.astype(np.float32), beta.astype(np.float32))
+    expected = batch_norm_gradients_reference(X, gamma, beta, upstream)
+    for got, want, name in zip(grads, expected, ("X", "gamma", "beta"), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max(), err_msg=name)
+
+
 def test_a_batch_of_one_in_training_mode_is_refused_by_name(backend):
     with pytest.raises(ValueError, match=r"BatchNorm1d: in training mode each channel needs more than one value"):
         cl.nn.BatchNorm1d(3)(cl.tensor(np.ones((1, 3))))

