@@ -70,10 +70,14 @@ def test_a_record_starts_with_the_losses_the_code_computes(backend, experiment):
     meta = runs[backend.name].metadata
     losses = first_losses(backend.name, meta["model"], meta["size"], meta["lr"], meta["batch_size"], meta["seed"])
     recorded = runs[backend.name].step_losses[: len(losses)]
-    np.testing.assert_allclose(recorded[:2], losses[:2], rtol=1e-5)
-    # From the third step on, 1e-4: the records ran with one BLAS thread, and OpenBLAS sums some of NumPy's
-    # products in another order on two, which ResNet-18's third loss shows at 1.1e-5 (measured).
-    np.testing.assert_allclose(recorded[2:], losses[2:], rtol=1e-4)
+    np.testing.assert_allclose(recorded[0], losses[0], rtol=1e-5)  # the forward pass of the seeded weights
+    # After a step, 5e-4: sums taken in another order (another thread count, another CPU's kernels) move the
+    # losses that far where float32 gradients are ill-conditioned. Measured on ResNet-18: its first gradients
+    # in float32 differ from float64's by up to 3.8% of their largest entry, on TensorFlow's fused and composed
+    # batch norm alike; those two kernels' second losses differ by 2.5e-4, and PyTorch's third loss on one
+    # thread and on two by 1.0e-4. One layer's gradient left out, or one convolution's scaled by 0.9, moves
+    # ResNet-18's third loss by 8e-4 to 1.4e-2 (measured on PyTorch).
+    np.testing.assert_allclose(recorded[1:], losses[1:], rtol=5e-4)
 
 
 @pytest.mark.parametrize("model", MINI_MODELS)
