@@ -45,8 +45,9 @@ other_pythons() {
 case "${1:-all}" in
     setup) setup ;;
     test) shift; run_tests "$@" ;;
-    # Two workers share the tests; the docs tests stay together (xdist_group), so the site is built once.
-    all) shift || true; setup; run_tests -n "${CONVLAB_TEST_WORKERS:-2}" --dist loadgroup "$@" ;;
+    # Two workers share the tests; the docs tests stay together (xdist_group), so the site is built once. The
+    # slowest tests are listed, to see where CI's time goes.
+    all) shift || true; setup; run_tests -n "${CONVLAB_TEST_WORKERS:-2}" --dist loadgroup --durations 30 "$@" ;;
     versions) shift; other_pythons "$@" ;;
     *) echo "usage: bash scripts/dev.sh [setup|test|all|versions] [pytest or nox args]" >&2; exit 2 ;;
 esac
