@@ -233,9 +233,10 @@ class TensorFlowBackend(Backend):
         Y, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
             nchw, weight, bias, epsilon=eps, data_format="NCHW", is_training=True
         )
-        # The kernel returns the variance it feeds running statistics, unbiased; the protocol's is the batch's.
+        # The kernel returns the variance it feeds running statistics, unbiased; the protocol's is the batch's
+        # (the core has refused a channel of one value in training, where the unbiased one is undefined).
         count = int(np.prod(shape)) // shape[1]
-        variance = unbiased * ((count - 1) / count) if count > 1 else unbiased
+        variance = unbiased * ((count - 1) / count)
         return (Y if len(shape) == 4 else tf.reshape(Y, shape)), mean, variance
 
     # -- chapter -----------------------------------------------------------
