@@ -28,7 +28,8 @@ def run_python(code: str, clear: Iterable[str] = (), **env: str) -> str:
 
     ``env`` adds to this process's environment and the names in ``clear`` are left out of it.
     """
-    inherited = {name: value for name, value in os.environ.items() if name not in set(clear)}
+    cleared = set(clear)
+    inherited = {name: value for name, value in os.environ.items() if name not in cleared}
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
