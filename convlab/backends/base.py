@@ -591,7 +591,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def builtin_conv2d(self, kernel_size: Pair, weight: np.ndarray | None) -> Any:
-        """The framework's own conv layer: one channel in and out, no bias, on 2-D inputs and outputs.
+        """The framework's own conv layer: one channel in and out, no bias, on one NCHW image of one channel.
+
+        Its input is ``(1, 1, H, W)`` and its output ``(1, 1, H - k_h + 1,
+        W - k_w + 1)``: :func:`~convlab.train.kernel.train_kernel` reshapes the
+        chapter's 2-D image and target once, before its loop, as the book's
+        tabs do. A framework whose layer is NHWC transposes around it.
 
         ``weight`` (``kernel_size``) is the initial kernel; ``None`` keeps the
         framework's own initialiser.

@@ -206,10 +206,16 @@ def train_kernel(
         model = backend.builtin_conv2d(size, None if initial is None else initial["weight"])
     bound = max_stable_lr(backend.to_numpy(X_native), size, bias=use_bias, loss=loss)
     objective = LOSSES[loss](backend)
+    # The framework's layer takes one NCHW image of one channel: reshaped once, before the loop, as the book does.
+    inputs, targets = (
+        (X_native, Y_native)
+        if use_bias
+        else (backend.reshape(X_native, (1, 1, *x_shape)), backend.reshape(Y_native, (1, 1, *y_shape)))
+    )
 
     losses: list[float] = []
     for epoch in range(1, num_epochs + 1):
-        value, grads = backend.value_and_grad(model, X_native, Y_native, objective)
+        value, grads = backend.value_and_grad(model, inputs, targets, objective)
         losses.append(value)
         if _diverging(losses):
             cause = (

@@ -68,6 +68,16 @@ def test_training_log_format(backend, capsys):
     assert capsys.readouterr().out.splitlines() == ["epoch 2, loss 4.915", "epoch 4, loss 0.825"]
 
 
+def test_the_frameworks_layer_takes_one_nchw_image_and_correlates_it(backend):
+    # train_kernel reshapes once, before its loop; the layer itself is NCHW, NHWC frameworks transposing inside it.
+    rng = np.random.default_rng(0)
+    X, K = rng.standard_normal((5, 7)).astype(np.float32), rng.standard_normal((2, 3)).astype(np.float32)
+    layer = backend.builtin_conv2d((2, 3), K)
+    Y = cl.to_numpy(layer(backend.tensor(X.reshape(1, 1, 5, 7))))
+    assert Y.shape == (1, 1, 4, 5)
+    np.testing.assert_allclose(Y[0, 0], correlate(X, K), rtol=1e-5, atol=1e-5)
+
+
 def test_framework_init_learns_the_edge_kernel(backend):
     X = cl.data.edge_image()
     Y = cl.corr2d(X, cl.kernels.edge())

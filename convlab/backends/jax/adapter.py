@@ -158,10 +158,10 @@ def _sgd_step(params: tuple[Any, ...], grads: tuple[Any, ...], lr: Any) -> tuple
 
 
 class BuiltinConv2d(nnx.Conv):
-    """Flax's ``nnx.Conv`` (NHWC, kernel ``(k_h, k_w, 1, 1)``) on 2-D images: adds and removes the other axes."""
+    """Flax's ``nnx.Conv`` (NHWC, kernel ``(k_h, k_w, 1, 1)``) on NCHW images."""
 
     def __call__(self, X: Any) -> Any:
-        return super().__call__(X[None, :, :, None])[0, :, :, 0]
+        return super().__call__(X.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
 def _variables(module: Any, state: bool = False, prefix: str = "") -> Iterator[tuple[str, tuple[str | int, ...], Any]]:

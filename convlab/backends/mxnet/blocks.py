@@ -140,16 +140,11 @@ class Module(nn.Block):
 
 
 class BuiltinConv2d(nn.Conv2D):
-    """``nn.Conv2D(1, kernel_size, use_bias=False, in_channels=1)`` on 2-D inputs and outputs.
-
-    Its ``reshape_view`` calls add and remove the batch and channel axes, as ``method="native"`` does.
-    """
+    """``nn.Conv2D(1, kernel_size, use_bias=False, in_channels=1)``, NCHW as Gluon's own."""
 
     def __init__(self, backend: Backend, kernel_size: Pair) -> None:
         super().__init__(1, kernel_size, use_bias=False, in_channels=1)
         self.backend = backend
 
     def forward(self, X: Any) -> Any:
-        X = self.backend.tensor(X)
-        Y = super().forward(X.reshape_view((1, 1, *X.shape)))
-        return Y.reshape_view(Y.shape[2:])
+        return super().forward(self.backend.tensor(X))

@@ -146,10 +146,11 @@ class BuiltinConv2dDef(LayerDef):
 
 
 class BuiltinConv2d(Module):
-    """NumPy's stand-in for a framework's own conv layer: one channel in and out, no bias, 2-D in and out.
+    """NumPy's stand-in for a framework's own conv layer: one channel in and out, no bias, NCHW.
 
     Like ``nn.Conv2d``, it calls its convolution directly, without the core's argument checks: its
-    input is the training loop's own tensor. The convolution is the autograd's 2-D ``corr2d``.
+    input is the training loop's own tensor. The convolution is the autograd's 2-D ``corr2d`` on the
+    one image's one channel; the 2-D weight is the kernel, as the other backends' is once reshaped.
     """
 
     def __init__(self, backend: Backend, weight: np.ndarray) -> None:
@@ -159,7 +160,9 @@ class BuiltinConv2d(Module):
         return self.forward(self.params, X)
 
     def forward(self, params: Mapping[str, Any], X: Any) -> Any:
-        return autograd.corr2d(np.asarray(X, dtype=self.backend.dtype), params["weight"])
+        image = np.asarray(X, dtype=self.backend.dtype)[0, 0]
+        Y = autograd.corr2d(image, params["weight"])
+        return autograd.reshape(Y, (1, 1, *autograd.value_of(Y).shape))
 
 
 class NumpyBackend(Backend):

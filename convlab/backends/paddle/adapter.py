@@ -144,7 +144,7 @@ class Module(nn.Layer):
 
 
 class BuiltinConv2d(nn.Conv2D):
-    """``paddle.nn.Conv2D(1, 1, kernel_size, bias_attr=False)`` on 2-D inputs and outputs."""
+    """``paddle.nn.Conv2D(1, 1, kernel_size, bias_attr=False)``, NCHW as Paddle's own."""
 
     def __init__(self, kernel_size: Pair) -> None:
         super().__init__(1, 1, kernel_size, bias_attr=False)
@@ -153,9 +153,7 @@ class BuiltinConv2d(nn.Conv2D):
         if not isinstance(X, paddle.Tensor):
             dtype = np.float64 if self.weight.dtype == paddle.float64 else np.float32
             X = paddle.to_tensor(np.asarray(X, dtype=dtype), place=self.weight.place)
-        height, width = X.shape
-        Y = super().forward(X.reshape((1, 1, height, width)))
-        return Y.reshape(Y.shape[2:])
+        return super().forward(X)
 
 
 class PaddleBackend(Backend):

@@ -114,14 +114,13 @@ class Module(keras.layers.Layer):
 
 
 class BuiltinConv2d(keras.layers.Conv2D):
-    """Keras' own ``Conv2D`` (one channel in and out, no bias) on 2-D inputs and outputs; its kernel is HWIO."""
+    """Keras' own ``Conv2D`` (one channel in and out, no bias), NHWC with an HWIO kernel, on NCHW images."""
 
     def __init__(self, kernel_size: Pair, dtype: str | None = None) -> None:
         super().__init__(1, kernel_size, use_bias=False, dtype=dtype)  # default init: glorot_uniform
         self.build((None, None, None, 1))
-        self.input_spec = keras.InputSpec(ndim=2)  # one image, without its batch and channel axes
+        self.input_spec = keras.InputSpec(ndim=4)
 
     def call(self, X: Any) -> Any:
-        # NHWC with N = C = 1. expand_dims/squeeze, as indexing and reshape (whose shape
-        # argument becomes a tensor) cost several times more per call in eager mode.
-        return tf.squeeze(super().call(tf.expand_dims(tf.expand_dims(X, 0), -1)), (0, 3))
+        # Keras' layer is NHWC; convlab's images are NCHW.
+        return tf.transpose(super().call(tf.transpose(X, (0, 2, 3, 1))), (0, 3, 1, 2))

@@ -74,10 +74,7 @@ class Module(nn.Module):
 
 
 class BuiltinConv2d(nn.Conv2d):
-    """``nn.Conv2d(1, 1, kernel_size, bias=False)`` on 2-D inputs and outputs.
-
-    ``forward`` adds the batch and channel axes and removes them again.
-    """
+    """``nn.Conv2d(1, 1, kernel_size, bias=False)``, NCHW as PyTorch's own."""
 
     def __init__(self, kernel_size: Pair) -> None:
         super().__init__(1, 1, kernel_size, bias=False)
@@ -85,10 +82,7 @@ class BuiltinConv2d(nn.Conv2d):
     def forward(self, X: Any) -> Any:
         if not isinstance(X, torch.Tensor):
             X = torch.as_tensor(X, dtype=self.weight.dtype, device=self.weight.device)
-        # reshape and view with literal sizes: squeeze((0, 1)) and shape slices cost more than the conv here
-        height, width = X.shape
-        Y = self._conv_forward(X.reshape(1, 1, height, width), self.weight, None)
-        return Y.view(Y.shape[2], Y.shape[3])
+        return self._conv_forward(X, self.weight, None)
 
 
 def _halves(padding: Padding) -> Pair | None:

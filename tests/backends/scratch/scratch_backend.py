@@ -59,7 +59,7 @@ def _slots(module: ScratchModule, prefix: str = "", registry: str = "own") -> It
 
 @dataclass(frozen=True)
 class ScratchConv2dDef(LayerDef):
-    """The stand-in for a framework's own conv layer: one 2-D image, one 2-D kernel, no bias."""
+    """The stand-in for a framework's own conv layer: one NCHW image of one channel, one 2-D kernel, no bias."""
 
     @property
     def title(self) -> str:
@@ -74,9 +74,7 @@ class ScratchConv2dDef(LayerDef):
         call: LayerCall | None = None,
     ) -> Any:
         weight = params["weight"]
-        batched = backend.reshape(X, (1, 1, *X.shape))
-        y = backend.conv2d(batched, backend.reshape(weight, (1, 1, *weight.shape)), (1, 1), (0, 0, 0, 0), 1)
-        return backend.reshape(y, tuple(y.shape[2:]))
+        return backend.conv2d(X, backend.reshape(weight, (1, 1, *weight.shape)), (1, 1), (0, 0, 0, 0), 1)
 
 
 class ScratchBackend(Backend):
