@@ -122,5 +122,7 @@ class BuiltinConv2d(keras.layers.Conv2D):
         self.input_spec = keras.InputSpec(ndim=4)
 
     def call(self, X: Any) -> Any:
-        # Keras' layer is NHWC; convlab's images are NCHW.
-        return tf.transpose(super().call(tf.transpose(X, (0, 2, 3, 1))), (0, 3, 1, 2))
+        # NCHW (1, 1, H, W) to Keras' NHWC (1, H, W, 1) and back. squeeze/expand_dims, as transpose and reshape
+        # (whose permutation or shape becomes a tensor) cost about twice as much per call in eager mode.
+        Y = super().call(tf.expand_dims(tf.squeeze(X, 1), -1))
+        return tf.expand_dims(tf.squeeze(Y, -1), 1)
