@@ -3,7 +3,11 @@
 Each ``core`` session makes a fresh virtual environment, installs convlab
 with NumPy only (no framework), runs ``convlab demo`` and the tests that run
 without a framework: the NumPy backend's and the backend-free ones; every
-other backend's tests skip because its framework is not installed. A Python
+other backend's tests skip because its framework is not installed. Tests
+marked ``long`` (many training steps of §8's networks, the scratch backend's
+run of the shared suites) run in the full suite only: what they check does
+not depend on the Python version, and on the other three Pythons they took
+a quarter of CI's time for them. A Python
 that this machine lacks makes nox report the session as skipped, by name.
 
 The full suite, on every backend, runs on one Python through
@@ -46,7 +50,7 @@ def core(session: nox.Session) -> None:
         "-n",
         "auto",
         "-m",
-        "not docs",
+        "not docs and not long",
         "--ignore=tests/tools/test_notebooks.py",
         "tests",
         "convlab",

@@ -56,6 +56,8 @@ from fashion_data import fashion_mnist
 import convlab as cl
 from convlab.nn.losses import SoftmaxCrossEntropy
 
+pytestmark = pytest.mark.long  # many training steps: the full suite only (noxfile.py)
+
 STEPS = 50
 SEED = 0
 MODELS = ["bn_lenet", "alexnet", "vgg", "nin", "googlenet", "resnet18", "densenet"]

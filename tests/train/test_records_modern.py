@@ -11,6 +11,8 @@ from fashion_data import fashion_mnist
 import convlab as cl
 from convlab.train.records import RECORDS
 
+pytestmark = pytest.mark.long  # many training steps: the full suite only (noxfile.py)
+
 STEPS = {"bn_lenet": 50}
 """How many first steps of a record today's code must reproduce: 3 for a mini network (its step costs 10-40 LeNets)."""
 

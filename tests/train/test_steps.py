@@ -42,6 +42,7 @@ def _lenet_losses(backend_name: str, compile: bool) -> tuple[list[float], dict[s
     return result.step_losses, params, result.metadata["compiled"]
 
 
+@pytest.mark.long
 def test_compiled_lenet_steps_match_eager_steps_and_repeat_bit_for_bit(backend):
     eager, eager_params, eager_compiled = _lenet_losses(backend.name, False)
     if not _has_compiled_step(backend):  # compile=True still trains, eagerly, and says so

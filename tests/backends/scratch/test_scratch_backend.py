@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from scratch_backend import ScratchBackend
 
 from convlab.backends.base import Backend
@@ -39,6 +40,7 @@ def test_the_scratch_backend_implements_exactly_the_abstract_set():
     assert written == set(Backend.__abstractmethods__), "the scratch backend implements the abstract set, no more"
 
 
+@pytest.mark.long
 def test_the_scratch_backend_passes_the_shared_suites():
     env = {**os.environ, "CONVLAB_TEST_EXTRA_BACKEND": "scratch_backend:BACKEND", "PYTHONPATH": str(HERE)}
     run = subprocess.run(
