@@ -6,8 +6,8 @@ without a framework: the NumPy backend's and the backend-free ones; every
 other backend's tests skip because its framework is not installed. Tests
 marked ``long`` (many training steps of §8's networks, the scratch backend's
 run of the shared suites) run in the full suite only: what they check does
-not depend on the Python version, and on the other three Pythons they took
-a quarter of CI's time for them. A Python
+not depend on the Python version, and they took more than half of each
+session's test time. A Python
 that this machine lacks makes nox report the session as skipped, by name.
 
 The full suite, on every backend, runs on one Python through
