@@ -198,20 +198,17 @@ def train_kernel(
         )
 
     use_bias = layer == "custom"
+    inputs, targets = X_native, Y_native
     if use_bias:
         initial = initial_weights(size, True, init, seed, backend, init_std)
         model = backend.module(HandWrittenConv2dDef("vectorized"), initial)
     else:  # the framework's own layer keeps its own initialiser for init="framework"
         initial = None if init == "framework" else initial_weights(size, False, init, seed, backend, init_std)
         model = backend.builtin_conv2d(size, None if initial is None else initial["weight"])
+        # It takes one NCHW image of one channel: reshaped once, before the loop, as the book does.
+        inputs, targets = backend.reshape(X_native, (1, 1, *x_shape)), backend.reshape(Y_native, (1, 1, *y_shape))
     bound = max_stable_lr(backend.to_numpy(X_native), size, bias=use_bias, loss=loss)
     objective = LOSSES[loss](backend)
-    # The framework's layer takes one NCHW image of one channel: reshaped once, before the loop, as the book does.
-    inputs, targets = (
-        (X_native, Y_native)
-        if use_bias
-        else (backend.reshape(X_native, (1, 1, *x_shape)), backend.reshape(Y_native, (1, 1, *y_shape)))
-    )
 
     losses: list[float] = []
     for epoch in range(1, num_epochs + 1):
